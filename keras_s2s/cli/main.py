@@ -1,0 +1,191 @@
+"""The `keras-s2s` command line: data, train, evaluate, translate, run.
+
+Every subcommand prints human-readable output and, as its last stdout line, one JSON object
+with its figures. Bad input exits with status 2 and one `keras-s2s: error: ...` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_PIPELINE = "date_seq2seq"
+
+
+def _config_from_args(args):
+    from keras_s2s.config import apply_overrides, load_pipeline, parse_override
+
+    config = load_pipeline(args.pipeline)
+    overrides = dict(parse_override(a) for a in args.set)
+    for flag, key in (
+        ("epochs", "training.epochs"),
+        ("seed", "training.seed"),
+        ("batch_tokens", "training.batch_tokens"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def _output_dir(args, config) -> Path:
+    path = Path(args.output_dir or Path("runs") / config["name"])
+    if path.exists() and any(path.iterdir()):
+        # Never lose work: an earlier run is moved aside, not overwritten.
+        backup = path.with_name(f"{path.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(backup)
+        print(f"Moved the earlier run in {path} to {backup}", file=sys.stderr)
+    return path
+
+
+def cmd_data(args):
+    from keras_s2s.data.describe import describe_data
+
+    figures = describe_data(_config_from_args(args))
+    print(f"pipeline {figures['pipeline']}: tokenizer {figures['tokenizer']}, vocabulary "
+          f"{figures['source_vocabulary_size']} source / {figures['target_vocabulary_size']} target")  # fmt: skip
+    for split in ("train", "validation", "test"):
+        s = figures[split]
+        print(
+            f"  {split:<10} {s['examples']:>7} examples; source tokens {s['source_tokens']}; "
+            f"target tokens {s['target_tokens']}; too long (dropped in training): {s['too_long']}"
+        )
+    return figures
+
+
+def cmd_train(args):
+    from keras_s2s.training import train
+
+    config = _config_from_args(args)
+    summary = train(config, _output_dir(args, config))
+    print(f"Trained {summary['epochs']} epochs in {summary['train_seconds']} s; "
+          f"best epoch {summary['best_epoch']}; run directory {summary['run_dir']}")  # fmt: skip
+    return summary
+
+
+def _print_scores(figures):
+    print(
+        f"{figures['split']}: exact match {figures['exact_match']:.4f} on {figures['examples']} "
+        f"examples; BLEU {figures['bleu']:.2f}; chrF {figures['chrf']:.2f}; "
+        f"CER {figures['cer']:.4f}"
+    )
+
+
+def cmd_evaluate(args):
+    from keras_s2s.evaluation import evaluate_run
+
+    figures = evaluate_run(args.run_dir, split=args.split, limit=args.limit)
+    _print_scores(figures)
+    return {"run_dir": args.run_dir, **figures}
+
+
+def cmd_translate(args):
+    from keras_s2s import Translator
+
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    translator = Translator.from_run_directory(args.run_dir)
+    start = time.perf_counter()
+    translations = translator.translate(texts)
+    for translation in translations:
+        print(translation)
+    return {
+        "run_dir": args.run_dir,
+        "count": len(translations),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def cmd_run(args):
+    from keras_s2s import Translator
+    from keras_s2s.evaluation import evaluate_run
+    from keras_s2s.training import train
+
+    config = _config_from_args(args)
+    run_dir = _output_dir(args, config)
+    summary = train(config, run_dir)
+    translator = Translator.from_run_directory(run_dir)
+    figures = evaluate_run(run_dir, split="test", translator=translator)
+    _print_scores(figures)
+    examples = config["evaluation"]["examples"]
+    translations = translator.translate(examples) if examples else []
+    for source, translation in zip(examples, translations, strict=True):
+        print(f"  {source!r} -> {translation!r}")
+    return {
+        "pipeline": config["name"],
+        "run_dir": str(run_dir),
+        "exact_match": figures["exact_match"],
+        "bleu": figures["bleu"],
+        "chrf": figures["chrf"],
+        "cer": figures["cer"],
+        "token_accuracy": summary.get("val_token_accuracy"),
+        "epochs": summary["epochs"],
+        "train_seconds": summary["train_seconds"],
+        "examples": dict(zip(examples, translations, strict=True)),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keras-s2s", description="Sequence-to-sequence models for Keras 3 on TensorFlow."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def pipeline_args(p, training_flags=True):
+        p.add_argument("pipeline", nargs="?" if p.prog.endswith("run") else None,
+                       default=DEFAULT_PIPELINE, help="pipeline name or path to a .toml file")  # fmt: skip
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one config value (TOML syntax), repeatable")  # fmt: skip
+        if training_flags:
+            p.add_argument("--output-dir", help="run directory (default runs/<pipeline>)")
+            p.add_argument("--epochs", type=int)
+            p.add_argument("--seed", type=int)
+            p.add_argument("--batch-tokens", type=int, help="token budget per batch")
+
+    p = sub.add_parser("data", help="describe a pipeline's data")
+    pipeline_args(p, training_flags=False)
+    p.set_defaults(func=cmd_data)
+    p = sub.add_parser("train", help="train a pipeline into a run directory")
+    pipeline_args(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="score a run directory on its test split")
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--limit", type=int, default=0, help="only the first N examples")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("translate", help="translate arguments (or stdin lines)")
+    p.add_argument("run_dir")
+    p.add_argument("text", nargs="*", help="texts to translate (default: read stdin)")
+    p.set_defaults(func=cmd_translate)
+    p = sub.add_parser("run", help="train, evaluate and translate examples (the main job)")
+    pipeline_args(p)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    from keras_s2s.errors import KerasS2SError
+
+    try:
+        import tensorflow_datasets as tfds
+
+        tfds.display_progress_bar(False)
+        figures = args.func(args)
+    except KerasS2SError as e:
+        print(f"keras-s2s: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keras-s2s: interrupted", file=sys.stderr)
+        return 130
+    sys.stdout.flush()
+    print(json.dumps(figures, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

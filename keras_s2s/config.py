@@ -1,0 +1,233 @@
+"""Pipeline configuration: defaults, named pipelines and validation.
+
+A pipeline is one small TOML file in `pipelines/` whose sections (`data`, `model`, `training`,
+`evaluation`) are merged over `DEFAULTS`. The `model` section holds the model's constructor
+arguments (plus `type`), so config files, `.keras` files and keras-tuner share one source of
+truth.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from keras_s2s.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "description": "",
+    "data": {
+        # "tfds" (a built-in or installed TFDS builder), "text" (aligned source/target files),
+        # "tsv" (source<TAB>target lines) or "dlfs2" (source_target lines).
+        "source": "tfds",
+        "name": "date_normalization",
+        "config": "default",
+        "data_dir": "",
+        # File sources: a split is [source_file, target_file] for "text", [file] otherwise.
+        "train": [],
+        "validation": [],
+        "test": [],
+        # File sources without validation/test files hold out this many shuffled examples.
+        "validation_size": 0,
+        "test_size": 0,
+        "holdout_seed": 1984,
+        "tokenizer": "char",
+        "shared_vocabulary": True,
+        "vocabulary_size": 8000,
+        # A user's own SentencePiece model (tokenizer = "sentencepiece") or character
+        # vocabulary file (tokenizer = "char"); empty means "build from the training split".
+        "vocabulary": "",
+        "target_vocabulary": "",
+        "max_source_length": 64,
+        "max_target_length": 64,
+        "bucket_width": 8,
+        "shuffle_buffer": 20000,
+    },
+    "model": {
+        "type": "seq2seq",
+    },
+    "training": {
+        "epochs": 10,
+        "batch_tokens": 4096,
+        "learning_rate": 1e-3,
+        # Global-norm gradient clipping (Keras `global_clipnorm`); 0 turns clipping off.
+        "global_clipnorm": 5.0,
+        "seed": 42,
+        "jit_compile": False,
+        "steps_per_execution": 1,
+        "early_stopping_patience": 0,
+        "monitor": "val_token_accuracy",
+        "strategy": "one_device",
+    },
+    "evaluation": {
+        "batch_size": 512,
+        "examples": [],
+    },
+}
+
+_CHOICES = {
+    ("data", "source"): ("tfds", "text", "tsv", "dlfs2"),
+    ("data", "tokenizer"): ("char", "sentencepiece"),
+    ("training", "strategy"): ("one_device", "default"),
+}
+_POSITIVE = {
+    ("data", "max_source_length"),
+    ("data", "max_target_length"),
+    ("data", "bucket_width"),
+    ("data", "vocabulary_size"),
+    ("data", "shuffle_buffer"),
+    ("training", "epochs"),
+    ("training", "batch_tokens"),
+    ("training", "learning_rate"),
+    ("training", "steps_per_execution"),
+    ("evaluation", "batch_size"),
+}
+_NON_NEGATIVE = {
+    ("data", "validation_size"),
+    ("data", "test_size"),
+    ("training", "global_clipnorm"),
+    ("training", "early_stopping_patience"),
+}
+
+
+def pipelines_directory() -> Path:
+    """The folder of named pipelines: `$KERAS_S2S_PIPELINES` or the repository's `pipelines/`."""
+    env = os.environ.get("KERAS_S2S_PIPELINES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "pipelines"
+
+
+def available_pipelines() -> list[str]:
+    folder = pipelines_directory()
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep-merges `override` into a copy of `base`."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_pipeline(name_or_path: str) -> dict:
+    """Loads a named pipeline (or a path to a TOML file) merged over `DEFAULTS`, validated."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = pipelines_directory() / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise ConfigError(
+                f"Unknown pipeline '{name_or_path}'. "
+                f"Available: {', '.join(available_pipelines()) or '(none found)'}; "
+                "or pass the path to a .toml file."
+            )
+    elif not path.is_file():
+        raise ConfigError(f"Pipeline file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"Cannot parse pipeline file {path}: {e}") from None
+    raw.setdefault("name", path.stem)
+    config = merge(DEFAULTS, raw)
+    validate(config, origin=str(path))
+    return config
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """Parses `section.key=value` (value in TOML syntax, bare words taken as strings)."""
+    if "=" not in assignment:
+        raise ConfigError(f"Invalid --set '{assignment}': expected section.key=value")
+    key, value = assignment.split("=", 1)
+    key = key.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key, parsed
+
+
+def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
+    """Applies `{"section.key": value}` overrides (e.g. from CLI flags) and re-validates."""
+    config = copy.deepcopy(config)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise ConfigError(f"Invalid config key '{dotted}': expected section.key")
+        section, key = parts
+        if section not in DEFAULTS or not isinstance(DEFAULTS[section], dict):
+            raise ConfigError(
+                f"Unknown config section '{section}' in '{dotted}'. "
+                f"Known sections: {', '.join(k for k, v in DEFAULTS.items() if isinstance(v, dict))}"
+            )
+        config[section][key] = value
+    validate(config, origin="overrides")
+    return config
+
+
+def validate(config: dict, origin: str = "config") -> None:
+    """Raises `ConfigError` naming the first unknown key or invalid value."""
+    for key in config:
+        if key not in DEFAULTS:
+            raise ConfigError(f"Unknown config key '{key}' in {origin}")
+    for section, defaults in DEFAULTS.items():
+        if not isinstance(defaults, dict):
+            continue
+        values = config[section]
+        if not isinstance(values, dict):
+            raise ConfigError(f"Config key '{section}' in {origin} must be a table")
+        if section == "model":
+            # Model arguments are checked against the model's constructor when it is built.
+            if not isinstance(values.get("type"), str):
+                raise ConfigError(f"Config key 'model.type' in {origin} must be a string")
+            continue
+        for key, value in values.items():
+            where = (section, key)
+            if key not in defaults:
+                raise ConfigError(
+                    f"Unknown config key '{section}.{key}' in {origin}. "
+                    f"Known keys: {', '.join(sorted(defaults))}"
+                )
+            default = defaults[key]
+            if not _type_ok(value, default):
+                raise ConfigError(
+                    f"Invalid value for '{section}.{key}' in {origin}: {value!r} "
+                    f"(expected {type(default).__name__})"
+                )
+            if where in _CHOICES and value not in _CHOICES[where]:
+                raise ConfigError(
+                    f"Invalid value for '{section}.{key}' in {origin}: {value!r} "
+                    f"(choose from {', '.join(_CHOICES[where])})"
+                )
+            if where in _POSITIVE and not value > 0:
+                raise ConfigError(
+                    f"Invalid value for '{section}.{key}' in {origin}: {value!r} (must be > 0)"
+                )
+            if where in _NON_NEGATIVE and value < 0:
+                raise ConfigError(
+                    f"Invalid value for '{section}.{key}' in {origin}: {value!r} (must be >= 0)"
+                )
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, list):
+        return isinstance(value, list)
+    return isinstance(value, type(default))
+
+
+def dumps(config: dict) -> str:
+    return json.dumps(config, indent=2, sort_keys=True)

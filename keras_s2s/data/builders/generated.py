@@ -1,0 +1,60 @@
+"""What the generated (offline) TFDS tasks share: the config and disjoint split generation."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+
+import tensorflow_datasets as tfds
+
+
+@dataclasses.dataclass
+class GeneratedTaskConfig(tfds.core.BuilderConfig):
+    """Sizes and seed of a generated task.
+
+    They live in the BuilderConfig because TFDS caches prepared data per name/config/version: a
+    seed or size kept elsewhere would silently be ignored. Give a new `name` to new values.
+    """
+
+    train_size: int = 50_000
+    validation_size: int = 5_000
+    test_size: int = 5_000
+    seed: int = 0
+    # Task-specific knob (used by `addition`: the largest number of digits of an operand).
+    max_digits: int = 3
+
+
+def generate_unique_splits(
+    config: GeneratedTaskConfig, sample: Callable[[random.Random], tuple[str, str]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Draws unique source strings and cuts them into train/validation/test.
+
+    Splits are disjoint by source string because every source is drawn once overall.
+    """
+    sizes = {
+        "train": config.train_size,
+        "validation": config.validation_size,
+        "test": config.test_size,
+    }
+    total = sum(sizes.values())
+    rng = random.Random(config.seed)
+    seen: set[str] = set()
+    examples: list[tuple[str, str]] = []
+    attempts = 0
+    while len(examples) < total:
+        attempts += 1
+        if attempts > 50 * total + 1000:
+            raise ValueError(
+                f"Cannot draw {total} distinct examples for config '{config.name}': "
+                "the task has too few distinct sources for these sizes."
+            )
+        source, target = sample(rng)
+        if source not in seen:
+            seen.add(source)
+            examples.append((source, target))
+    out, start = {}, 0
+    for name, size in sizes.items():
+        out[name] = examples[start : start + size]
+        start += size
+    return out

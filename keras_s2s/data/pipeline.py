@@ -1,0 +1,243 @@
+"""The input pipeline: small `dataset -> dataset` steps, applied with `dataset.apply`.
+
+    strings --tokenize--> ids --add_bos_eos--> --filter_by_length--> --teacher_forcing-->
+    --bucket_by_tokens--> batches ({"encoder_token_ids", "decoder_token_ids"}, labels)
+
+`make_dataset` chains them (with cache, shuffle and prefetch) the way training uses them.
+Ids: pad 0 (the batches' fill value, masked out of the loss and metrics), bos 2, eos 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+
+_TOKENIZE_BATCH = 1024
+
+
+def tokenize(source_tokenizer: Tokenizer, target_tokenizer: Tokenizer):
+    """`(source, target)` strings -> `{"source": ids[S], "target": ids[T]}` (int32)."""
+
+    def apply(dataset: tf.data.Dataset) -> tf.data.Dataset:
+        def fn(source, target):
+            return {
+                "source": source_tokenizer.tokenize(source),
+                "target": target_tokenizer.tokenize(target),
+            }
+
+        # Tokenizing a batch at a time is several times faster than one string at a time.
+        return (
+            dataset.batch(_TOKENIZE_BATCH)
+            .map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .unbatch()
+        )
+
+    return apply
+
+
+def add_bos_eos(bos_id: int = BOS_ID, eos_id: int = EOS_ID):
+    """Wraps the target in bos ... eos (the source is left as is)."""
+
+    def apply(dataset):
+        def fn(example):
+            target = tf.concat([[bos_id], example["target"], [eos_id]], axis=0)
+            return {**example, "target": target}
+
+        return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    return apply
+
+
+def _length_ok(max_source_length: int, max_target_length: int):
+    # The target holds bos and eos: its decoder input/labels are len - 1 <= max + 1 long.
+    def ok(example):
+        return (tf.size(example["source"]) <= max_source_length) & (
+            tf.size(example["target"]) <= max_target_length + 2
+        )
+
+    return ok
+
+
+def filter_by_length(max_source_length: int, max_target_length: int):
+    """Drops examples whose source or target (without bos/eos) exceeds the max length."""
+
+    def apply(dataset):
+        return dataset.filter(_length_ok(max_source_length, max_target_length))
+
+    return apply
+
+
+def count_too_long(dataset, max_source_length: int, max_target_length: int) -> tuple[int, int]:
+    """Returns `(kept, dropped)` for `filter_by_length` on a bos/eos-wrapped dataset."""
+    ok = _length_ok(max_source_length, max_target_length)
+    counts = dataset.map(lambda e: tf.cast(ok(e), tf.int64)).reduce(
+        tf.zeros([2], tf.int64), lambda acc, k: acc + tf.stack([k, 1 - k])
+    )
+    kept, dropped = (int(v) for v in counts.numpy())
+    return kept, dropped
+
+
+def teacher_forcing():
+    """Target `[bos, y1..yn, eos]` -> decoder input `[bos, y1..yn]`, labels `[y1..yn, eos]`."""
+
+    def apply(dataset):
+        def fn(example):
+            target = example["target"]
+            features = {"encoder_token_ids": example["source"], "decoder_token_ids": target[:-1]}
+            return features, target[1:]
+
+        return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    return apply
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketSpec:
+    """Bucket shapes for `bucket_by_tokens`.
+
+    Lengths are rounded up to multiples of `width` (source and decoder sides separately), and a
+    bucket of padded length L holds `batch_tokens // L` rows (L is the longer of the two sides).
+    So there are at most `ceil(S/width) * ceil(T/width)` shapes, and XLA compiles a few
+    programs, not one per batch.
+    """
+
+    batch_tokens: int
+    width: int
+    max_source_length: int
+    max_decoder_length: int
+
+    def source_buckets(self) -> int:
+        return -(-self.max_source_length // self.width)
+
+    def decoder_buckets(self) -> int:
+        return -(-self.max_decoder_length // self.width)
+
+    def num_shapes(self) -> int:
+        return self.source_buckets() * self.decoder_buckets()
+
+    def padded_lengths(self, source_length, decoder_length):
+        w, one = self.width, tf.constant(1, tf.int64)
+        s_bucket = tf.maximum(one, (source_length + w - 1) // w)
+        t_bucket = tf.maximum(one, (decoder_length + w - 1) // w)
+        return s_bucket * w, t_bucket * w
+
+    def batch_size(self, source_padded, decoder_padded):
+        longest = tf.maximum(source_padded, decoder_padded)
+        return tf.maximum(tf.constant(1, tf.int64), self.batch_tokens // longest)
+
+
+def bucket_by_tokens(spec: BucketSpec, pad_batch_to_full: bool = True):
+    """Batches `(features, labels)` examples of similar lengths under a token budget.
+
+    Args:
+        spec: the bucket shapes.
+        pad_batch_to_full: pad a bucket's last, partial batch with all-padding rows (masked out
+            of the loss and metrics), so the set of batch shapes stays bounded and no example is
+            dropped.
+    """
+    n_dec = spec.decoder_buckets() + 1
+
+    def lengths(features, labels):
+        del labels
+        return (
+            tf.size(features["encoder_token_ids"], out_type=tf.int64),
+            tf.size(features["decoder_token_ids"], out_type=tf.int64),
+        )
+
+    def key_fn(features, labels):
+        s_pad, t_pad = spec.padded_lengths(*lengths(features, labels))
+        return (s_pad // spec.width) * n_dec + t_pad // spec.width
+
+    def shape_of(key):
+        s_pad = (key // n_dec) * spec.width
+        t_pad = (key % n_dec) * spec.width
+        return s_pad, t_pad
+
+    def window_size_fn(key):
+        return spec.batch_size(*shape_of(key))
+
+    def reduce_fn(key, window):
+        s_pad, t_pad = shape_of(key)
+        batch_size = spec.batch_size(s_pad, t_pad)
+        batched = window.padded_batch(
+            batch_size,
+            padded_shapes=(
+                {"encoder_token_ids": [s_pad], "decoder_token_ids": [t_pad]},
+                [t_pad],
+            ),
+            padding_values=PAD_ID,
+        )
+        if not pad_batch_to_full:
+            return batched
+
+        def fill(features, labels):
+            missing = tf.cast(batch_size, tf.int32) - tf.shape(labels)[0]
+            pad = lambda x: tf.pad(x, [[0, missing], [0, 0]])  # noqa: E731
+            return {k: pad(v) for k, v in features.items()}, pad(labels)
+
+        return batched.map(fill)
+
+    def apply(dataset):
+        return dataset.group_by_window(key_fn, reduce_fn, window_size_func=window_size_fn)
+
+    return apply
+
+
+def pad_to_longest(batch_size: int):
+    """Plain batching without buckets (each batch padded to its longest example)."""
+
+    def apply(dataset):
+        return dataset.padded_batch(batch_size, padding_values=PAD_ID)
+
+    return apply
+
+
+def prepare_examples(
+    dataset: tf.data.Dataset,
+    source_tokenizer: Tokenizer,
+    target_tokenizer: Tokenizer,
+) -> tf.data.Dataset:
+    """Strings -> `{"source", "target"}` ids with bos/eos around the target."""
+    return dataset.apply(tokenize(source_tokenizer, target_tokenizer)).apply(add_bos_eos())
+
+
+def make_dataset(
+    dataset: tf.data.Dataset,
+    source_tokenizer: Tokenizer,
+    target_tokenizer: Tokenizer,
+    *,
+    max_source_length: int,
+    max_target_length: int,
+    batch_tokens: int,
+    bucket_width: int = 8,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+    cache: bool = True,
+    pad_batch_to_full: bool = True,
+) -> tf.data.Dataset:
+    """The whole training pipeline: a `(source, target)` string dataset to model batches.
+
+    Returns batches `({"encoder_token_ids": [B, S], "decoder_token_ids": [B, T]}, labels [B, T])`
+    for `model.fit`. Deterministic for a given `seed` (shuffled again each epoch).
+
+    Example:
+    ```python
+    train = keras_s2s.data.make_dataset(
+        pairs, tokenizer, tokenizer, max_source_length=32, max_target_length=16,
+        batch_tokens=2048, shuffle_buffer=10000, seed=1)
+    ```
+    """
+    spec = BucketSpec(batch_tokens, bucket_width, max_source_length, max_target_length + 1)
+    ds = prepare_examples(dataset, source_tokenizer, target_tokenizer)
+    ds = ds.apply(filter_by_length(max_source_length, max_target_length))
+    if cache:
+        ds = ds.cache()
+    if shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.apply(teacher_forcing()).apply(bucket_by_tokens(spec, pad_batch_to_full))
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

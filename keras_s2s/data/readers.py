@@ -1,0 +1,136 @@
+"""Readers for users' own parallel data. Each returns a `(source, target)` string dataset.
+
+The files are checked in Python first, so a problem is reported with its file and line
+(a missing file, an empty file, files of different line counts, a line without its separator,
+invalid UTF-8) instead of surfacing later from inside TensorFlow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+
+import tensorflow as tf
+
+from keras_s2s.errors import DataError
+
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Reads a UTF-8 (optionally gzip) text file into lines, without line endings."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"File not found: {path}")
+    if os.path.isdir(path):
+        raise DataError(f"Expected a file but got a directory: {path}")
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"Cannot read {path}: {e}") from None
+    if not raw.strip():
+        raise DataError(f"File is empty: {path}")
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"Invalid UTF-8 in {path}, line {number} (byte {e.start}): {line[:60]!r}"
+            ) from None
+        out.append(text[:-1] if text.endswith("\r") else text)
+    return out
+
+
+def _pairs_to_dataset(sources: list[str], targets: list[str]) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices(
+        (tf.constant(sources, tf.string), tf.constant(targets, tf.string))
+    )
+
+
+def read_parallel_text_pairs(source_path, target_path) -> tuple[list[str], list[str]]:
+    sources, targets = read_lines(source_path), read_lines(target_path)
+    if len(sources) != len(targets):
+        raise DataError(
+            f"Source and target files have different line counts: {source_path} has "
+            f"{len(sources)} lines, {target_path} has {len(targets)} lines"
+        )
+    return sources, targets
+
+
+def read_separated_pairs(path, separator: str, strip: bool = False) -> tuple[list, list]:
+    """Reads `source<separator>target` lines, split at the first separator."""
+    sources, targets = [], []
+    for number, line in enumerate(read_lines(path), start=1):
+        if separator not in line:
+            raise DataError(
+                f"Line {number} of {path} has no separator {separator!r}: {line[:60]!r}"
+            )
+        source, target = line.split(separator, 1)
+        if strip:
+            source, target = source.strip(), target.strip()
+        sources.append(source)
+        targets.append(target)
+    return sources, targets
+
+
+def read_parallel_text(source_path, target_path) -> tf.data.Dataset:
+    """Aligned files (plain or .gz): line i of `source_path` translates line i of `target_path`.
+
+    Example:
+    ```python
+    ds = keras_s2s.data.read_parallel_text("train.en.gz", "train.de.gz")
+    ```
+    """
+    return _pairs_to_dataset(*read_parallel_text_pairs(source_path, target_path))
+
+
+def read_tsv(path) -> tf.data.Dataset:
+    """`source<TAB>target` lines (plain or .gz)."""
+    return _pairs_to_dataset(*read_separated_pairs(path, "\t"))
+
+
+def read_dlfs2(path) -> tf.data.Dataset:
+    """The DLFS2 format: `source_target` lines, padded with spaces (stripped here)."""
+    return _pairs_to_dataset(*read_separated_pairs(path, "_", strip=True))
+
+
+def read_pairs(kind: str, files: list[str]) -> tuple[list[str], list[str]]:
+    """Reads one split given as a config list: `[src, tgt]` for "text", `[file]` otherwise."""
+    expected = 2 if kind == "text" else 1
+    if len(files) != expected:
+        raise DataError(
+            f"Data source '{kind}' takes {expected} file(s) per split, got {len(files)}: {files}"
+        )
+    if kind == "text":
+        return read_parallel_text_pairs(*files)
+    if kind == "tsv":
+        return read_separated_pairs(files[0], "\t")
+    if kind == "dlfs2":
+        return read_separated_pairs(files[0], "_", strip=True)
+    raise DataError(f"Unknown file data source '{kind}' (choose text, tsv or dlfs2)")
+
+
+def holdout(
+    sources: list[str], targets: list[str], sizes: dict[str, int], seed: int
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Shuffles with `seed` and cuts off the held-out splits named in `sizes` (the rest trains)."""
+    order = list(range(len(sources)))
+    random.Random(seed).shuffle(order)
+    needed = sum(sizes.values())
+    if needed >= len(order):
+        raise DataError(
+            f"Cannot hold out {needed} examples ({sizes}) from {len(order)}: too few examples"
+        )
+    out, start = {}, 0
+    for name, size in sizes.items():
+        picked = order[start : start + size]
+        out[name] = ([sources[i] for i in picked], [targets[i] for i in picked])
+        start += size
+    rest = order[start:]
+    out["train"] = ([sources[i] for i in rest], [targets[i] for i in rest])
+    return out

@@ -1,0 +1,6 @@
+"""Decoding strategies behind one protocol (`encode` once, then `decode_step` per token)."""
+
+from keras_s2s.decoding.greedy import greedy_search
+from keras_s2s.decoding.protocol import DecodingModel, StepFn
+
+__all__ = ["DecodingModel", "StepFn", "greedy_search"]

@@ -1,0 +1,73 @@
+"""The contract every keras-s2s layer and model passes (after keras-hub's TestCase helpers)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def _as_model(layer_or_model, inputs):
+    if isinstance(layer_or_model, keras.Model):
+        return layer_or_model
+    if isinstance(inputs, dict):
+        symbolic = {k: keras.Input(shape=v.shape[1:], dtype=v.dtype, name=k) for k, v in inputs.items()}
+    else:
+        symbolic = keras.Input(shape=inputs.shape[1:], dtype=inputs.dtype)
+    return keras.Model(symbolic, layer_or_model(symbolic))
+
+
+def run_contract(
+    cls,
+    init_kwargs: dict,
+    inputs,
+    tmp_path,
+    train_labels=None,
+    loss=None,
+    expected_output_shape=None,
+):
+    """Checks a layer or model class:
+
+    - `get_config()` returns exactly the constructor arguments and `from_config` rebuilds it;
+    - eager and symbolic calls agree on the output shape;
+    - `.keras` save/load gives equal outputs;
+    - with `train_labels`, one training step runs with `jit_compile=True` (asserting that Keras
+      kept it on: `"auto"` silently turns it off on CPU).
+    """
+    obj = cls(**init_kwargs)
+    eager = keras.ops.convert_to_numpy(obj(inputs))
+    if expected_output_shape is not None:
+        assert tuple(eager.shape) == tuple(expected_output_shape)
+
+    # Config round trip: the config holds every constructor argument, and rebuilds an equal one.
+    config = obj.get_config()
+    for key, value in init_kwargs.items():
+        assert config[key] == value, f"get_config()[{key!r}] = {config[key]!r} != {value!r}"
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+
+    # Symbolic call: same output shape as eager (batch dim unknown).
+    if isinstance(inputs, dict):
+        symbolic = {k: keras.KerasTensor(v.shape, dtype=str(v.dtype)) for k, v in inputs.items()}
+    else:
+        symbolic = keras.KerasTensor(inputs.shape, dtype=str(inputs.dtype))
+    out_spec = obj.compute_output_spec(symbolic)
+    assert tuple(out_spec.shape) == tuple(eager.shape)
+
+    # .keras save/load, equal outputs.
+    model = _as_model(obj, inputs)
+    path = str(tmp_path / f"{cls.__name__}.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored(inputs)), eager, rtol=1e-5, atol=1e-6
+    )
+
+    if train_labels is not None:
+        trainable = _as_model(cls(**init_kwargs), inputs)
+        trainable.compile(optimizer="adam", loss=loss, jit_compile=True)
+        assert trainable.jit_compile is True
+        dataset = tf.data.Dataset.from_tensors((inputs, train_labels))
+        history = trainable.fit(dataset, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+    return obj

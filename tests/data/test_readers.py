@@ -1,0 +1,77 @@
+import gzip
+
+import pytest
+
+from keras_s2s.data import read_dlfs2, read_parallel_text, read_tsv
+from keras_s2s.data.splits import as_strings, load_splits
+from keras_s2s.config import DEFAULTS, merge
+from keras_s2s.errors import ConfigError, DataError
+
+
+def write(path, text: bytes):
+    path.write_bytes(gzip.compress(text) if path.suffix == ".gz" else text)
+    return str(path)
+
+
+def test_parallel_text_plain_and_gzip(tmp_path):
+    src = write(tmp_path / "a.en.gz", "a cat\nthe dog\n".encode())
+    tgt = write(tmp_path / "a.de", "eine Katze\nder Hund\n".encode())
+    assert as_strings(read_parallel_text(src, tgt)) == (["a cat", "the dog"], ["eine Katze", "der Hund"])
+
+
+def test_tsv_and_dlfs2(tmp_path):
+    tsv = write(tmp_path / "x.tsv", b"1+1\t2\n10+5\t15\r\n")
+    assert as_strings(read_tsv(tsv)) == (["1+1", "10+5"], ["2", "15"])
+    dl = write(tmp_path / "add.txt", b"16+75  _91  \n52+607 _659 \n")
+    assert as_strings(read_dlfs2(dl)) == (["16+75", "52+607"], ["91", "659"])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="File not found: .*nope.txt"):
+        read_tsv(tmp_path / "nope.txt")
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(DataError, match="File is empty: .*empty.tsv"):
+        read_tsv(write(tmp_path / "empty.tsv", b"\n"))
+
+
+def test_line_counts_differ(tmp_path):
+    src = write(tmp_path / "s.txt", b"a\nb\nc\n")
+    tgt = write(tmp_path / "t.txt", b"x\ny\n")
+    with pytest.raises(DataError, match=r"s.txt has 3 lines, .*t.txt has 2 lines"):
+        read_parallel_text(src, tgt)
+
+
+def test_line_without_separator(tmp_path):
+    path = write(tmp_path / "d.txt", b"1+1_2\n3+4 7\n")
+    with pytest.raises(DataError, match=r"Line 2 of .*d.txt has no separator '_'"):
+        read_dlfs2(path)
+
+
+def test_invalid_utf8(tmp_path):
+    path = write(tmp_path / "bad.tsv.gz", b"ok\tfine\nbad \xff\tx\n")
+    with pytest.raises(DataError, match=r"Invalid UTF-8 in .*bad.tsv.gz, line 2"):
+        read_tsv(path)
+
+
+def test_holdout_splits_from_one_file(tmp_path):
+    lines = "".join(f"{i}+{i}_{2 * i}\n" for i in range(100)).encode()
+    path = write(tmp_path / "add.txt", lines)
+    data = merge(DEFAULTS["data"], {"source": "dlfs2", "train": [path], "test_size": 10,
+                                    "validation_size": 5})  # fmt: skip
+    splits = {k: as_strings(v) for k, v in load_splits(data).items()}
+    assert [len(splits[s][0]) for s in ("train", "validation", "test")] == [85, 5, 10]
+    assert not set(splits["train"][0]) & set(splits["test"][0])
+    again = {k: as_strings(v) for k, v in load_splits(data).items()}
+    assert again == splits
+    with pytest.raises(ConfigError, match="No validation data"):
+        load_splits({**data, "validation_size": 0})
+
+
+def test_real_dlfs2_and_multi30k_files(shared_data):
+    sources, targets = as_strings(read_dlfs2(shared_data / "dlfs2" / "date.txt"))
+    assert len(sources) == 50000 and sources[0] == "september 27, 1994" and targets[0] == "1994-09-27"
+    m30k = shared_data / "multi30k"
+    sources, targets = as_strings(read_parallel_text(m30k / "val.en.gz", m30k / "val.de.gz"))
+    assert len(sources) == len(targets) == 1014

@@ -1,0 +1,65 @@
+import pytest
+
+from keras_s2s.config import (
+    DEFAULTS,
+    apply_overrides,
+    available_pipelines,
+    load_pipeline,
+    parse_override,
+)
+from keras_s2s.errors import ConfigError
+from keras_s2s.training import build_model
+
+
+def test_named_pipelines_load_and_validate():
+    names = available_pipelines()
+    assert {"date_seq2seq", "addition_seq2seq"} <= set(names)
+    for name in names:
+        config = load_pipeline(name)
+        assert config["name"] == name
+        model = build_model(config["model"], 40, 40)
+        assert model.count_params() > 0
+
+
+def test_unknown_pipeline_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="Unknown pipeline 'nope'. Available: .*date_seq2seq"):
+        load_pipeline("nope")
+
+
+def test_unknown_key_and_invalid_values_are_named(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\nepochz = 3\n")
+    with pytest.raises(ConfigError, match=r"Unknown config key 'training.epochz' in .*bad.toml"):
+        load_pipeline(str(bad))
+    bad.write_text('[training]\nepochs = "ten"\n')
+    with pytest.raises(ConfigError, match=r"'training.epochs' .*'ten' \(expected int\)"):
+        load_pipeline(str(bad))
+    bad.write_text("[training]\nepochs = 0\n")
+    with pytest.raises(ConfigError, match=r"'training.epochs' .*0 \(must be > 0\)"):
+        load_pipeline(str(bad))
+    bad.write_text('[data]\ntokenizer = "bpe"\n')
+    with pytest.raises(ConfigError, match=r"'data.tokenizer' .*'bpe' \(choose from char"):
+        load_pipeline(str(bad))
+    bad.write_text("[data\n")
+    with pytest.raises(ConfigError, match="Cannot parse pipeline file"):
+        load_pipeline(str(bad))
+
+
+def test_overrides():
+    config = load_pipeline("date_seq2seq")
+    assert parse_override("training.epochs=3") == ("training.epochs", 3)
+    assert parse_override("data.name=addition") == ("data.name", "addition")
+    updated = apply_overrides(config, dict([parse_override("training.learning_rate=0.01")]))
+    assert updated["training"]["learning_rate"] == 0.01
+    assert config["training"]["learning_rate"] != 0.01  # the original is untouched
+    with pytest.raises(ConfigError, match="Unknown config section 'trainin'"):
+        apply_overrides(config, {"trainin.epochs": 1})
+
+
+def test_model_keys_are_checked_against_the_constructor():
+    with pytest.raises(ConfigError, match="Unknown config key 'model.hiden_dim'"):
+        build_model({**DEFAULTS["model"], "hiden_dim": 3}, 10, 10)
+    with pytest.raises(ConfigError, match="Unknown model type 'transformer'"):
+        build_model({"type": "transformer"}, 10, 10)
+    with pytest.raises(ConfigError, match="cell='xyz'"):
+        build_model({"type": "seq2seq", "cell": "xyz"}, 10, 10)
