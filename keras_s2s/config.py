@@ -164,9 +164,9 @@ def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
             raise ConfigError(f"Invalid config key '{dotted}': expected section.key")
         section, key = parts
         if section not in DEFAULTS or not isinstance(DEFAULTS[section], dict):
+            sections = ", ".join(k for k, v in DEFAULTS.items() if isinstance(v, dict))
             raise ConfigError(
-                f"Unknown config section '{section}' in '{dotted}'. "
-                f"Known sections: {', '.join(k for k, v in DEFAULTS.items() if isinstance(v, dict))}"
+                f"Unknown config section '{section}' in '{dotted}'. Known sections: {sections}"
             )
         config[section][key] = value
     validate(config, origin="overrides")

@@ -11,7 +11,9 @@ def _as_model(layer_or_model, inputs):
     if isinstance(layer_or_model, keras.Model):
         return layer_or_model
     if isinstance(inputs, dict):
-        symbolic = {k: keras.Input(shape=v.shape[1:], dtype=v.dtype, name=k) for k, v in inputs.items()}
+        symbolic = {
+            k: keras.Input(shape=v.shape[1:], dtype=v.dtype, name=k) for k, v in inputs.items()
+        }
     else:
         symbolic = keras.Input(shape=inputs.shape[1:], dtype=inputs.dtype)
     return keras.Model(symbolic, layer_or_model(symbolic))

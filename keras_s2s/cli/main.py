@@ -46,8 +46,10 @@ def cmd_data(args):
     from keras_s2s.data.describe import describe_data
 
     figures = describe_data(_config_from_args(args))
-    print(f"pipeline {figures['pipeline']}: tokenizer {figures['tokenizer']}, vocabulary "
-          f"{figures['source_vocabulary_size']} source / {figures['target_vocabulary_size']} target")  # fmt: skip
+    print(
+        f"pipeline {figures['pipeline']}: tokenizer {figures['tokenizer']}, vocabulary "
+        f"{figures['source_vocabulary_size']} source / {figures['target_vocabulary_size']} target"
+    )
     for split in ("train", "validation", "test"):
         s = figures[split]
         print(
@@ -62,8 +64,10 @@ def cmd_train(args):
 
     config = _config_from_args(args)
     summary = train(config, _output_dir(args, config))
-    print(f"Trained {summary['epochs']} epochs in {summary['train_seconds']} s; "
-          f"best epoch {summary['best_epoch']}; run directory {summary['run_dir']}")  # fmt: skip
+    print(
+        f"Trained {summary['epochs']} epochs in {summary['train_seconds']} s; "
+        f"best epoch {summary['best_epoch']}; run directory {summary['run_dir']}"
+    )
     return summary
 
 
@@ -135,10 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def pipeline_args(p, training_flags=True):
-        p.add_argument("pipeline", nargs="?" if p.prog.endswith("run") else None,
-                       default=DEFAULT_PIPELINE, help="pipeline name or path to a .toml file")  # fmt: skip
-        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one config value (TOML syntax), repeatable")  # fmt: skip
+        p.add_argument(
+            "pipeline",
+            nargs="?" if p.prog.endswith("run") else None,
+            default=DEFAULT_PIPELINE,
+            help="pipeline name or path to a .toml file",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one config value (TOML syntax), repeatable",
+        )
         if training_flags:
             p.add_argument("--output-dir", help="run directory (default runs/<pipeline>)")
             p.add_argument("--epochs", type=int)

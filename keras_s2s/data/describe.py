@@ -38,9 +38,9 @@ def describe_data(config: dict) -> dict:
     }
     for split, dataset in splits.items():
         examples = prepare_examples(dataset, source_tokenizer, target_tokenizer)
-        lengths = examples.map(
-            lambda e: (tf.size(e["source"]), tf.size(e["target"]) - 2)
-        ).batch(8192)
+        lengths = examples.map(lambda e: (tf.size(e["source"]), tf.size(e["target"]) - 2)).batch(
+            8192
+        )
         src, tgt = [], []
         for s, t in lengths.as_numpy_iterator():
             src.append(s)

@@ -18,7 +18,9 @@ def load_tfds_split(name: str, config: str, split: str, data_dir: str = "") -> t
     try:
         builder = tfds.builder(full_name, data_dir=data_dir or None)
     except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
-        raise ConfigError(f"Unknown TFDS dataset '{full_name}' (data.name/data.config): {e}") from None
+        raise ConfigError(
+            f"Unknown TFDS dataset '{full_name}' (data.name/data.config): {e}"
+        ) from None
     if split not in builder.info.splits:
         builder.download_and_prepare()
     if split not in builder.info.splits:

@@ -14,9 +14,7 @@ def score_translations(hypotheses: list[str], references: list[str]) -> dict:
     (character edit distance / reference characters).
     """
     if len(hypotheses) != len(references):
-        raise ValueError(
-            f"Got {len(hypotheses)} hypotheses for {len(references)} references"
-        )
+        raise ValueError(f"Got {len(hypotheses)} hypotheses for {len(references)} references")
     count = len(references)
     exact = sum(h == r for h, r in zip(hypotheses, references, strict=True))
     edits = sum(Levenshtein.distance(h, r) for h, r in zip(hypotheses, references, strict=True))

@@ -61,9 +61,7 @@ class Seq2Seq(keras.Model):
         **kwargs,
     ):
         if cell not in _CELLS:
-            raise ValueError(
-                f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}"
-            )
+            raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
         for arg, value in (
             ("source_vocabulary_size", source_vocabulary_size),
             ("target_vocabulary_size", target_vocabulary_size),
@@ -78,11 +76,16 @@ class Seq2Seq(keras.Model):
         # === Layers ===
         self.pad_id = pad_id  # Read while wiring the graph below.
         rnn = _CELLS[cell]
-        self.reverse = ReverseSequence(pad_id=pad_id, name="reverse_source") if reverse_source else None
+        self.reverse = (
+            ReverseSequence(pad_id=pad_id, name="reverse_source") if reverse_source else None
+        )
         self.source_embedding = keras.layers.Embedding(
-            source_vocabulary_size, embedding_dim, mask_zero=pad_id == 0, dtype=dtype,
+            source_vocabulary_size,
+            embedding_dim,
+            mask_zero=pad_id == 0,
+            dtype=dtype,
             name="source_embedding",
-        )  # fmt: skip
+        )
         self.encoder_rnn = rnn(
             hidden_dim, return_state=True, dropout=dropout, dtype=dtype, name="encoder_rnn"
         )
@@ -92,9 +95,13 @@ class Seq2Seq(keras.Model):
         # The decoder input is causal and right-padded, so padding never influences a real
         # position: it needs no mask (its labels are masked in the loss instead).
         self.decoder_rnn = rnn(
-            hidden_dim, return_sequences=True, return_state=True, dropout=dropout, dtype=dtype,
+            hidden_dim,
+            return_sequences=True,
+            return_state=True,
+            dropout=dropout,
+            dtype=dtype,
             name="decoder_rnn",
-        )  # fmt: skip
+        )
         self.output_projection = keras.layers.Dense(
             target_vocabulary_size, dtype=dtype, name="output_projection"
         )

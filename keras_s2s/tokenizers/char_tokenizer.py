@@ -98,7 +98,9 @@ class CharTokenizer(Tokenizer):
 
     def _ids_to_strings(self, ids: tf.RaggedTensor) -> tf.Tensor:
         codepoints = tf.ragged.map_flat_values(
-            lambda i: tf.gather(self._id_to_codepoint, tf.clip_by_value(i, 0, len(self.vocabulary) - 1)),
+            lambda i: tf.gather(
+                self._id_to_codepoint, tf.clip_by_value(i, 0, len(self.vocabulary) - 1)
+            ),
             ids,
         )
         return tf.strings.unicode_encode(codepoints, "UTF-8", errors="replace")

@@ -14,8 +14,9 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         from_logits: whether predictions are logits (the keras-s2s models output logits).
     """
 
-    def __init__(self, pad_id=0, from_logits=True, name="masked_sparse_categorical_crossentropy",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, pad_id=0, from_logits=True, name="masked_sparse_categorical_crossentropy", **kwargs
+    ):
         kwargs.setdefault("reduction", "mean_with_sample_weight")
         super().__init__(name=name, **kwargs)
         self.pad_id = pad_id

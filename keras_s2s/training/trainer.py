@@ -163,14 +163,15 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
         )
     # An epoch's batch count depends only on the example lengths (each bucket ends with one
     # partial batch), so one pass counts it; fit then reads one endless iterator instead of
-    # tearing one down each epoch, which stalls (tf.data discards a half-read cache).
+    # tearing one down each epoch, which stalls (tf.data discards a half-read cache). Keras
+    # keeps the validation iterator across epochs when given steps, so it repeats too.
     train_dataset = dataset("train", shuffle=True)
     validation_dataset = dataset("validation", shuffle=False)
     start = time.perf_counter()
     history = model.fit(
         train_dataset.repeat(),
         steps_per_epoch=_count_batches(train_dataset),
-        validation_data=validation_dataset,
+        validation_data=validation_dataset.repeat(),
         validation_steps=_count_batches(validation_dataset),
         shuffle=False,  # The tf.data pipeline shuffles, under the config's seed.
         epochs=training["epochs"],

@@ -14,8 +14,12 @@ def run_cli(*args, stdin=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(
         [sys.executable, "-m", "keras_s2s.cli.main", *args],
-        capture_output=True, text=True, input=stdin, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_unknown_pipeline_in_a_real_process():
@@ -38,8 +42,9 @@ def bad_data_pipeline(tmp_path, body: bytes, name="data.txt"):
     data = tmp_path / name
     data.write_bytes(body)
     toml = tmp_path / "mine.toml"
-    toml.write_text(f'[data]\nsource = "dlfs2"\ntrain = ["{data}"]\ntest_size = 1\n'
-                    "validation_size = 1\n")  # fmt: skip
+    toml.write_text(
+        f'[data]\nsource = "dlfs2"\ntrain = ["{data}"]\ntest_size = 1\nvalidation_size = 1\n'
+    )
     return str(toml)
 
 

@@ -14,8 +14,10 @@ TINY = dict(train_size=300, validation_size=40, test_size=40)
 
 def _splits(builder):
     builder.download_and_prepare()
-    return {s: as_strings(builder.as_dataset(split=s, as_supervised=True)) for s in
-            ("train", "validation", "test")}  # fmt: skip
+    return {
+        s: as_strings(builder.as_dataset(split=s, as_supervised=True))
+        for s in ("train", "validation", "test")
+    }
 
 
 @pytest.mark.parametrize("cls", [DateNormalization, Addition])
@@ -29,9 +31,12 @@ def test_generated_splits_are_sized_disjoint_and_deterministic(cls, tmp_path):
     assert not sources["train"] & sources["test"]
     assert not sources["validation"] & sources["test"]
     assert all(len(sources[s]) == len(a[s][0]) for s in a)  # unique within a split too
-    assert {s: sorted(zip(*v)) for s, v in a.items()} == {s: sorted(zip(*v)) for s, v in b.items()}
-    other = _splits(cls(config=GeneratedTaskConfig(name="tiny2", seed=8, **TINY),
-                        data_dir=str(tmp_path / "c")))  # fmt: skip
+    assert {s: sorted(zip(*v, strict=True)) for s, v in a.items()} == {
+        s: sorted(zip(*v, strict=True)) for s, v in b.items()
+    }
+    other = _splits(
+        cls(config=GeneratedTaskConfig(name="tiny2", seed=8, **TINY), data_dir=str(tmp_path / "c"))
+    )
     assert sorted(other["train"][0]) != sorted(a["train"][0])
 
 
@@ -60,9 +65,10 @@ def test_addition_examples_are_correct_sums():
 
 
 def test_builders_load_by_name_with_tfds_load(tfds_dir):
-    ds = tfds.load("date_normalization/small", split="test", as_supervised=True,
-                   data_dir=tfds_dir)  # fmt: skip
+    ds = tfds.load("date_normalization/small", split="test", as_supervised=True, data_dir=tfds_dir)
     sources, targets = as_strings(ds)
     assert len(sources) == 500
     assert all(len(t) == 10 and t[4] == "-" for t in targets)
-    assert len(as_strings(load_tfds_split("addition", "two_digits", "validation", tfds_dir))[0]) == 500
+    assert (
+        len(as_strings(load_tfds_split("addition", "two_digits", "validation", tfds_dir))[0]) == 500
+    )

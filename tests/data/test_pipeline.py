@@ -29,18 +29,21 @@ def test_teacher_forcing_shifts_the_target():
     target = tok.tokenize(tf.constant([targets[0]])).to_list()[0]
     assert features["decoder_token_ids"].numpy().tolist() == [BOS_ID] + target
     assert labels.numpy().tolist() == target + [EOS_ID]
-    assert features["encoder_token_ids"].numpy().tolist() == tok.tokenize(
-        tf.constant([sources[0]])).to_list()[0]  # fmt: skip
+    assert (
+        features["encoder_token_ids"].numpy().tolist()
+        == tok.tokenize(tf.constant([sources[0]])).to_list()[0]
+    )
 
 
 def test_filter_counts_what_it_drops():
     ds, sources, targets = pairs()
     tok = CharTokenizer.build(sources + targets)
     kept, dropped = count_too_long(prepare_examples(ds, tok, tok), 20, 10)
-    expected = sum(len(s) <= 20 and len(t) <= 10 for s, t in zip(sources, targets))
+    expected = sum(len(s) <= 20 and len(t) <= 10 for s, t in zip(sources, targets, strict=True))
     assert (kept, dropped) == (expected, len(sources) - expected)
-    batches = make_dataset(ds, tok, tok, max_source_length=20, max_target_length=10,
-                           batch_tokens=256)  # fmt: skip
+    batches = make_dataset(
+        ds, tok, tok, max_source_length=20, max_target_length=10, batch_tokens=256
+    )
     real_rows = sum(int(np.sum(labels.numpy()[:, 0] != 0)) for _, labels in batches)
     assert real_rows == expected
 
@@ -49,8 +52,17 @@ def test_buckets_are_bounded_and_respect_the_token_budget():
     ds, sources, targets = pairs(2000)
     tok = CharTokenizer.build(sources + targets)
     spec = BucketSpec(batch_tokens=256, width=8, max_source_length=32, max_decoder_length=21)
-    batches = make_dataset(ds, tok, tok, max_source_length=32, max_target_length=20,
-                           batch_tokens=256, bucket_width=8, shuffle_buffer=500, seed=3)  # fmt: skip
+    batches = make_dataset(
+        ds,
+        tok,
+        tok,
+        max_source_length=32,
+        max_target_length=20,
+        batch_tokens=256,
+        bucket_width=8,
+        shuffle_buffer=500,
+        seed=3,
+    )
     shapes, rows = set(), 0
     for features, labels in batches:
         enc, dec = features["encoder_token_ids"].shape, features["decoder_token_ids"].shape
@@ -68,8 +80,16 @@ def test_pipeline_is_deterministic_under_a_seed():
     tok = CharTokenizer.build(sources + targets)
 
     def epochs(seed):
-        batches = make_dataset(ds, tok, tok, max_source_length=32, max_target_length=20,
-                               batch_tokens=256, shuffle_buffer=600, seed=seed)  # fmt: skip
+        batches = make_dataset(
+            ds,
+            tok,
+            tok,
+            max_source_length=32,
+            max_target_length=20,
+            batch_tokens=256,
+            shuffle_buffer=600,
+            seed=seed,
+        )
         return [[l.numpy().tolist() for _, l in batches] for _ in range(2)]  # noqa: E741
 
     a, b, c = epochs(1), epochs(1), epochs(2)
@@ -90,8 +110,21 @@ def test_bucketing_wastes_less_padding_than_plain_batching():
                 total += x.numpy().size
         return 1 - real / total
 
-    bucketed = make_dataset(ds, tok, tok, max_source_length=32, max_target_length=20,
-                            batch_tokens=512, bucket_width=4, shuffle_buffer=2000, seed=0)  # fmt: skip
-    plain = (prepare_examples(ds, tok, tok).shuffle(2000, seed=0).apply(teacher_forcing())
-             .apply(pad_to_longest(16)))  # fmt: skip
+    bucketed = make_dataset(
+        ds,
+        tok,
+        tok,
+        max_source_length=32,
+        max_target_length=20,
+        batch_tokens=512,
+        bucket_width=4,
+        shuffle_buffer=2000,
+        seed=0,
+    )
+    plain = (
+        prepare_examples(ds, tok, tok)
+        .shuffle(2000, seed=0)
+        .apply(teacher_forcing())
+        .apply(pad_to_longest(16))
+    )
     assert padding_fraction(bucketed) < padding_fraction(plain)

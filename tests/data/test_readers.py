@@ -2,9 +2,9 @@ import gzip
 
 import pytest
 
+from keras_s2s.config import DEFAULTS, merge
 from keras_s2s.data import read_dlfs2, read_parallel_text, read_tsv
 from keras_s2s.data.splits import as_strings, load_splits
-from keras_s2s.config import DEFAULTS, merge
 from keras_s2s.errors import ConfigError, DataError
 
 
@@ -14,9 +14,12 @@ def write(path, text: bytes):
 
 
 def test_parallel_text_plain_and_gzip(tmp_path):
-    src = write(tmp_path / "a.en.gz", "a cat\nthe dog\n".encode())
-    tgt = write(tmp_path / "a.de", "eine Katze\nder Hund\n".encode())
-    assert as_strings(read_parallel_text(src, tgt)) == (["a cat", "the dog"], ["eine Katze", "der Hund"])
+    src = write(tmp_path / "a.en.gz", b"a cat\nthe dog\n")
+    tgt = write(tmp_path / "a.de", b"eine Katze\nder Hund\n")
+    assert as_strings(read_parallel_text(src, tgt)) == (
+        ["a cat", "the dog"],
+        ["eine Katze", "der Hund"],
+    )
 
 
 def test_tsv_and_dlfs2(tmp_path):
@@ -58,8 +61,10 @@ def test_invalid_utf8(tmp_path):
 def test_holdout_splits_from_one_file(tmp_path):
     lines = "".join(f"{i}+{i}_{2 * i}\n" for i in range(100)).encode()
     path = write(tmp_path / "add.txt", lines)
-    data = merge(DEFAULTS["data"], {"source": "dlfs2", "train": [path], "test_size": 10,
-                                    "validation_size": 5})  # fmt: skip
+    data = merge(
+        DEFAULTS["data"],
+        {"source": "dlfs2", "train": [path], "test_size": 10, "validation_size": 5},
+    )
     splits = {k: as_strings(v) for k, v in load_splits(data).items()}
     assert [len(splits[s][0]) for s in ("train", "validation", "test")] == [85, 5, 10]
     assert not set(splits["train"][0]) & set(splits["test"][0])
@@ -71,7 +76,9 @@ def test_holdout_splits_from_one_file(tmp_path):
 
 def test_real_dlfs2_and_multi30k_files(shared_data):
     sources, targets = as_strings(read_dlfs2(shared_data / "dlfs2" / "date.txt"))
-    assert len(sources) == 50000 and sources[0] == "september 27, 1994" and targets[0] == "1994-09-27"
+    assert (
+        len(sources) == 50000 and sources[0] == "september 27, 1994" and targets[0] == "1994-09-27"
+    )
     m30k = shared_data / "multi30k"
     sources, targets = as_strings(read_parallel_text(m30k / "val.en.gz", m30k / "val.de.gz"))
     assert len(sources) == len(targets) == 1014

@@ -76,7 +76,8 @@ def test_sentencepiece_with_other_special_ids_is_refused(tmp_path):
     import sentencepiece as spm
 
     writer = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS), model_writer=writer,
-                                   vocab_size=60, minloglevel=2)  # fmt: skip
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXTS), model_writer=writer, vocab_size=50, minloglevel=2
+    )
     with pytest.raises(DataError, match="pad_id=0, unk_id=1, bos_id=2, eos_id=3"):
         SentencePieceTokenizer(writer.getvalue())

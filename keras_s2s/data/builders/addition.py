@@ -33,9 +33,13 @@ class Addition(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         GeneratedTaskConfig(name="default", description="Operands up to 3 digits, 50k/5k/5k."),
         GeneratedTaskConfig(
-            name="two_digits", train_size=6000, validation_size=500, test_size=500, max_digits=2,
+            name="two_digits",
+            train_size=6000,
+            validation_size=500,
+            test_size=500,
+            max_digits=2,
             description="Operands up to 2 digits, 6k/500/500: a small task for quick tests.",
-        ),  # fmt: skip
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:

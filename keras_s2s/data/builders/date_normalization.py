@@ -10,9 +10,19 @@ import tensorflow_datasets as tfds
 from keras_s2s.data.builders.generated import GeneratedTaskConfig, generate_unique_splits
 
 _MONTHS = [
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
-]  # fmt: skip
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _FIRST = datetime.date(1950, 1, 1)
 _LAST = datetime.date(2049, 12, 31)
@@ -71,9 +81,12 @@ class DateNormalization(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         GeneratedTaskConfig(name="default", description="50k/5k/5k examples."),
         GeneratedTaskConfig(
-            name="small", train_size=5000, validation_size=500, test_size=500,
+            name="small",
+            train_size=5000,
+            validation_size=500,
+            test_size=500,
             description="5k/500/500 examples, for quick experiments and tests.",
-        ),  # fmt: skip
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:

@@ -1,0 +1,164 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_s2s
+from keras_s2s.config import apply_overrides, load_pipeline
+from keras_s2s.errors import RunDirectoryError
+from keras_s2s.evaluation import evaluate_run
+from keras_s2s.models import Seq2Seq
+from keras_s2s.run_directory import RunDirectory
+from keras_s2s.training import (
+    MaskedSparseCategoricalCrossentropy,
+    compile_model,
+    make_strategy,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def addition_run(tmp_path_factory, tfds_dir):
+    """A small Seq2Seq trained on the built-in 2-digit addition task (about 40 s on 2 cores)."""
+    config = apply_overrides(
+        load_pipeline("addition_seq2seq"),
+        {
+            "data.config": "two_digits",
+            "data.data_dir": tfds_dir,
+            "training.epochs": 12,
+            "training.learning_rate": 0.005,
+            "training.batch_tokens": 512,
+        },
+    )
+    run_dir = tmp_path_factory.mktemp("runs") / "addition"
+    summary = train(config, run_dir, verbose=0)
+    return run_dir, summary
+
+
+def test_small_seq2seq_learns_addition(addition_run):
+    run_dir, summary = addition_run
+    assert summary["epochs"] == 12 and summary["train_examples"] == 6000
+    figures = evaluate_run(run_dir, split="test")
+    assert figures["examples"] == 500
+    assert figures["exact_match"] >= 0.8, figures
+    assert figures["cer"] < 0.1
+
+
+def test_run_directory_holds_everything_needed(addition_run):
+    run_dir, summary = addition_run
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"model.keras", "config.json", "run.json", "vocabulary.chars.txt", "logs"} <= names
+    meta = RunDirectory(run_dir).metadata()
+    assert meta["max_source_length"] == 8 and meta["max_target_length"] == 5
+    assert meta["shared_vocabulary"] and len(meta["source"]["sha256"]) == 64
+    assert meta["training"]["best_epoch"] == summary["best_epoch"]
+    translator = keras_s2s.Translator.from_run_directory(run_dir)
+    outputs = translator.translate(["12+34", "5+5", "99+99", ""])
+    assert len(outputs) == 4
+    assert sum(o == e for o, e in zip(outputs[:3], ["46", "10", "198"], strict=True)) >= 2
+
+
+def test_changed_vocabulary_is_detected(addition_run, tmp_path):
+    run_dir, _ = addition_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in run_dir.iterdir():
+        if p.is_file():
+            (copy / p.name).write_bytes(p.read_bytes())
+    vocab = copy / "vocabulary.chars.txt"
+    vocab.write_text(vocab.read_text(encoding="utf-8") + "x\n", encoding="utf-8")
+    with pytest.raises(RunDirectoryError, match="changed since training"):
+        keras_s2s.Translator.from_run_directory(copy)
+
+
+def test_translate_and_evaluate_commands(addition_run):
+    run_dir, _ = addition_run
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cli = [sys.executable, "-m", "keras_s2s.cli.main"]
+    result = subprocess.run(
+        cli + ["translate", str(run_dir)],
+        input="1+1\n20+22\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and json.loads(lines[-1])["count"] == 2
+    result = subprocess.run(
+        cli + ["evaluate", str(run_dir), "--limit", "50"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["examples"] == 50 and 0.0 <= figures["exact_match"] <= 1.0
+
+
+def test_built_and_compiled_under_a_strategy_with_xla():
+    strategy = make_strategy("one_device")
+    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    with strategy.scope():
+        model = Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16)
+        compile_model(
+            model,
+            {
+                "learning_rate": 1e-3,
+                "global_clipnorm": 5.0,
+                "jit_compile": True,
+                "steps_per_execution": 1,
+            },
+        )
+    assert model.distribute_strategy is strategy
+    assert model.jit_compile is True  # Keras turns "auto" off under strategies: we ask for True
+    assert model.optimizer.global_clipnorm == 5.0 and model.optimizer.clipnorm is None
+    x = {
+        "encoder_token_ids": np.array([[4, 5, 0]] * 4, "int32"),
+        "decoder_token_ids": np.array([[2, 6, 7]] * 4, "int32"),
+    }
+    y = np.array([[6, 7, 3]] * 4, "int32")
+    history = model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(20), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_clipping_can_be_turned_off():
+    model = Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16)
+    compile_model(
+        model,
+        {
+            "learning_rate": 1e-3,
+            "global_clipnorm": 0.0,
+            "jit_compile": False,
+            "steps_per_execution": 1,
+        },
+    )
+    assert model.optimizer.global_clipnorm is None
+    assert isinstance(model.loss, MaskedSparseCategoricalCrossentropy)
+
+
+def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
+    config = apply_overrides(
+        load_pipeline("addition_seq2seq"),
+        {
+            "data.config": "two_digits",
+            "data.data_dir": tfds_dir,
+            "training.epochs": 1,
+            "model.hidden_dim": 16,
+            "model.embedding_dim": 8,
+        },
+    )
+    a = train(config, tmp_path / "a", verbose=0)
+    b = train(config, tmp_path / "b", verbose=0)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    wa = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()
+    wb = keras.saving.load_model(tmp_path / "b" / "model.keras").get_weights()
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
