@@ -27,6 +27,7 @@ def run_contract(
     train_labels=None,
     loss=None,
     expected_output_shape=None,
+    mixed_precision=False,
 ):
     """Checks a layer or model class:
 
@@ -34,7 +35,9 @@ def run_contract(
     - eager and symbolic calls agree on the output shape;
     - `.keras` save/load gives equal outputs;
     - with `train_labels`, one training step runs with `jit_compile=True` (asserting that Keras
-      kept it on: `"auto"` silently turns it off on CPU).
+      kept it on: `"auto"` silently turns it off on CPU);
+    - with `mixed_precision`, a `mixed_float16` instance computes in float16 with float32
+      variables and gives finite outputs close to float32 ones.
     """
     obj = cls(**init_kwargs)
     eager = keras.ops.convert_to_numpy(obj(inputs))
@@ -72,4 +75,12 @@ def run_contract(
         dataset = tf.data.Dataset.from_tensors((inputs, train_labels))
         history = trainable.fit(dataset, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
+
+    if mixed_precision:
+        half = cls(**init_kwargs, dtype="mixed_float16")
+        half.set_weights(obj.get_weights())
+        assert all(v.dtype == "float32" for v in half.weights)
+        out = keras.ops.convert_to_numpy(half(inputs)).astype("float32")
+        assert np.all(np.isfinite(out))
+        np.testing.assert_allclose(out, eager, atol=2e-2)
     return obj

@@ -23,6 +23,7 @@ def test_contract(tmp_path, cell):
         train_labels=LABELS,
         loss=MaskedSparseCategoricalCrossentropy(),
         expected_output_shape=(3, 4, 10),
+        mixed_precision=True,
     )
 
 
