@@ -100,8 +100,10 @@ class BucketSpec:
 
     Lengths are rounded up to multiples of `width` (source and decoder sides separately), and a
     bucket of padded length L holds `batch_tokens // L` rows (L is the longer of the two sides).
-    So there are at most `ceil(S/width) * ceil(T/width)` shapes, and XLA compiles a few
-    programs, not one per batch.
+    A bucket's last batch is partial, but its size depends only on how many examples fall in
+    the bucket, so it is the same every epoch. So there are at most
+    `2 * ceil(S/width) * ceil(T/width)` shapes, and XLA compiles a few programs, not one per
+    batch.
     """
 
     batch_tokens: int
@@ -116,7 +118,7 @@ class BucketSpec:
         return -(-self.max_decoder_length // self.width)
 
     def num_shapes(self) -> int:
-        return self.source_buckets() * self.decoder_buckets()
+        return 2 * self.source_buckets() * self.decoder_buckets()
 
     def padded_lengths(self, source_length, decoder_length):
         w, one = self.width, tf.constant(1, tf.int64)
@@ -129,14 +131,14 @@ class BucketSpec:
         return tf.maximum(tf.constant(1, tf.int64), self.batch_tokens // longest)
 
 
-def bucket_by_tokens(spec: BucketSpec, pad_batch_to_full: bool = True):
+def bucket_by_tokens(spec: BucketSpec, pad_batch_to_full: bool = False):
     """Batches `(features, labels)` examples of similar lengths under a token budget.
 
     Args:
         spec: the bucket shapes.
-        pad_batch_to_full: pad a bucket's last, partial batch with all-padding rows (masked out
-            of the loss and metrics), so the set of batch shapes stays bounded and no example is
-            dropped.
+        pad_batch_to_full: pad each bucket's last, partial batch with all-padding rows (masked
+            out of the loss and metrics): one shape per bucket instead of two, at the cost of
+            computing on empty rows.
     """
     n_dec = spec.decoder_buckets() + 1
 
@@ -216,7 +218,7 @@ def make_dataset(
     shuffle_buffer: int = 0,
     seed: int | None = None,
     cache: bool = True,
-    pad_batch_to_full: bool = True,
+    pad_batch_to_full: bool = False,
 ) -> tf.data.Dataset:
     """The whole training pipeline: a `(source, target)` string dataset to model batches.
 

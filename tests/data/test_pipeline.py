@@ -64,7 +64,7 @@ def test_buckets_are_bounded_and_respect_the_token_budget():
         seed=3,
     )
     shapes, rows = set(), 0
-    for features, labels in batches:
+    for features, labels in batches.concatenate(batches):  # two epochs
         enc, dec = features["encoder_token_ids"].shape, features["decoder_token_ids"].shape
         assert enc[0] == dec[0] == labels.shape[0] and dec[1] == labels.shape[1]
         assert enc[1] % 8 == 0 and dec[1] % 8 == 0
@@ -72,7 +72,20 @@ def test_buckets_are_bounded_and_respect_the_token_budget():
         shapes.add((enc, dec))
         rows += int(np.sum(labels.numpy()[:, 0] != 0))
     assert len(shapes) <= spec.num_shapes()
-    assert rows == 2000  # nothing dropped: partial batches are padded with empty rows
+    assert rows == 2 * 2000  # nothing dropped
+    full = make_dataset(
+        ds,
+        tok,
+        tok,
+        max_source_length=32,
+        max_target_length=20,
+        batch_tokens=256,
+        bucket_width=8,
+        pad_batch_to_full=True,
+    )
+    full_shapes = {(f["encoder_token_ids"].shape, l.shape) for f, l in full}  # noqa: E741
+    assert len(full_shapes) <= spec.num_shapes() // 2
+    assert sum(int(np.sum(l.numpy()[:, 0] != 0)) for _, l in full) == 2000  # noqa: E741
 
 
 def test_pipeline_is_deterministic_under_a_seed():
