@@ -1,5 +1,7 @@
 """Layers of keras-s2s (keras and keras.ops only)."""
 
+from keras_s2s.layers.lstm_cell import LSTMCell
 from keras_s2s.layers.reverse_sequence import ReverseSequence
+from keras_s2s.layers.simple_rnn_cell import SimpleRNNCell
 
-__all__ = ["ReverseSequence"]
+__all__ = ["LSTMCell", "ReverseSequence", "SimpleRNNCell"]
