@@ -4,27 +4,46 @@ from keras import ops
 from keras_s2s.layers.reverse_sequence import ReverseSequence
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
+_MERGE_MODES = ("concat", "sum", "ave")
+_DECODERS = ("plain", "peeky")
+
+
+def _as_list(states):
+    return list(states) if isinstance(states, list | tuple) else [states]
+
+
+def _along_time(vector, sequence):
+    """Broadcasts `vector [B, H]` along the time axis of `sequence [B, T, D]` -> `[B, T, H]`."""
+    return ops.expand_dims(vector, 1) + ops.zeros_like(sequence[..., :1])
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class Seq2Seq(keras.Model):
-    """Encoder-decoder RNN: the encoder's final state starts the decoder.
+    """Encoder-decoder RNN: the encoder's final states start the decoder.
 
-    Shape letters: B batch, S source length, T target length, V target vocabulary.
+    Shape letters: B batch, S source length, T target length, H `hidden_dim`, V target
+    vocabulary.
 
-    The model maps token ids to next-token logits (softmax is applied by the loss and by
-    the decoders, in float32). It also implements the decoding protocol of
-    `keras_s2s.decoding` (`encode` once, then `decode_step` per token), through the same
-    layers as the training call: the decode step runs the decoder RNN's own cell.
+    The model maps token ids to next-token logits (softmax is applied by the loss and by the
+    decoders, in float32). It implements the decoding protocol of `keras_s2s.decoding`
+    (`encode` once, then `decode_step` per token) through the same layers as the training call:
+    the decode step runs each decoder RNN's own cell.
 
     Args:
         source_vocabulary_size: int, size of the source vocabulary (id 0 is padding).
         target_vocabulary_size: int, size of the target vocabulary (id 0 is padding).
         embedding_dim: int, width of both embeddings.
-        hidden_dim: int, width of the RNN states.
+        hidden_dim: int, H, width of the RNN states.
         cell: "lstm", "gru" or "rnn" (tanh).
-        reverse_source: bool, reverse the real source tokens before encoding (padding
-            stays at the end).
+        num_layers: int, stacked RNN layers in the encoder and in the decoder.
+        bidirectional: bool, bidirectional encoder layers.
+        merge_mode: how the two directions merge: "concat" (outputs 2H, final states bridged
+            to H by a linear layer), "sum" or "ave".
+        residual: bool, skip connections around every stacked layer from the second on.
+        decoder: "plain", or "peeky" (the encoder's summary, its top final hidden state, is
+            fed to every decoder step and to the output layer).
+        reverse_source: bool, reverse the real source tokens before encoding (padding stays
+            at the end).
         dropout: float, dropout on the RNN inputs during training.
         pad_id: int, the padding id of both vocabularies.
 
@@ -37,14 +56,16 @@ class Seq2Seq(keras.Model):
 
     Example:
     ```python
-    model = keras_s2s.models.Seq2Seq(source_vocabulary_size=60, target_vocabulary_size=20)
+    model = keras_s2s.models.Seq2Seq(
+        source_vocabulary_size=60, target_vocabulary_size=20, decoder="peeky")
     logits = model({"encoder_token_ids": np.ones((2, 7), "int32"),
                     "decoder_token_ids": np.ones((2, 5), "int32")})  # [2, 5, 20]
     ```
 
     References:
         Sutskever et al., 2014, "Sequence to Sequence Learning with Neural Networks";
-        Cho et al., 2014, "Learning Phrase Representations using RNN Encoder-Decoder".
+        Cho et al., 2014, "Learning Phrase Representations using RNN Encoder-Decoder";
+        Saitoh, 2018, "Deep Learning from Scratch 2", chapter 7 (Peeky).
     """
 
     def __init__(
@@ -54,6 +75,11 @@ class Seq2Seq(keras.Model):
         embedding_dim=64,
         hidden_dim=256,
         cell="lstm",
+        num_layers=1,
+        bidirectional=False,
+        merge_mode="concat",
+        residual=False,
+        decoder="plain",
         reverse_source=False,
         dropout=0.0,
         pad_id=0,
@@ -62,11 +88,21 @@ class Seq2Seq(keras.Model):
     ):
         if cell not in _CELLS:
             raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(
+                f"`merge_mode` must be one of {', '.join(_MERGE_MODES)}. "
+                f"Received: merge_mode={merge_mode!r}"
+            )
+        if decoder not in _DECODERS:
+            raise ValueError(
+                f"`decoder` must be one of {', '.join(_DECODERS)}. Received: decoder={decoder!r}"
+            )
         for arg, value in (
             ("source_vocabulary_size", source_vocabulary_size),
             ("target_vocabulary_size", target_vocabulary_size),
             ("embedding_dim", embedding_dim),
             ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
@@ -74,8 +110,15 @@ class Seq2Seq(keras.Model):
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
         # === Layers ===
-        self.pad_id = pad_id  # Read while wiring the graph below.
+        # Read while wiring the graph below.
+        self.pad_id = pad_id
+        self.residual = residual
+        self.peeky = decoder == "peeky"
+        self.bridged = bidirectional and merge_mode == "concat"
+        self.merge_mode = merge_mode
+        self.bidirectional = bidirectional
         rnn = _CELLS[cell]
+        num_states = 2 if cell == "lstm" else 1
         self.reverse = (
             ReverseSequence(pad_id=pad_id, name="reverse_source") if reverse_source else None
         )
@@ -86,22 +129,45 @@ class Seq2Seq(keras.Model):
             dtype=dtype,
             name="source_embedding",
         )
-        self.encoder_rnn = rnn(
-            hidden_dim, return_state=True, dropout=dropout, dtype=dtype, name="encoder_rnn"
-        )
+        self.encoder_layers = []
+        self.bridges = []
+        for i in range(num_layers):
+            layer = rnn(
+                hidden_dim,
+                return_sequences=True,
+                return_state=True,
+                dropout=dropout,
+                dtype=dtype,
+                name=f"encoder_rnn_{i}",
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(
+                    layer, merge_mode=merge_mode, dtype=dtype, name=f"encoder_birnn_{i}"
+                )
+            self.encoder_layers.append(layer)
+            if self.bridged:
+                self.bridges.append(
+                    [
+                        keras.layers.Dense(hidden_dim, dtype=dtype, name=f"bridge_{i}_{k}")
+                        for k in range(num_states)
+                    ]
+                )
         self.target_embedding = keras.layers.Embedding(
             target_vocabulary_size, embedding_dim, dtype=dtype, name="target_embedding"
         )
         # The decoder input is causal and right-padded, so padding never influences a real
         # position: it needs no mask (its labels are masked in the loss instead).
-        self.decoder_rnn = rnn(
-            hidden_dim,
-            return_sequences=True,
-            return_state=True,
-            dropout=dropout,
-            dtype=dtype,
-            name="decoder_rnn",
-        )
+        self.decoder_layers = [
+            rnn(
+                hidden_dim,
+                return_sequences=True,
+                return_state=True,
+                dropout=dropout,
+                dtype=dtype,
+                name=f"decoder_rnn_{i}",
+            )
+            for i in range(num_layers)
+        ]
         self.output_projection = keras.layers.Dense(
             target_vocabulary_size, dtype=dtype, name="output_projection"
         )
@@ -127,21 +193,49 @@ class Seq2Seq(keras.Model):
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
         self.cell = cell
+        self.num_layers = num_layers
+        self.decoder = decoder
         self.reverse_source = reverse_source
         self.dropout = dropout
+
+    def _merge_directions(self, index, states):
+        """Bidirectional final states `[fwd..., bwd...]` -> decoder-sized states `[B, H]`."""
+        half = len(states) // 2
+        forward, backward = states[:half], states[half:]
+        if self.merge_mode == "concat":
+            return [
+                bridge(ops.concatenate([f, b], axis=-1))
+                for bridge, f, b in zip(self.bridges[index], forward, backward, strict=True)
+            ]
+        if self.merge_mode == "sum":
+            return [f + b for f, b in zip(forward, backward, strict=True)]
+        return [(f + b) / 2.0 for f, b in zip(forward, backward, strict=True)]
 
     def _encode(self, encoder_token_ids, training=None):
         if self.reverse is not None:
             encoder_token_ids = self.reverse(encoder_token_ids)
         mask = ops.not_equal(encoder_token_ids, self.pad_id)
         x = self.source_embedding(encoder_token_ids)
-        _, *states = self.encoder_rnn(x, mask=mask, training=training)
-        return {"rnn": list(states)}
+        rnn_states = []
+        for i, layer in enumerate(self.encoder_layers):
+            outputs, *states = layer(x, mask=mask, training=training)
+            x = outputs + x if self.residual and i > 0 else outputs
+            rnn_states.append(self._merge_directions(i, states) if self.bidirectional else states)
+        state = {"rnn": rnn_states}
+        if self.peeky:
+            state["summary"] = rnn_states[-1][0]  # top layer's final hidden state [B, H]
+        return state
 
     def _decode_sequence(self, decoder_token_ids, state, training=None):
         x = self.target_embedding(decoder_token_ids)
-        outputs, *_ = self.decoder_rnn(x, initial_state=state["rnn"], training=training)
-        return self.output_projection(outputs)
+        if self.peeky:
+            x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
+        for i, layer in enumerate(self.decoder_layers):
+            outputs, *_ = layer(x, initial_state=state["rnn"][i], training=training)
+            x = outputs + x if self.residual and i > 0 else outputs
+        if self.peeky:
+            x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
+        return self.output_projection(x)
 
     # === Decoding protocol (see keras_s2s.decoding) ===
 
@@ -153,10 +247,16 @@ class Seq2Seq(keras.Model):
         """One decoder step: previous tokens `[B]` + state -> logits `[B, V]` + new state."""
         del step  # An RNN's position lives in its state.
         x = self.target_embedding(ops.convert_to_tensor(token_ids, "int32"))
-        output, new_states = self.decoder_rnn.cell(x, list(state["rnn"]), training=False)
-        if not isinstance(new_states, list | tuple):
-            new_states = [new_states]
-        return self.output_projection(output), {**state, "rnn": list(new_states)}
+        if self.peeky:
+            x = ops.concatenate([x, state["summary"]], axis=-1)
+        new_states = []
+        for i, layer in enumerate(self.decoder_layers):
+            outputs, states = layer.cell(x, list(state["rnn"][i]), training=False)
+            x = outputs + x if self.residual and i > 0 else outputs
+            new_states.append(_as_list(states))
+        if self.peeky:
+            x = ops.concatenate([x, state["summary"]], axis=-1)
+        return self.output_projection(x), {**state, "rnn": new_states}
 
     def get_config(self):
         return {
@@ -165,6 +265,11 @@ class Seq2Seq(keras.Model):
             "embedding_dim": self.embedding_dim,
             "hidden_dim": self.hidden_dim,
             "cell": self.cell,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "merge_mode": self.merge_mode,
+            "residual": self.residual,
+            "decoder": self.decoder,
             "reverse_source": self.reverse_source,
             "dropout": self.dropout,
             "pad_id": self.pad_id,

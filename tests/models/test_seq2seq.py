@@ -13,23 +13,42 @@ INPUTS = {"encoder_token_ids": SOURCE, "decoder_token_ids": DECODER_IN}
 TINY = dict(source_vocabulary_size=12, target_vocabulary_size=10, embedding_dim=8, hidden_dim=16)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_contract(tmp_path, cell):
+# Each axis of the recurrent matrix at least once: cell x plain/reverse/peeky/reverse+peeky x
+# uni/bidirectional (concat/sum/ave) x depth with residual connections.
+MATRIX = [
+    dict(cell="lstm"),
+    dict(cell="gru", reverse_source=True),
+    dict(cell="rnn", decoder="peeky"),
+    dict(cell="lstm", decoder="peeky", reverse_source=True),
+    dict(cell="lstm", bidirectional=True, merge_mode="concat"),
+    dict(cell="gru", bidirectional=True, merge_mode="sum", decoder="peeky"),
+    dict(cell="rnn", bidirectional=True, merge_mode="ave", reverse_source=True),
+    dict(cell="lstm", num_layers=3, residual=True, decoder="peeky"),
+    dict(cell="gru", num_layers=2, residual=True, bidirectional=True, merge_mode="concat"),
+]
+
+
+def _id(options):
+    return "-".join(f"{k}={v}" for k, v in options.items())
+
+
+@pytest.mark.parametrize("options", MATRIX, ids=_id)
+def test_contract(tmp_path, options):
     run_contract(
         Seq2Seq,
-        {**TINY, "cell": cell, "reverse_source": cell == "lstm"},
+        {**TINY, **options},
         INPUTS,
         tmp_path,
         train_labels=LABELS,
         loss=MaskedSparseCategoricalCrossentropy(),
         expected_output_shape=(3, 4, 10),
-        mixed_precision=True,
+        mixed_precision=options.get("cell") == "lstm",
     )
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_decode_step_matches_training_call(cell):
-    model = Seq2Seq(**TINY, cell=cell, reverse_source=True)
+@pytest.mark.parametrize("options", MATRIX, ids=_id)
+def test_decode_step_matches_training_call(options):
+    model = Seq2Seq(**TINY, **options)
     full = np.asarray(model(INPUTS))
     state = model.encode(SOURCE)
     steps = []
@@ -84,3 +103,35 @@ def test_invalid_arguments_are_named():
         Seq2Seq(**TINY, cell="transformer")
     with pytest.raises(ValueError, match="hidden_dim=0"):
         Seq2Seq(**{**TINY, "hidden_dim": 0})
+    with pytest.raises(ValueError, match="merge_mode='mul'"):
+        Seq2Seq(**TINY, bidirectional=True, merge_mode="mul")
+    with pytest.raises(ValueError, match="decoder='attention'"):
+        Seq2Seq(**TINY, decoder="attention")
+
+
+def test_peeky_feeds_the_summary_to_every_step():
+    model = Seq2Seq(**TINY, decoder="peeky")
+    state = model.encode(SOURCE)
+    assert state["summary"].shape == (3, 16)
+    # Changing only the summary changes every step's logits (it enters input and output).
+    logits, _ = model.decode_step(DECODER_IN[:, 0], state)
+    other, _ = model.decode_step(DECODER_IN[:, 0], {**state, "summary": state["summary"] + 1.0})
+    assert np.all(np.abs(np.asarray(logits) - np.asarray(other)).max(axis=-1) > 1e-4)
+    out_kernel = model.output_projection.kernel
+    assert out_kernel.shape == (16 + 16, 10)  # decoder output + summary
+
+
+def test_bidirectional_concat_bridges_states_to_the_decoder_size():
+    model = Seq2Seq(**TINY, bidirectional=True, merge_mode="concat", num_layers=2)
+    state = model.encode(SOURCE)
+    assert [[tuple(s.shape) for s in layer] for layer in state["rnn"]] == [[(3, 16), (3, 16)]] * 2
+    assert len(model.bridges) == 2
+
+
+def test_encoder_ignores_source_padding():
+    for options in MATRIX:
+        model = Seq2Seq(**TINY, **options)
+        padded = {**INPUTS, "encoder_token_ids": np.pad(SOURCE, [[0, 0], [0, 5]])}
+        np.testing.assert_allclose(
+            np.asarray(model(padded)), np.asarray(model(INPUTS)), rtol=1e-5, atol=1e-5
+        )
