@@ -1,11 +1,14 @@
 import keras
 from keras import ops
 
+from keras_s2s.layers.bahdanau_decoder import BahdanauDecoder
+from keras_s2s.layers.luong_attention import LuongAttention
 from keras_s2s.layers.reverse_sequence import ReverseSequence
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
 _MERGE_MODES = ("concat", "sum", "ave")
-_DECODERS = ("plain", "peeky")
+_DECODERS = ("plain", "peeky", "bahdanau", "luong")
+_SCORES = ("dot", "general", "scaled", "concat")
 
 
 def _as_list(states):
@@ -19,7 +22,7 @@ def _along_time(vector, sequence):
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class Seq2Seq(keras.Model):
-    """Encoder-decoder RNN: the encoder's final states start the decoder.
+    """Encoder-decoder RNN, plain, Peeky or with attention over all encoder outputs.
 
     Shape letters: B batch, S source length, T target length, H `hidden_dim`, V target
     vocabulary.
@@ -40,8 +43,14 @@ class Seq2Seq(keras.Model):
         merge_mode: how the two directions merge: "concat" (outputs 2H, final states bridged
             to H by a linear layer), "sum" or "ave".
         residual: bool, skip connections around every stacked layer from the second on.
-        decoder: "plain", or "peeky" (the encoder's summary, its top final hidden state, is
-            fed to every decoder step and to the output layer).
+        decoder: "plain"; "peeky" (the encoder's summary, its top final hidden state, is
+            fed to every decoder step and to the output layer); "bahdanau" (additive attention
+            from the previous decoder state, its context fed into the first decoder RNN at every
+            step, see `BahdanauDecoder`); or "luong" (attention after the top decoder RNN with
+            `attention_score`, see `LuongAttention`). With attention, the output layer sees
+            the decoder output and the context; source padding gets weight exactly 0; the
+            decode step's state carries the last attention weights (`state["attention"]`).
+        attention_score: the Luong score: "dot", "general", "scaled" or "concat".
         reverse_source: bool, reverse the real source tokens before encoding (padding stays
             at the end).
         dropout: float, dropout on the RNN inputs during training.
@@ -80,6 +89,7 @@ class Seq2Seq(keras.Model):
         merge_mode="concat",
         residual=False,
         decoder="plain",
+        attention_score="general",
         reverse_source=False,
         dropout=0.0,
         pad_id=0,
@@ -96,6 +106,11 @@ class Seq2Seq(keras.Model):
         if decoder not in _DECODERS:
             raise ValueError(
                 f"`decoder` must be one of {', '.join(_DECODERS)}. Received: decoder={decoder!r}"
+            )
+        if attention_score not in _SCORES:
+            raise ValueError(
+                f"`attention_score` must be one of {', '.join(_SCORES)}. "
+                f"Received: attention_score={attention_score!r}"
             )
         for arg, value in (
             ("source_vocabulary_size", source_vocabulary_size),
@@ -114,6 +129,7 @@ class Seq2Seq(keras.Model):
         self.pad_id = pad_id
         self.residual = residual
         self.peeky = decoder == "peeky"
+        self.decoder = decoder
         self.bridged = bidirectional and merge_mode == "concat"
         self.merge_mode = merge_mode
         self.bidirectional = bidirectional
@@ -168,6 +184,15 @@ class Seq2Seq(keras.Model):
             )
             for i in range(num_layers)
         ]
+        if decoder == "bahdanau":
+            self.decoder_layers[0] = BahdanauDecoder(
+                hidden_dim, cell=cell, dropout=dropout, dtype=dtype, name="decoder_attention_rnn"
+            )
+        self.attention = (
+            LuongAttention(attention_score, dtype=dtype, name="attention")
+            if decoder == "luong"
+            else None
+        )
         self.output_projection = keras.layers.Dense(
             target_vocabulary_size, dtype=dtype, name="output_projection"
         )
@@ -194,7 +219,7 @@ class Seq2Seq(keras.Model):
         self.hidden_dim = hidden_dim
         self.cell = cell
         self.num_layers = num_layers
-        self.decoder = decoder
+        self.attention_score = attention_score
         self.reverse_source = reverse_source
         self.dropout = dropout
 
@@ -224,15 +249,28 @@ class Seq2Seq(keras.Model):
         state = {"rnn": rnn_states}
         if self.peeky:
             state["summary"] = rnn_states[-1][0]  # top layer's final hidden state [B, H]
+        if self.decoder in ("bahdanau", "luong"):
+            state["memory"] = x  # top encoder outputs [B, S, M]
+            state["memory_mask"] = mask
         return state
 
     def _decode_sequence(self, decoder_token_ids, state, training=None):
         x = self.target_embedding(decoder_token_ids)
         if self.peeky:
             x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
+        contexts = None
         for i, layer in enumerate(self.decoder_layers):
-            outputs, *_ = layer(x, initial_state=state["rnn"][i], training=training)
+            if isinstance(layer, BahdanauDecoder):
+                outputs, contexts, _ = layer(
+                    x, state["rnn"][i], state["memory"], state["memory_mask"], training=training
+                )
+            else:
+                outputs, *_ = layer(x, initial_state=state["rnn"][i], training=training)
             x = outputs + x if self.residual and i > 0 else outputs
+        if self.attention is not None:
+            contexts, _ = self.attention(x, state["memory"], state["memory_mask"])
+        if contexts is not None:
+            x = ops.concatenate([x, contexts], axis=-1)
         if self.peeky:
             x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
         return self.output_projection(x)
@@ -241,7 +279,13 @@ class Seq2Seq(keras.Model):
 
     def encode(self, encoder_token_ids):
         """Encodes the source once. Returns the initial decoding state (a dict of tensors)."""
-        return self._encode(ops.convert_to_tensor(encoder_token_ids, "int32"), training=False)
+        state = self._encode(ops.convert_to_tensor(encoder_token_ids, "int32"), training=False)
+        if self.decoder in ("bahdanau", "luong"):
+            memory = state["memory"]
+            state["attention"] = ops.zeros_like(memory[..., 0])  # [B, S]
+            if self.decoder == "bahdanau":
+                state["memory_keys"] = self.decoder_layers[0].memory_keys(memory)
+        return state
 
     def decode_step(self, token_ids, state, step=None):
         """One decoder step: previous tokens `[B]` + state -> logits `[B, V]` + new state."""
@@ -249,14 +293,26 @@ class Seq2Seq(keras.Model):
         x = self.target_embedding(ops.convert_to_tensor(token_ids, "int32"))
         if self.peeky:
             x = ops.concatenate([x, state["summary"]], axis=-1)
-        new_states = []
+        new_states, context, new_state = [], None, dict(state)
         for i, layer in enumerate(self.decoder_layers):
-            outputs, states = layer.cell(x, list(state["rnn"][i]), training=False)
+            if isinstance(layer, BahdanauDecoder):
+                outputs, context, new_state["attention"], states = layer.step(
+                    x, state["rnn"][i], state["memory"], state["memory_keys"], state["memory_mask"]
+                )
+            else:
+                outputs, states = layer.cell(x, list(state["rnn"][i]), training=False)
             x = outputs + x if self.residual and i > 0 else outputs
             new_states.append(_as_list(states))
+        if self.attention is not None:
+            context, new_state["attention"] = self.attention(
+                x, state["memory"], state["memory_mask"]
+            )
+        if context is not None:
+            x = ops.concatenate([x, context], axis=-1)
         if self.peeky:
             x = ops.concatenate([x, state["summary"]], axis=-1)
-        return self.output_projection(x), {**state, "rnn": new_states}
+        new_state["rnn"] = new_states
+        return self.output_projection(x), new_state
 
     def get_config(self):
         return {
@@ -270,6 +326,7 @@ class Seq2Seq(keras.Model):
             "merge_mode": self.merge_mode,
             "residual": self.residual,
             "decoder": self.decoder,
+            "attention_score": self.attention_score,
             "reverse_source": self.reverse_source,
             "dropout": self.dropout,
             "pad_id": self.pad_id,

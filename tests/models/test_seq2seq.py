@@ -25,6 +25,12 @@ MATRIX = [
     dict(cell="rnn", bidirectional=True, merge_mode="ave", reverse_source=True),
     dict(cell="lstm", num_layers=3, residual=True, decoder="peeky"),
     dict(cell="gru", num_layers=2, residual=True, bidirectional=True, merge_mode="concat"),
+    dict(cell="lstm", decoder="bahdanau", reverse_source=True),
+    dict(cell="gru", decoder="bahdanau", bidirectional=True, num_layers=2, residual=True),
+    dict(cell="lstm", decoder="luong", attention_score="dot"),
+    dict(cell="rnn", decoder="luong", attention_score="scaled", num_layers=2, residual=True),
+    dict(cell="lstm", decoder="luong", attention_score="general", bidirectional=True),
+    dict(cell="gru", decoder="luong", attention_score="concat", bidirectional=True),
 ]
 
 
@@ -107,6 +113,10 @@ def test_invalid_arguments_are_named():
         Seq2Seq(**TINY, bidirectional=True, merge_mode="mul")
     with pytest.raises(ValueError, match="decoder='attention'"):
         Seq2Seq(**TINY, decoder="attention")
+    with pytest.raises(ValueError, match="attention_score='cosine'"):
+        Seq2Seq(**TINY, decoder="luong", attention_score="cosine")
+    with pytest.raises(ValueError, match="score='dot' needs equal query and memory widths"):
+        Seq2Seq(**TINY, decoder="luong", attention_score="dot", bidirectional=True)
 
 
 def test_peeky_feeds_the_summary_to_every_step():
@@ -135,3 +145,21 @@ def test_encoder_ignores_source_padding():
         np.testing.assert_allclose(
             np.asarray(model(padded)), np.asarray(model(INPUTS)), rtol=1e-5, atol=1e-5
         )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [o for o in MATRIX if "decoder" in o and o["decoder"] in ("bahdanau", "luong")],
+    ids=_id,
+)
+def test_attention_gives_source_padding_exactly_zero_weight(options):
+    model = Seq2Seq(**TINY, **options)
+    source = np.pad(SOURCE, [[0, 0], [0, 3]])
+    state = model.encode(source)
+    assert np.all(np.asarray(state["attention"]) == 0)
+    for t in range(DECODER_IN.shape[1]):
+        _, state = model.decode_step(DECODER_IN[:, t], state, t)
+        weights = np.asarray(state["attention"])
+        assert weights.shape == source.shape
+        assert np.all(weights[source == 0] == 0.0)
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)

@@ -1,0 +1,144 @@
+import keras
+from keras import ops
+
+_CELLS = {
+    "lstm": keras.layers.LSTMCell,
+    "gru": keras.layers.GRUCell,
+    "rnn": keras.layers.SimpleRNNCell,
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class BahdanauDecoder(keras.layers.Layer):
+    """A recurrent attention decoder: additive attention from the previous state, fed back in.
+
+    At each step t, with s the previous decoder hidden state and h_s the encoder outputs:
+
+        e_s = v^T tanh(W1 h_s + W2 s)          (W1 h_s is computed once per source)
+        a = softmax(e) over real source tokens (padding gets weight exactly 0)
+        c = sum_s a_s h_s
+        s' = RNNCell([y_{t-1}; c], s)
+
+    The loop is written out (`keras.ops.while_loop`) because Keras 3's `RNN` takes no constants; the
+    decode step (`step`) is the same code the training call scans, so the two cannot drift.
+
+    Shape letters: B batch, T target length, S source length, E input width, M memory width,
+    H `units`.
+
+    Args:
+        units: int, H.
+        cell: "lstm", "gru" or "rnn".
+        attention_units: width of the additive score's hidden layer (default H).
+        dropout: dropout on the cell inputs during training.
+
+    Call arguments:
+        inputs: `[B, T, E]` (embedded decoder inputs).
+        initial_state: list of `[B, H]` cell states.
+        memory: `[B, S, M]` encoder outputs.
+        memory_mask: bool `[B, S]`, True on real source tokens.
+
+    Returns:
+        `(outputs [B, T, H], contexts [B, T, M], final_states)`.
+
+    References:
+        Bahdanau et al., 2015, "Neural Machine Translation by Jointly Learning to Align and
+        Translate".
+    """
+
+    def __init__(self, units, cell="lstm", attention_units=None, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if cell not in _CELLS:
+            raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
+        self.units = units
+        self.cell = cell
+        self.attention_units = attention_units
+        self.dropout = dropout
+        self.num_states = 2 if cell == "lstm" else 1
+        self.rnn_cell = _CELLS[cell](
+            units, dropout=dropout, dtype=self.dtype_policy, name="rnn_cell"
+        )
+        size = attention_units or units
+        self.memory_dense = keras.layers.Dense(size, dtype=self.dtype_policy, name="memory_dense")
+        self.query_dense = keras.layers.Dense(
+            size, use_bias=False, dtype=self.dtype_policy, name="query_dense"
+        )
+        self.softmax = keras.layers.Softmax(axis=-1, dtype=self.dtype_policy, name="softmax")
+
+    def build(
+        self, inputs_shape, initial_state_shape=None, memory_shape=None, memory_mask_shape=None
+    ):
+        self.memory_dense.build(memory_shape)
+        self.query_dense.build((None, self.units))
+        self.rnn_cell.build((None, inputs_shape[-1] + memory_shape[-1]))
+        self.v = self.add_weight(
+            shape=(self.attention_units or self.units,), initializer="glorot_uniform", name="v"
+        )
+
+    def memory_keys(self, memory):
+        """W1 h_s, `[B, S, A]`: computed once per source, reused at every step."""
+        return self.memory_dense(memory)
+
+    def step(self, x, states, memory, memory_keys, memory_mask, training=False):
+        """One step: `x [B, E]`, states -> `(output [B, H], context [B, M], weights [B, S],
+        states)`."""
+        query = ops.expand_dims(self.query_dense(states[0]), 1)
+        scores = ops.sum(ops.tanh(memory_keys + query) * self.v, axis=-1)
+        weights = self.softmax(scores, mask=memory_mask)
+        context = ops.sum(ops.expand_dims(weights, -1) * memory, axis=1)
+        output, new_states = self.rnn_cell(
+            ops.concatenate([x, context], axis=-1), list(states), training=training
+        )
+        new_states = list(new_states) if isinstance(new_states, list | tuple) else [new_states]
+        return output, context, weights, new_states
+
+    def call(self, inputs, initial_state, memory, memory_mask, training=None):
+        keys = self.memory_keys(memory)
+
+        # A while loop writing fixed-size [B, T, .] buffers in place: it compiles with XLA
+        # (bounded iterations) and keeps no growing lists.
+        steps = ops.shape(inputs)[1]
+        time = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)  # [1, T]
+        outputs = ops.zeros_like(inputs[..., :1]) * ops.zeros_like(initial_state[0])[:, None, :]
+        contexts = ops.zeros_like(inputs[..., :1]) * ops.zeros_like(memory[:, :1, :])
+
+        def cond(t, states, outputs, contexts):
+            return t < steps
+
+        def body(t, states, outputs, contexts):
+            x = ops.take(inputs, t, axis=1)
+            output, context, _, states = self.step(x, states, memory, keys, memory_mask, training)
+            # Write column t (slice_update has no gradient in TensorFlow; `where` does).
+            at_t = ops.expand_dims(ops.equal(time, t), -1)
+            outputs = ops.where(at_t, ops.expand_dims(output, 1), outputs)
+            contexts = ops.where(at_t, ops.expand_dims(context, 1), contexts)
+            return t + 1, states, outputs, contexts
+
+        _, states, outputs, contexts = ops.while_loop(
+            cond,
+            body,
+            (ops.convert_to_tensor(0, "int32"), list(initial_state), outputs, contexts),
+            maximum_iterations=steps,
+        )
+        return outputs, contexts, list(states)
+
+    def compute_output_shape(
+        self, inputs_shape, initial_state_shape=None, memory_shape=None, memory_mask_shape=None
+    ):
+        batch, steps = inputs_shape[0], inputs_shape[1]
+        return (
+            (batch, steps, self.units),
+            (batch, steps, memory_shape[-1]),
+            [(batch, self.units)] * self.num_states,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "cell": self.cell,
+                "attention_units": self.attention_units,
+                "dropout": self.dropout,
+            }
+        )
+        return config
