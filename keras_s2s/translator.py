@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
-from keras_s2s.decoding import greedy_search
+from keras_s2s.decoding import beam_search, greedy_search
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
 
@@ -14,20 +15,22 @@ from keras_s2s.tokenizers import Tokenizer
 class Translator:
     """Translates batches of strings with a trained model and its tokenizers.
 
-    Tokenization, encoding, the greedy decode loop and detokenization all run in one
-    `tf.function`. Sources longer than `max_source_length` tokens are truncated.
+    Tokenization, encoding, the decode loop (greedy or beam search) and detokenization all run
+    in one `tf.function`. Sources longer than `max_source_length` tokens are truncated.
 
     Args:
         model: a model implementing the decoding protocol (`encode`, `decode_step`).
         source_tokenizer, target_tokenizer: the tokenizers the model was trained with.
         max_source_length: source tokens kept.
         max_target_length: target tokens generated at most (eos excluded).
-        jit_compile: compile the decode function with XLA.
+        jit_compile: compile the decode functions with XLA.
 
     Example:
     ```python
     translator = keras_s2s.Translator.from_run_directory("runs/date_seq2seq")
     translator.translate(["september 27, 1994"])  # ["1994-09-27"]
+    translator.translate_nbest(["27/09/94"], beam_size=4, num_results=2)
+    # [[("1994-09-27", -0.0001), ("1994-09-21", -9.3)]]
     ```
     """
 
@@ -45,12 +48,8 @@ class Translator:
         self.target_tokenizer = target_tokenizer
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
-        self._translate_fn = tf.function(
-            self._translate_graph,
-            input_signature=[tf.TensorSpec([None], tf.string)],
-            jit_compile=False,
-        )
-        self._decode_fn = tf.function(self._decode_ids, jit_compile=jit_compile)
+        self.jit_compile = jit_compile
+        self._functions = {}
 
     @classmethod
     def from_run_directory(cls, path: str | os.PathLike, **kwargs) -> Translator:
@@ -66,6 +65,10 @@ class Translator:
             **kwargs,
         )
 
+    @property
+    def has_attention(self) -> bool:
+        return getattr(self.model, "decoder", None) in ("bahdanau", "luong")
+
     def encode_sources(self, strings) -> tf.Tensor:
         """Strings `[B]` -> source ids `[B, S]` (truncated, right-padded, S >= 1)."""
         ids = self.source_tokenizer.tokenize(strings)[:, : self.max_source_length]
@@ -73,32 +76,107 @@ class Translator:
         shape = tf.stack([tf.shape(strings, out_type=tf.int32)[0], width])
         return ids.to_tensor(default_value=self.source_tokenizer.pad_id, shape=shape)
 
-    def _decode_ids(self, source_ids):
-        state = self.model.encode(source_ids)
-        return greedy_search(
-            self.model.decode_step,
-            state,
-            batch_size=tf.shape(source_ids)[0],
-            max_length=self.max_target_length + 1,
-            bos_id=self.target_tokenizer.bos_id,
-            eos_id=self.target_tokenizer.eos_id,
-            pad_id=self.target_tokenizer.pad_id,
+    def _special_ids(self):
+        t = self.target_tokenizer
+        return {"bos_id": t.bos_id, "eos_id": t.eos_id, "pad_id": t.pad_id}
+
+    def _function(self, key, fn):
+        if key not in self._functions:
+            self._functions[key] = tf.function(fn, jit_compile=self.jit_compile)
+        return self._functions[key]
+
+    def decode_ids(self, source_ids, beam_size: int = 1, num_results: int = 1, length_penalty=0.0):
+        """Source ids `[B, S]` -> `(token_ids [B, N, T], scores [B, N])` (greedy when K = 1)."""
+
+        def decode(source_ids, alpha):
+            state = self.model.encode(source_ids)
+            batch = tf.shape(source_ids)[0]
+            max_length = self.max_target_length + 1
+            if beam_size == 1:
+                ids, scores = greedy_search(
+                    self.model.decode_step, state, batch, max_length, **self._special_ids()
+                )
+                return ids[:, None], scores[:, None]
+            ids, scores, _ = beam_search(
+                self.model.decode_step, state, batch, max_length, beam_size=beam_size,
+                length_penalty_alpha=alpha, num_results=num_results, **self._special_ids(),
+            )  # fmt: skip
+            return ids, scores
+
+        fn = self._function(("ids", beam_size, num_results), decode)
+        return fn(
+            tf.convert_to_tensor(source_ids, tf.int32), tf.constant(length_penalty, tf.float32)
         )
 
-    def _translate_graph(self, strings):
-        token_ids, scores = self._decode_ids(self.encode_sources(strings))
-        return self.target_tokenizer.detokenize(token_ids), scores
+    def _translate_batch(self, strings, beam_size, num_results, length_penalty):
+        ids, scores = self.decode_ids(
+            self.encode_sources(strings), beam_size, num_results, length_penalty
+        )
+        batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
+        texts = self.target_tokenizer.detokenize(tf.reshape(ids, [batch * n, -1]))
+        return tf.reshape(texts, [batch, n]), scores
 
-    def translate_with_scores(self, texts: list[str], batch_size: int = 512):
-        """Returns `(translations, log_probabilities)` for a list of strings."""
-        translations, scores = [], []
+    def translate_nbest(
+        self,
+        texts: list[str],
+        beam_size: int = 4,
+        num_results: int = 1,
+        length_penalty: float = 0.0,
+        batch_size: int = 256,
+    ) -> list[list[tuple[str, float]]]:
+        """Beam search: the `num_results` best `(translation, score)` pairs of each text.
+
+        Scores are log-probabilities divided by the GNMT length penalty with alpha =
+        `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
+        """
+        if not 1 <= num_results <= beam_size:
+            raise ValueError(
+                f"num_results must be between 1 and the beam size {beam_size}; got {num_results}"
+            )
+        results = []
         for start in range(0, len(texts), batch_size):
             chunk = tf.constant(list(texts[start : start + batch_size]), tf.string)
-            strings, chunk_scores = self._translate_fn(chunk)
-            translations.extend(s.decode("utf-8", errors="replace") for s in strings.numpy())
-            scores.extend(float(s) for s in chunk_scores.numpy())
-        return translations, scores
+            strings, scores = self._translate_batch(chunk, beam_size, num_results, length_penalty)
+            for row_strings, row_scores in zip(strings.numpy(), scores.numpy(), strict=True):
+                results.append(
+                    [
+                        (s.decode("utf-8", errors="replace"), float(score))
+                        for s, score in zip(row_strings, row_scores, strict=True)
+                    ]
+                )
+        return results
 
-    def translate(self, texts: list[str], batch_size: int = 512) -> list[str]:
-        """Translates a list of strings (greedy decoding)."""
-        return self.translate_with_scores(texts, batch_size)[0]
+    def translate(self, texts: list[str], beam_size: int = 1, batch_size: int = 512) -> list[str]:
+        """Translates a list of strings (greedy, or beam search with `beam_size` > 1)."""
+        best = self.translate_nbest(texts, beam_size, 1, batch_size=batch_size)
+        return [hypotheses[0][0] for hypotheses in best]
+
+    def attention(self, text: str) -> tuple[list[str], list[str], np.ndarray]:
+        """Greedy-translates one text of an attention model and returns its attention weights.
+
+        Returns `(source_tokens, target_tokens, weights [len(target_tokens), len(source_tokens)])`
+        where the target tokens include the final eos; row t is the attention while emitting
+        target token t.
+        """
+        if not self.has_attention:
+            raise ValueError("This model has no attention (decoder is not bahdanau or luong)")
+
+        def decode(source_ids):
+            state = self.model.encode(source_ids)
+            return greedy_search(
+                self.model.decode_step, state, tf.shape(source_ids)[0],
+                self.max_target_length + 1, collect=lambda s: s["attention"],
+                **self._special_ids(),
+            )  # fmt: skip
+
+        source_ids = self.encode_sources(tf.constant([text]))
+        ids, _, weights = self._function(("attention",), decode)(source_ids)
+        target = ids.numpy()[0].tolist()
+        eos = self.target_tokenizer.eos_id
+        length = target.index(eos) + 1 if eos in target else len(target)
+        source = [t for t in source_ids.numpy()[0].tolist() if t != self.source_tokenizer.pad_id]
+        return (
+            [self.source_tokenizer.id_to_token(t) for t in source],
+            [self.target_tokenizer.id_to_token(t) for t in target[:length]],
+            weights.numpy()[0, :length, : len(source)],
+        )

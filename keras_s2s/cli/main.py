@@ -89,18 +89,43 @@ def cmd_evaluate(args):
 
 def cmd_translate(args):
     from keras_s2s import Translator
+    from keras_s2s.errors import ConfigError
+    from keras_s2s.evaluation import plot_attention
 
+    if args.beam < 1 or not 1 <= args.nbest <= args.beam:
+        raise ConfigError(
+            f"--nbest must be between 1 and --beam; got --beam {args.beam} --nbest {args.nbest}"
+        )
+    if args.length_penalty < 0:
+        raise ConfigError(f"--length-penalty must be >= 0; got {args.length_penalty}")
     texts = args.text or [line.rstrip("\n") for line in sys.stdin]
     translator = Translator.from_run_directory(args.run_dir)
     start = time.perf_counter()
-    translations = translator.translate(texts)
-    for translation in translations:
-        print(translation)
-    return {
+    results = translator.translate_nbest(texts, args.beam, args.nbest, args.length_penalty)
+    for index, hypotheses in enumerate(results):
+        if args.nbest == 1:
+            print(hypotheses[0][0])
+        else:
+            for text, score in hypotheses:
+                print(f"{index} ||| {text} ||| {score:.4f}")
+    figures = {
         "run_dir": args.run_dir,
-        "count": len(translations),
+        "count": len(results),
+        "beam": args.beam,
+        "nbest": args.nbest,
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if args.plot_attention:
+        if not translator.has_attention:
+            raise ConfigError("--plot-attention needs an attention model (decoder bahdanau/luong)")
+        if not texts:
+            raise ConfigError("--plot-attention needs at least one input text")
+        source, target, weights = translator.attention(texts[0])
+        figures["attention_plot"] = plot_attention(
+            source, target, weights, args.plot_attention, title=texts[0]
+        )
+        print(f"Attention of the first input written to {args.plot_attention}", file=sys.stderr)
+    return figures
 
 
 def cmd_run(args):
@@ -172,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="translate arguments (or stdin lines)")
     p.add_argument("run_dir")
     p.add_argument("text", nargs="*", help="texts to translate (default: read stdin)")
+    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="hypotheses per input (<= --beam)")
+    p.add_argument("--length-penalty", type=float, default=0.0, help="GNMT alpha (>= 0)")
+    p.add_argument("--plot-attention", metavar="PNG", help="heatmap of the first input's attention")
     p.set_defaults(func=cmd_translate)
     p = sub.add_parser("run", help="train, evaluate and translate examples (the main job)")
     pipeline_args(p)

@@ -24,6 +24,7 @@ def greedy_search(
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
+    collect=None,
 ):
     """Decodes `max_length` tokens at most, in one `tf.while_loop` with fixed shapes.
 
@@ -35,22 +36,35 @@ def greedy_search(
         state: the initial state from the model's `encode`.
         batch_size: B (an int or a scalar tensor).
         max_length: the most tokens to generate, eos included.
+        collect: optional `state -> tensor [B, ...]` read after every step (e.g.
+            `lambda s: s["attention"]`); its values are returned stacked `[B, max_length, ...]`.
 
     Returns:
         `(token_ids, scores)`: int32 `[B, max_length]` (eos included, then `pad_id`) and float32
-        `[B]` log-probabilities of each output sequence (eos included).
+        `[B]` log-probabilities of each output sequence (eos included); with `collect`, a third
+        item, the collected values.
     """
     tokens = tf.fill([batch_size], tf.constant(bos_id, tf.int32))
     output = tf.fill([batch_size, max_length], tf.constant(pad_id, tf.int32))
     scores = tf.zeros([batch_size], tf.float32)
     finished = tf.zeros([batch_size], tf.bool)
     columns = tf.range(max_length)
+    if collect is not None:
+        first = collect(state)
+        shape = tf.concat([[batch_size, max_length], tf.shape(first)[1:]], axis=0)
+        collected = tf.zeros(shape, first.dtype)
+    else:
+        collected = tf.zeros([0])
 
-    def cond(step, tokens, output, scores, finished, state):
-        del tokens, output, scores, state
+    def at_step(step, rank):
+        # [1, max_length, 1, ...]: True at column `step`.
+        return tf.reshape(columns == step, [1, max_length] + [1] * (rank - 2))
+
+    def cond(step, tokens, output, scores, finished, collected, state):
+        del tokens, output, scores, collected, state
         return (step < max_length) & ~tf.reduce_all(finished)
 
-    def body(step, tokens, output, scores, finished, state):
+    def body(step, tokens, output, scores, finished, collected, state):
         logits, state = step_fn(tokens, state, step)
         log_probs = tf.nn.log_softmax(never_pad_or_bos(logits, pad_id, bos_id), axis=-1)
         next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
@@ -58,14 +72,19 @@ def greedy_search(
         token_log_probs = tf.gather(log_probs, next_tokens, batch_dims=1)
         scores += tf.where(finished, 0.0, token_log_probs)
         # Write column `step` without growing anything (fixed shapes for XLA/TFLite).
-        output = tf.where(columns[None, :] == step, next_tokens[:, None], output)
+        output = tf.where(at_step(step, 2), next_tokens[:, None], output)
+        if collect is not None:
+            value = tf.expand_dims(collect(state), 1)
+            collected = tf.where(at_step(step, len(collected.shape)), value, collected)
         finished |= next_tokens == eos_id
-        return step + 1, next_tokens, output, scores, finished, state
+        return step + 1, next_tokens, output, scores, finished, collected, state
 
-    _, _, output, scores, _, _ = tf.while_loop(
+    _, _, output, scores, _, collected, _ = tf.while_loop(
         cond,
         body,
-        (tf.constant(0), tokens, output, scores, finished, state),
+        (tf.constant(0), tokens, output, scores, finished, collected, state),
         maximum_iterations=max_length,
     )
+    if collect is not None:
+        return output, scores, collected
     return output, scores

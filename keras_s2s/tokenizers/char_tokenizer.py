@@ -105,5 +105,8 @@ class CharTokenizer(Tokenizer):
         )
         return tf.strings.unicode_encode(codepoints, "UTF-8", errors="replace")
 
+    def id_to_token(self, token_id: int) -> str:
+        return self.vocabulary[token_id]
+
     def asset_bytes(self) -> bytes:
         return ("\n".join(self.vocabulary) + "\n").encode("utf-8")

@@ -48,6 +48,7 @@ class SentencePieceTokenizer(Tokenizer):
             )
         self._model = model
         self._size = processor.vocab_size()
+        self._pieces = [processor.IdToPiece(i) for i in range(self._size)]
         self._sp = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
 
     @classmethod
@@ -93,6 +94,9 @@ class SentencePieceTokenizer(Tokenizer):
 
     def _ids_to_strings(self, ids: tf.RaggedTensor) -> tf.Tensor:
         return self._sp.detokenize(ids)
+
+    def id_to_token(self, token_id: int) -> str:
+        return self._pieces[token_id]
 
     def asset_bytes(self) -> bytes:
         return self._model

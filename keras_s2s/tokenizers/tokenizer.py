@@ -46,6 +46,10 @@ class Tokenizer(tf.Module):
         keep = before_eos & (ids != self.pad_id) & (ids != self.bos_id)
         return self._ids_to_strings(tf.ragged.boolean_mask(ids, keep))
 
+    def id_to_token(self, token_id: int) -> str:
+        """The token (a character or subword piece) an id stands for, for display."""
+        raise NotImplementedError
+
     def asset_bytes(self) -> bytes:
         """The serialized vocabulary/model, as `save` writes it."""
         raise NotImplementedError
