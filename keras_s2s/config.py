@@ -65,7 +65,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "evaluation": {
         "batch_size": 512,
+        # Example sources `keras-s2s run` translates at the end, with this beam size.
         "examples": [],
+        "examples_beam_size": 4,
     },
 }
 
@@ -85,6 +87,7 @@ _POSITIVE = {
     ("training", "learning_rate"),
     ("training", "steps_per_execution"),
     ("evaluation", "batch_size"),
+    ("evaluation", "examples_beam_size"),
 }
 _NON_NEGATIVE = {
     ("data", "validation_size"),

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_PIPELINE = "date_seq2seq"
+DEFAULT_PIPELINE = "date_attention"
 
 
 def _config_from_args(args):
@@ -140,9 +140,12 @@ def cmd_run(args):
     figures = evaluate_run(run_dir, split="test", translator=translator)
     _print_scores(figures)
     examples = config["evaluation"]["examples"]
-    translations = translator.translate(examples) if examples else []
-    for source, translation in zip(examples, translations, strict=True):
-        print(f"  {source!r} -> {translation!r}")
+    beam = config["evaluation"]["examples_beam_size"]
+    nbest = translator.translate_nbest(examples, beam_size=beam) if examples else []
+    translations = [hypotheses[0][0] for hypotheses in nbest]
+    print(f"Examples (beam search, beam size {beam}):")
+    for source, hypotheses in zip(examples, nbest, strict=True):
+        print(f"  {source!r} -> {hypotheses[0][0]!r} (log-probability {hypotheses[0][1]:.4f})")
     return {
         "pipeline": config["name"],
         "run_dir": str(run_dir),
