@@ -31,7 +31,7 @@ def addition_run(tmp_path_factory, tfds_dir):
         {
             "data.config": "two_digits",
             "data.data_dir": tfds_dir,
-            "training.epochs": 12,
+            "training.epochs": 16,
             "training.learning_rate": 0.005,
             "training.batch_tokens": 512,
         },
@@ -43,7 +43,7 @@ def addition_run(tmp_path_factory, tfds_dir):
 
 def test_small_seq2seq_learns_addition(addition_run):
     run_dir, summary = addition_run
-    assert summary["epochs"] == 12 and summary["train_examples"] == 6000
+    assert summary["epochs"] == 16 and summary["train_examples"] == 6000
     figures = evaluate_run(run_dir, split="test")
     assert figures["examples"] == 500
     assert figures["exact_match"] >= 0.8, figures

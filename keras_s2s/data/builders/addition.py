@@ -28,8 +28,11 @@ class Addition(tfds.core.GeneratorBasedBuilder):
     source string.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Shuffle the distinct examples before cutting the splits.",
+    }
     BUILDER_CONFIGS = [
         GeneratedTaskConfig(name="default", description="Operands up to 3 digits, 50k/5k/5k."),
         GeneratedTaskConfig(

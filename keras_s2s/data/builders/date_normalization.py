@@ -76,8 +76,11 @@ class DateNormalization(tfds.core.GeneratorBasedBuilder):
     source string.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Shuffle the distinct examples before cutting the splits.",
+    }
     BUILDER_CONFIGS = [
         GeneratedTaskConfig(name="default", description="50k/5k/5k examples."),
         GeneratedTaskConfig(

@@ -53,6 +53,9 @@ def generate_unique_splits(
         if source not in seen:
             seen.add(source)
             examples.append((source, target))
+    # Rare sources (e.g. "3+4": few distinct strings) are used up by the first draws; shuffling
+    # before cutting gives every split the same distribution.
+    rng.shuffle(examples)
     out, start = {}, 0
     for name, size in sizes.items():
         out[name] = examples[start : start + size]
