@@ -164,3 +164,30 @@ def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
     wb = keras.saving.load_model(tmp_path / "b" / "model.keras").get_weights()
     for x, y in zip(wa, wb, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "model_options",
+    [
+        {"model.decoder": "peeky"},
+        {"model.decoder": "bahdanau"},
+        {"model.decoder": "luong", "model.attention_score": "general"},
+    ],
+    ids=["peeky", "bahdanau", "luong"],
+)
+def test_each_decoder_family_learns_addition(model_options, tmp_path, tfds_dir):
+    """Peeky and attention decoders learn the 2-digit addition task (20-45 s each on 2 cores)."""
+    config = apply_overrides(
+        load_pipeline("addition_seq2seq"),
+        {
+            "data.config": "two_digits",
+            "data.data_dir": tfds_dir,
+            "training.epochs": 12,
+            "training.learning_rate": 0.005,
+            "training.batch_tokens": 512,
+            **model_options,
+        },
+    )
+    train(config, tmp_path / "run", verbose=0)
+    figures = evaluate_run(tmp_path / "run", split="test")
+    assert figures["exact_match"] >= 0.8, figures
