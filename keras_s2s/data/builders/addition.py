@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import random
 
 import tensorflow_datasets as tfds
 
-from keras_s2s.data.builders.generated import GeneratedTaskConfig, generate_unique_splits
+from keras_s2s.data.builders.generated import GeneratedTask, GeneratedTaskConfig
 
 
 def sample_addition_example(rng: random.Random, max_digits: int = 3) -> tuple[str, str]:
@@ -21,7 +20,7 @@ def sample_addition_example(rng: random.Random, max_digits: int = 3) -> tuple[st
     return f"{a}+{b}", str(a + b)
 
 
-class Addition(tfds.core.GeneratorBasedBuilder):
+class Addition(GeneratedTask):
     """Additions of two non-negative integers with up to `max_digits` digits each.
 
     Generated offline and deterministically from the config's seed; the splits are disjoint by
@@ -45,24 +44,5 @@ class Addition(tfds.core.GeneratorBasedBuilder):
         ),
     ]
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=self.__doc__,
-            features=tfds.features.FeaturesDict(
-                {"source": tfds.features.Text(), "target": tfds.features.Text()}
-            ),
-            supervised_keys=("source", "target"),
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Generated locally: nothing to download.
-        sample = functools.partial(
-            sample_addition_example, max_digits=self.builder_config.max_digits
-        )
-        splits = generate_unique_splits(self.builder_config, sample)
-        return {name: self._generate_examples(examples) for name, examples in splits.items()}
-
-    def _generate_examples(self, examples):
-        for index, (source, target) in enumerate(examples):
-            yield index, {"source": source, "target": target}
+    def sample(self, rng: random.Random) -> tuple[str, str]:
+        return sample_addition_example(rng, max_digits=self.builder_config.max_digits)

@@ -7,7 +7,7 @@ import random
 
 import tensorflow_datasets as tfds
 
-from keras_s2s.data.builders.generated import GeneratedTaskConfig, generate_unique_splits
+from keras_s2s.data.builders.generated import GeneratedTask, GeneratedTaskConfig
 
 _MONTHS = [
     "january",
@@ -69,7 +69,7 @@ def sample_date_example(rng: random.Random) -> tuple[str, str]:
     return rng.choice(_formats(d)), d.isoformat()
 
 
-class DateNormalization(tfds.core.GeneratorBasedBuilder):
+class DateNormalization(GeneratedTask):
     """Dates in 16 human formats ("september 27, 1994", "27/09/94", "Sep 27 1994", ...) to ISO.
 
     Generated offline and deterministically from the config's seed; the splits are disjoint by
@@ -92,24 +92,8 @@ class DateNormalization(tfds.core.GeneratorBasedBuilder):
         ),
     ]
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=self.__doc__,
-            features=tfds.features.FeaturesDict(
-                {"source": tfds.features.Text(), "target": tfds.features.Text()}
-            ),
-            supervised_keys=("source", "target"),
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Generated locally: nothing to download.
-        splits = generate_unique_splits(self.builder_config, sample_date_example)
-        return {name: self._generate_examples(examples) for name, examples in splits.items()}
-
-    def _generate_examples(self, examples):
-        for index, (source, target) in enumerate(examples):
-            yield index, {"source": source, "target": target}
+    def sample(self, rng: random.Random) -> tuple[str, str]:
+        return sample_date_example(rng)
 
 
 __all__ = ["DateNormalization", "sample_date_example"]

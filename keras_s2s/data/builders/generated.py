@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import random
 from collections.abc import Callable
@@ -61,3 +62,33 @@ def generate_unique_splits(
         out[name] = examples[start : start + size]
         start += size
     return out
+
+
+class GeneratedTask(tfds.core.GeneratorBasedBuilder):
+    """Base of the generated tasks: `(source, target)` text pairs drawn by `sample`.
+
+    Abstract, so TFDS does not register it as a dataset of its own.
+    """
+
+    @abc.abstractmethod
+    def sample(self, rng: random.Random) -> tuple[str, str]:
+        """Draws one `(source, target)` pair for this builder's config."""
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self.__doc__,
+            features=tfds.features.FeaturesDict(
+                {"source": tfds.features.Text(), "target": tfds.features.Text()}
+            ),
+            supervised_keys=("source", "target"),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Generated locally: nothing to download.
+        splits = generate_unique_splits(self.builder_config, self.sample)
+        return {name: self._generate_examples(examples) for name, examples in splits.items()}
+
+    def _generate_examples(self, examples):
+        for index, (source, target) in enumerate(examples):
+            yield index, {"source": source, "target": target}
