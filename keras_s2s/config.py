@@ -60,7 +60,12 @@ DEFAULTS: dict[str, Any] = {
         "jit_compile": False,
         "steps_per_execution": 1,
         "early_stopping_patience": 0,
+        # The best checkpoint is chosen by this logged value (without validation data, the
+        # training value of the same name, e.g. "token_accuracy").
         "monitor": "val_token_accuracy",
+        # "validation" or "test": log whole-sequence exact match on that split after every
+        # epoch (free-running greedy decoding) as "<split>_exact_match"; "" turns it off.
+        "exact_match_split": "",
         "strategy": "one_device",
     },
     "evaluation": {
@@ -75,6 +80,7 @@ _CHOICES = {
     ("data", "source"): ("tfds", "text", "tsv", "dlfs2"),
     ("data", "tokenizer"): ("char", "sentencepiece"),
     ("training", "strategy"): ("one_device", "default"),
+    ("training", "exact_match_split"): ("", "validation", "test"),
 }
 _POSITIVE = {
     ("data", "max_source_length"),
@@ -142,7 +148,22 @@ def load_pipeline(name_or_path: str) -> dict:
     raw.setdefault("name", path.stem)
     config = merge(DEFAULTS, raw)
     validate(config, origin=str(path))
+    _resolve_paths(config["data"], path.parent)
     return config
+
+
+_PATH_KEYS = ("train", "validation", "test", "vocabulary", "target_vocabulary", "data_dir")
+
+
+def _resolve_paths(data: dict, folder: Path) -> None:
+    """Relative file paths in a pipeline file are relative to that file's folder."""
+
+    def resolve(value: str) -> str:
+        return value if not value or os.path.isabs(value) else os.path.normpath(folder / value)
+
+    for key in _PATH_KEYS:
+        value = data[key]
+        data[key] = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
 
 
 def parse_override(assignment: str) -> tuple[str, Any]:

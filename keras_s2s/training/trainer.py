@@ -16,6 +16,7 @@ from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
 from keras_s2s.run_directory import RunDirectory
+from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
 
@@ -79,6 +80,20 @@ def compile_model(model: keras.Model, training: dict) -> keras.Model:
     return model
 
 
+class _EpochTrainSeconds(keras.callbacks.Callback):
+    """Logs `epoch_train_seconds`: the epoch's training steps only (no validation, no callbacks)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_train_seconds"] = self._end - self._start
+
+
 def _count_batches(dataset: tf.data.Dataset) -> int:
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
@@ -95,7 +110,12 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     check_model_config(config["model"])  # Fail on a config typo before any data work.
     keras.utils.set_random_seed(training["seed"])
     run = RunDirectory(output_dir)
-    splits = load_splits(data, splits=("train", "validation"))
+    has_validation = bool(data["source"] == "tfds" or data["validation"] or data["validation_size"])
+    exact_match_split = training["exact_match_split"]
+    wanted = {"train", exact_match_split} | ({"validation"} if has_validation else set())
+    splits = load_splits(
+        data, splits=tuple(s for s in ("train", "validation", "test") if s in wanted)
+    )
     train_sources, train_targets = as_strings(splits["train"])
     if not train_sources:
         raise ConfigError("The training split is empty")
@@ -137,6 +157,16 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
             seed=training["seed"],
         )
 
+    callbacks = [_EpochTrainSeconds()]
+    if exact_match_split:
+        sources, references = as_strings(splits[exact_match_split])
+        callbacks.append(
+            ExactMatch(
+                sources, references, source_tokenizer, target_tokenizer, max_source, max_target,
+                name=f"{exact_match_split}_exact_match",
+            )
+        )  # fmt: skip
+
     strategy = make_strategy(training["strategy"])
     with strategy.scope():
         model = build_model(
@@ -145,8 +175,10 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
         compile_model(model, training)
 
     monitor = training["monitor"]
+    if not has_validation and monitor.startswith("val_"):
+        monitor = monitor.removeprefix("val_")  # No validation data: the training value.
     mode = "min" if monitor.endswith("loss") else "max"
-    callbacks = [
+    callbacks += [
         keras.callbacks.ModelCheckpoint(
             run.model_path, monitor=monitor, mode=mode, save_best_only=True
         ),
@@ -166,13 +198,18 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     # tearing one down each epoch, which stalls (tf.data discards a half-read cache). Keras
     # keeps the validation iterator across epochs when given steps, so it repeats too.
     train_dataset = dataset("train", shuffle=True)
-    validation_dataset = dataset("validation", shuffle=False)
+    validation = {}
+    if has_validation:
+        validation_dataset = dataset("validation", shuffle=False)
+        validation = {
+            "validation_data": validation_dataset.repeat(),
+            "validation_steps": _count_batches(validation_dataset),
+        }
     start = time.perf_counter()
     history = model.fit(
         train_dataset.repeat(),
         steps_per_epoch=_count_batches(train_dataset),
-        validation_data=validation_dataset.repeat(),
-        validation_steps=_count_batches(validation_dataset),
+        **validation,
         shuffle=False,  # The tf.data pipeline shuffles, under the config's seed.
         epochs=training["epochs"],
         callbacks=callbacks,

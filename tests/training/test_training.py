@@ -191,3 +191,28 @@ def test_each_decoder_family_learns_addition(model_options, tmp_path, tfds_dir):
     train(config, tmp_path / "run", verbose=0)
     figures = evaluate_run(tmp_path / "run", split="test")
     assert figures["exact_match"] >= 0.8, figures
+
+
+def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
+    """The DLFS2 protocol: one file, a held-out test split, no validation split."""
+    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 40) for b in range(0, 40, 3))
+    data_file = tmp_path / "addition.txt"
+    data_file.write_text(lines)
+    config = apply_overrides(
+        load_pipeline("addition_seq2seq"),
+        {
+            "data.source": "dlfs2",
+            "data.train": [str(data_file)],
+            "data.test_size": 50,
+            "training.epochs": 2,
+            "training.exact_match_split": "test",
+            "model.hidden_dim": 16,
+        },
+    )
+    summary = train(config, tmp_path / "run", verbose=0)
+    history = RunDirectory(tmp_path / "run").metadata()["history"]
+    assert len(history["test_exact_match"]) == 2
+    assert all(0.0 <= v <= 1.0 for v in history["test_exact_match"])
+    assert all(s > 0 for s in history["epoch_train_seconds"])
+    assert "val_loss" not in history and summary["train_examples"] == 40 * 14 - 50
+    assert (tmp_path / "run" / "model.keras").is_file()

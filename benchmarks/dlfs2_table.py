@@ -1,0 +1,142 @@
+"""The DLFS2 table: our pipelines and the book's numpy code, side by side, run by hand.
+
+    .venv/bin/python benchmarks/dlfs2_table.py [--rows addition_reverse_peeky,date_attention]
+        [--seeds 1] [--epochs N] [--eval-limit N] [--skip-book] [--out benchmarks/dlfs2_table.md]
+
+Each row trains one `pipelines/dlfs2_*` pipeline (exact match on the 5,000 test examples after
+every epoch, training seconds per epoch without evaluation) and runs the book's own code
+(`../shared/reference/dlfs2-book/run.py`, one JSON line per epoch) with the same epochs, one
+after the other on an otherwise idle machine (fixed thread counts: run with
+`OMP_NUM_THREADS=2 TF_NUM_INTEROP_THREADS=1`). Writes a Markdown table and prints one JSON
+object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BOOK = REPO.parent / "shared" / "reference" / "dlfs2-book" / "run.py"
+
+ROWS = {
+    # row: (pipeline, overrides, book task, book variant)
+    "addition_baseline": ("dlfs2_addition_baseline", {}, "addition", "baseline"),
+    "addition_reverse": ("dlfs2_addition_reverse", {}, "addition", "reverse"),
+    "addition_peeky": ("dlfs2_addition_peeky", {}, "addition", "peeky"),
+    "addition_reverse_peeky": ("dlfs2_addition_reverse_peeky", {}, "addition", "reverse_peeky"),
+    "date_baseline": ("dlfs2_date_baseline", {}, "date", "baseline"),
+    "date_peeky": ("dlfs2_date_peeky", {}, "date", "peeky"),
+    "date_attention": ("dlfs2_date_attention", {}, "date", "attention"),
+    "date_attention_general": (
+        "dlfs2_date_attention", {"model.attention_score": "general"}, "date", None),
+    "date_attention_scaled": (
+        "dlfs2_date_attention", {"model.attention_score": "scaled"}, "date", None),
+    "date_attention_concat": (
+        "dlfs2_date_attention", {"model.attention_score": "concat"}, "date", None),
+    "date_bahdanau": ("dlfs2_date_attention", {"model.decoder": "bahdanau"}, "date", None),
+}  # fmt: skip
+
+
+def run_ours(pipeline: str, overrides: dict, seed: int, epochs: int | None, out: Path) -> dict:
+    from keras_s2s.config import apply_overrides, load_pipeline
+    from keras_s2s.run_directory import RunDirectory
+    from keras_s2s.training import train
+
+    config = load_pipeline(pipeline)
+    overrides = {**overrides, "training.seed": seed}
+    if epochs:
+        overrides["training.epochs"] = epochs
+    config = apply_overrides(config, overrides)
+    summary = train(config, out, verbose=0)
+    history = RunDirectory(out).metadata()["history"]
+    return {
+        "exact_match": history["test_exact_match"],
+        "train_s": history["epoch_train_seconds"],
+        "total_train_s": summary["train_seconds"],
+    }
+
+
+def run_book(task: str, variant: str, epochs: int | None, eval_limit: int) -> dict:
+    command = [sys.executable, str(BOOK), "--task", task, "--variant", variant]
+    if epochs:
+        command += ["--epochs", str(epochs)]
+    if eval_limit:
+        command += ["--eval-limit", str(eval_limit)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {
+        "exact_match": [line["exact_match"] for line in lines],
+        "train_s": [line["train_s"] for line in lines],
+    }
+
+
+def median_epoch_seconds(values: list[float]) -> float:
+    # The first epoch includes tracing; the median of the rest is the steady state.
+    return statistics.median(values[1:] or values)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--seeds", type=int, default=1, help="runs of ours per row (seeds 1..N)")
+    parser.add_argument("--epochs", type=int, default=0, help="override every row's epochs")
+    parser.add_argument("--eval-limit", type=int, default=0, help="the book's test examples")
+    parser.add_argument("--skip-book", action="store_true")
+    parser.add_argument("--out", default=str(HERE / "dlfs2_table.md"))
+    parser.add_argument("--workdir", default="/tmp/keras_s2s_dlfs2")
+    args = parser.parse_args()
+    os.chdir(REPO)
+
+    results = {}
+    for row in args.rows.split(","):
+        pipeline, overrides, task, variant = ROWS[row]
+        ours = [
+            run_ours(pipeline, overrides, seed, args.epochs, Path(args.workdir) / f"{row}-{seed}")
+            for seed in range(1, args.seeds + 1)
+        ]
+        book = None
+        if variant and not args.skip_book:
+            book = run_book(task, variant, args.epochs, args.eval_limit)
+        results[row] = {"ours": ours, "book": book}
+        print(json.dumps({row: results[row]}), flush=True)
+
+    lines = [
+        "| row | ours: exact match by epoch (median of seeds) | final | s/epoch "
+        "| book: exact match by epoch | final | s/epoch | speed ratio ours/book |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row, r in results.items():
+        curves = [o["exact_match"] for o in r["ours"]]
+        median_curve = [statistics.median(v) for v in zip(*curves, strict=True)]
+        ours_s = statistics.median(median_epoch_seconds(o["train_s"]) for o in r["ours"])
+        cells = [
+            row,
+            " ".join(f"{v:.3f}" for v in median_curve),
+            f"{median_curve[-1]:.3f}",
+            f"{ours_s:.1f}",
+        ]
+        if r["book"]:
+            book_s = median_epoch_seconds(r["book"]["train_s"])
+            cells += [
+                " ".join(f"{v:.3f}" for v in r["book"]["exact_match"]),
+                f"{r['book']['exact_match'][-1]:.3f}",
+                f"{book_s:.1f}",
+                f"{ours_s / book_s:.2f}",
+            ]
+        else:
+            cells += ["", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

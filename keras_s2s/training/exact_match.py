@@ -1,0 +1,65 @@
+"""A callback that measures whole-sequence exact match by free-running decoding."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_s2s.evaluation.scores import score_translations
+from keras_s2s.tokenizers import Tokenizer
+
+
+class ExactMatch(keras.callbacks.Callback):
+    """Greedy-decodes `sources` at the end of every `every`-th epoch and logs the exact match.
+
+    Decoding is free running (from bos, the model's own outputs fed back), and the detokenized
+    strings are compared with `references` whole: the honest figure, unlike teacher-forced token
+    accuracy. The value is added to the epoch logs as `name` (so `ModelCheckpoint` or
+    `EarlyStopping` can monitor it) and kept in `self.history`.
+
+    Example:
+    ```python
+    callback = keras_s2s.training.ExactMatch(
+        test_sources, test_targets, tokenizer, tokenizer, max_source_length=40,
+        max_target_length=10)
+    model.fit(train, epochs=3, callbacks=[callback])
+    ```
+    """
+
+    def __init__(
+        self,
+        sources: list[str],
+        references: list[str],
+        source_tokenizer: Tokenizer,
+        target_tokenizer: Tokenizer,
+        max_source_length: int,
+        max_target_length: int,
+        every: int = 1,
+        name: str = "exact_match",
+        batch_size: int = 512,
+    ):
+        super().__init__()
+        self.sources, self.references = list(sources), list(references)
+        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        self.every, self.name, self.batch_size = every, name, batch_size
+        self.history: list[float] = []
+        self._translator = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if self._translator is None:
+            from keras_s2s.translator import Translator
+
+            self._translator = Translator(
+                self.model,
+                self.source_tokenizer,
+                self.target_tokenizer,
+                self.max_source_length,
+                self.max_target_length,
+            )
+        hypotheses = self._translator.translate(self.sources, batch_size=self.batch_size)
+        value = score_translations(hypotheses, self.references)["exact_match"]
+        self.history.append(value)
+        if logs is not None:
+            logs[self.name] = value
