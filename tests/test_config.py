@@ -63,3 +63,12 @@ def test_model_keys_are_checked_against_the_constructor():
         build_model({"type": "transformer"}, 10, 10)
     with pytest.raises(ConfigError, match="cell='xyz'"):
         build_model({"type": "seq2seq", "cell": "xyz"}, 10, 10)
+
+
+def test_unlogged_monitor_fails_before_training(tmp_path):
+    from keras_s2s.training import train
+
+    config = apply_overrides(load_pipeline("date_seq2seq"), {"training.monitor": "val_bleu"})
+    with pytest.raises(ConfigError, match="training.monitor='val_bleu' is not logged"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

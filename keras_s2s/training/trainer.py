@@ -112,6 +112,18 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     run = RunDirectory(output_dir)
     has_validation = bool(data["source"] == "tfds" or data["validation"] or data["validation_size"])
     exact_match_split = training["exact_match_split"]
+    monitor = training["monitor"]
+    if not has_validation and monitor.startswith("val_"):
+        monitor = monitor.removeprefix("val_")  # No validation data: the training value.
+    logged = {"loss", "token_accuracy"}
+    logged |= {f"val_{name}" for name in logged} if has_validation else set()
+    logged |= {f"{exact_match_split}_exact_match"} if exact_match_split else set()
+    if monitor not in logged:
+        raise ConfigError(
+            f"training.monitor='{monitor}' is not logged by this run; "
+            f"choose from {', '.join(sorted(logged))}"
+        )
+    mode = "min" if monitor.endswith("loss") else "max"
     wanted = {"train", exact_match_split} | ({"validation"} if has_validation else set())
     splits = load_splits(
         data, splits=tuple(s for s in ("train", "validation", "test") if s in wanted)
@@ -174,10 +186,6 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
         )
         compile_model(model, training)
 
-    monitor = training["monitor"]
-    if not has_validation and monitor.startswith("val_"):
-        monitor = monitor.removeprefix("val_")  # No validation data: the training value.
-    mode = "min" if monitor.endswith("loss") else "max"
     callbacks += [
         keras.callbacks.ModelCheckpoint(
             run.model_path, monitor=monitor, mode=mode, save_best_only=True
@@ -216,12 +224,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    values = history.history.get(monitor)
-    if not values:
-        raise ConfigError(
-            f"training.monitor='{monitor}' is not a logged metric; "
-            f"choose from {', '.join(history.history)}"
-        )
+    values = history.history[monitor]
     best = (min if mode == "min" else max)(range(len(values)), key=values.__getitem__)
     summary = {
         "pipeline": config["name"],
