@@ -15,8 +15,9 @@ from keras_s2s.tokenizers import Tokenizer
 class Translator:
     """Translates batches of strings with a trained model and its tokenizers.
 
-    Tokenization, encoding, the decode loop (greedy or beam search) and detokenization all run
-    in one `tf.function`. Sources longer than `max_source_length` tokens are truncated.
+    Tokenization and detokenization run tensorflow-text ops; encoding and the decode loop (greedy
+    or beam search) run in one `tf.function` per beam size and number of results. Sources
+    longer than `max_source_length` tokens are truncated.
 
     Args:
         model: a model implementing the decoding protocol (`encode`, `decode_step`).
@@ -82,7 +83,10 @@ class Translator:
 
     def _function(self, key, fn):
         if key not in self._functions:
-            self._functions[key] = tf.function(fn, jit_compile=self.jit_compile)
+            # Batches differ in source width: trace once for any width, not once per width.
+            self._functions[key] = tf.function(
+                fn, jit_compile=self.jit_compile, reduce_retracing=True
+            )
         return self._functions[key]
 
     def decode_ids(self, source_ids, beam_size: int = 1, num_results: int = 1, length_penalty=0.0):
