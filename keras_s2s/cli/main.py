@@ -50,7 +50,7 @@ def cmd_data(args):
         f"pipeline {figures['pipeline']}: tokenizer {figures['tokenizer']}, vocabulary "
         f"{figures['source_vocabulary_size']} source / {figures['target_vocabulary_size']} target"
     )
-    for split in ("train", "validation", "test"):
+    for split in figures["examples"]:
         s = figures[split]
         print(
             f"  {split:<10} {s['examples']:>7} examples; source tokens {s['source_tokens']}; "

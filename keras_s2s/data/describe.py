@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_s2s.data.pipeline import count_too_long, prepare_examples
-from keras_s2s.data.splits import SPLITS, as_strings, load_splits
+from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 
 
@@ -24,7 +24,7 @@ def _length_stats(lengths: np.ndarray) -> dict:
 def describe_data(config: dict) -> dict:
     """Describes the data of a merged pipeline config (tokenizers built as training would)."""
     data = config["data"]
-    splits = load_splits(data, splits=SPLITS)
+    splits = load_splits(data, splits=available_splits(data))
     sources, targets = as_strings(splits["train"])
     source_tokenizer, target_tokenizer = build_tokenizers(data, sources, targets)
     out = {

@@ -31,6 +31,15 @@ def load_tfds_split(name: str, config: str, split: str, data_dir: str = "") -> t
     return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
 
 
+def available_splits(data: dict) -> tuple[str, ...]:
+    """The splits a `data` section provides (file sources may have no validation or test)."""
+    if data["source"] == "tfds":
+        return SPLITS
+    return ("train",) + tuple(
+        split for split in ("validation", "test") if data[split] or data[f"{split}_size"] > 0
+    )
+
+
 def load_splits(data: dict, splits=SPLITS) -> dict[str, tf.data.Dataset]:
     """Returns `{split: (source, target) dataset}` for a pipeline's `data` section."""
     if data["source"] == "tfds":

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import keras_s2s
 from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_examples
-from keras_s2s.data.splits import as_strings, load_splits
+from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
@@ -110,7 +110,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     check_model_config(config["model"])  # Fail on a config typo before any data work.
     keras.utils.set_random_seed(training["seed"])
     run = RunDirectory(output_dir)
-    has_validation = bool(data["source"] == "tfds" or data["validation"] or data["validation_size"])
+    has_validation = "validation" in available_splits(data)
     exact_match_split = training["exact_match_split"]
     monitor = training["monitor"]
     if not has_validation and monitor.startswith("val_"):
