@@ -23,19 +23,21 @@ from keras_s2s.training import (
 )
 
 
+def two_digit_addition(tfds_dir, overrides: dict):
+    """The `addition_seq2seq` pipeline on the small built-in 2-digit task, with overrides."""
+    settings = {
+        "data.config": "two_digits",
+        "data.data_dir": tfds_dir,
+        "training.learning_rate": 0.005,
+        "training.batch_tokens": 512,
+    }
+    return apply_overrides(load_pipeline("addition_seq2seq"), {**settings, **overrides})
+
+
 @pytest.fixture(scope="module")
 def addition_run(tmp_path_factory, tfds_dir):
     """A small Seq2Seq trained on the built-in 2-digit addition task (about 40 s on 2 cores)."""
-    config = apply_overrides(
-        load_pipeline("addition_seq2seq"),
-        {
-            "data.config": "two_digits",
-            "data.data_dir": tfds_dir,
-            "training.epochs": 16,
-            "training.learning_rate": 0.005,
-            "training.batch_tokens": 512,
-        },
-    )
+    config = two_digit_addition(tfds_dir, {"training.epochs": 16})
     run_dir = tmp_path_factory.mktemp("runs") / "addition"
     summary = train(config, run_dir, verbose=0)
     return run_dir, summary
@@ -147,15 +149,8 @@ def test_clipping_can_be_turned_off():
 
 
 def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
-    config = apply_overrides(
-        load_pipeline("addition_seq2seq"),
-        {
-            "data.config": "two_digits",
-            "data.data_dir": tfds_dir,
-            "training.epochs": 1,
-            "model.hidden_dim": 16,
-            "model.embedding_dim": 8,
-        },
+    config = two_digit_addition(
+        tfds_dir, {"training.epochs": 1, "model.hidden_dim": 16, "model.embedding_dim": 8}
     )
     a = train(config, tmp_path / "a", verbose=0)
     b = train(config, tmp_path / "b", verbose=0)
@@ -177,17 +172,7 @@ def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
 )
 def test_each_decoder_family_learns_addition(model_options, tmp_path, tfds_dir):
     """Peeky and attention decoders learn the 2-digit addition task (20-45 s each on 2 cores)."""
-    config = apply_overrides(
-        load_pipeline("addition_seq2seq"),
-        {
-            "data.config": "two_digits",
-            "data.data_dir": tfds_dir,
-            "training.epochs": 12,
-            "training.learning_rate": 0.005,
-            "training.batch_tokens": 512,
-            **model_options,
-        },
-    )
+    config = two_digit_addition(tfds_dir, {"training.epochs": 12, **model_options})
     train(config, tmp_path / "run", verbose=0)
     figures = evaluate_run(tmp_path / "run", split="test")
     assert figures["exact_match"] >= 0.8, figures
