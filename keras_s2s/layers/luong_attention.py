@@ -24,6 +24,8 @@ class LuongAttention(keras.layers.Layer):
         query: `[B, T, D]` (or `[B, D]` for one decoder step).
         memory: `[B, S, M]` (`dot`/`scaled` need M == D).
         memory_mask: bool `[B, S]`, True on real source tokens.
+        memory_keys: optional `memory_keys(memory)`, computed once per source so that decode
+            steps do not recompute it.
 
     Returns:
         `(context, weights)`: `[B, T, M]` and `[B, T, S]` (or `[B, M]`, `[B, S]`).
@@ -48,7 +50,7 @@ class LuongAttention(keras.layers.Layer):
         self.units = units
         self.softmax = keras.layers.Softmax(axis=-1, dtype=self.dtype_policy, name="softmax")
 
-    def build(self, query_shape, memory_shape, memory_mask_shape=None):
+    def build(self, query_shape, memory_shape, memory_mask_shape=None, memory_keys_shape=None):
         query_dim, memory_dim = query_shape[-1], memory_shape[-1]
         if self.score in ("dot", "scaled") and query_dim != memory_dim:
             raise ValueError(
@@ -71,25 +73,30 @@ class LuongAttention(keras.layers.Layer):
             self.memory_dense.build(memory_shape)
             self.v = self.add_weight(shape=(units,), initializer="glorot_uniform", name="v")
 
-    def _scores(self, query, memory):
-        # query [B, T, D], memory [B, S, M] -> [B, T, S]
+    def memory_keys(self, memory):
+        """The memory side of the score, `[B, S, K]`: what each query is scored against."""
         if self.score == "concat":
-            hidden = ops.expand_dims(self.query_dense(query), 2) + ops.expand_dims(
-                self.memory_dense(memory), 1
-            )
-            return ops.sum(ops.tanh(hidden) * self.v, axis=-1)
+            return self.memory_dense(memory)  # W_m h_s
         if self.score == "general":
-            query = ops.matmul(query, self.kernel)
-        scores = ops.matmul(query, ops.transpose(memory, (0, 2, 1)))
+            return ops.matmul(memory, ops.transpose(self.kernel))  # (W h_s), so h_t . W h_s
         if self.score == "scaled":
-            scores = scores / math.sqrt(memory.shape[-1])
-        return scores
+            return memory / math.sqrt(memory.shape[-1])
+        return memory
 
-    def call(self, query, memory, memory_mask=None):
+    def _scores(self, query, keys):
+        # query [B, T, D], keys [B, S, K] -> [B, T, S]
+        if self.score == "concat":
+            hidden = ops.expand_dims(self.query_dense(query), 2) + ops.expand_dims(keys, 1)
+            return ops.sum(ops.tanh(hidden) * self.v, axis=-1)
+        return ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+
+    def call(self, query, memory, memory_mask=None, memory_keys=None):
         single_step = len(query.shape) == 2
         if single_step:
             query = ops.expand_dims(query, 1)
-        scores = self._scores(query, memory)
+        if memory_keys is None:
+            memory_keys = self.memory_keys(memory)
+        scores = self._scores(query, memory_keys)
         mask = None if memory_mask is None else ops.expand_dims(memory_mask, 1)
         weights = self.softmax(scores, mask=mask)
         context = ops.matmul(weights, memory)
@@ -97,7 +104,9 @@ class LuongAttention(keras.layers.Layer):
             return context[:, 0], weights[:, 0]
         return context, weights
 
-    def compute_output_shape(self, query_shape, memory_shape, memory_mask_shape=None):
+    def compute_output_shape(
+        self, query_shape, memory_shape, memory_mask_shape=None, memory_keys_shape=None
+    ):
         if len(query_shape) == 2:
             return (query_shape[0], memory_shape[-1]), (query_shape[0], memory_shape[1])
         return (

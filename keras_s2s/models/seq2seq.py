@@ -283,8 +283,9 @@ class Seq2Seq(keras.Model):
         if self.decoder in ("bahdanau", "luong"):
             memory = state["memory"]
             state["attention"] = ops.zeros_like(memory[..., 0])  # [B, S]
-            if self.decoder == "bahdanau":
-                state["memory_keys"] = self.decoder_layers[0].memory_keys(memory)
+            # The memory side of the attention score, once per source, not once per step.
+            attention = self.attention or self.decoder_layers[0]
+            state["memory_keys"] = attention.memory_keys(memory)
         return state
 
     def decode_step(self, token_ids, state, step=None):
@@ -305,7 +306,7 @@ class Seq2Seq(keras.Model):
             new_states.append(_as_list(states))
         if self.attention is not None:
             context, new_state["attention"] = self.attention(
-                x, state["memory"], state["memory_mask"]
+                x, state["memory"], state["memory_mask"], memory_keys=state["memory_keys"]
             )
         if context is not None:
             x = ops.concatenate([x, context], axis=-1)
