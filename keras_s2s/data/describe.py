@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_s2s.data.pipeline import count_too_long, prepare_examples
+from keras_s2s.data.pipeline import prepare_examples
 from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 
@@ -47,7 +47,9 @@ def describe_data(config: dict) -> dict:
             tgt.append(t)
         src = np.concatenate(src) if src else np.zeros([0], np.int32)
         tgt = np.concatenate(tgt) if tgt else np.zeros([0], np.int32)
-        _, dropped = count_too_long(examples, data["max_source_length"], data["max_target_length"])
+        # The rule of `filter_by_length`, applied to the lengths already at hand.
+        too_long = (src > data["max_source_length"]) | (tgt > data["max_target_length"])
+        dropped = int(too_long.sum())
         out[split] = {
             "examples": int(src.size),
             "source_tokens": _length_stats(src),

@@ -128,9 +128,7 @@ class Seq2Seq(keras.Model):
         # Read while wiring the graph below.
         self.pad_id = pad_id
         self.residual = residual
-        self.peeky = decoder == "peeky"
         self.decoder = decoder
-        self.bridged = bidirectional and merge_mode == "concat"
         self.merge_mode = merge_mode
         self.bidirectional = bidirectional
         rnn = _CELLS[cell]
@@ -161,7 +159,7 @@ class Seq2Seq(keras.Model):
                     layer, merge_mode=merge_mode, dtype=dtype, name=f"encoder_birnn_{i}"
                 )
             self.encoder_layers.append(layer)
-            if self.bridged:
+            if bidirectional and merge_mode == "concat":
                 self.bridges.append(
                     [
                         keras.layers.Dense(hidden_dim, dtype=dtype, name=f"bridge_{i}_{k}")
@@ -247,7 +245,7 @@ class Seq2Seq(keras.Model):
             x = outputs + x if self.residual and i > 0 else outputs
             rnn_states.append(self._merge_directions(i, states) if self.bidirectional else states)
         state = {"rnn": rnn_states}
-        if self.peeky:
+        if self.decoder == "peeky":
             state["summary"] = rnn_states[-1][0]  # top layer's final hidden state [B, H]
         if self.decoder in ("bahdanau", "luong"):
             state["memory"] = x  # top encoder outputs [B, S, M]
@@ -256,7 +254,7 @@ class Seq2Seq(keras.Model):
 
     def _decode_sequence(self, decoder_token_ids, state, training=None):
         x = self.target_embedding(decoder_token_ids)
-        if self.peeky:
+        if self.decoder == "peeky":
             x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
         contexts = None
         for i, layer in enumerate(self.decoder_layers):
@@ -271,7 +269,7 @@ class Seq2Seq(keras.Model):
             contexts, _ = self.attention(x, state["memory"], state["memory_mask"])
         if contexts is not None:
             x = ops.concatenate([x, contexts], axis=-1)
-        if self.peeky:
+        if self.decoder == "peeky":
             x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
         return self.output_projection(x)
 
@@ -292,7 +290,7 @@ class Seq2Seq(keras.Model):
         """One decoder step: previous tokens `[B]` + state -> logits `[B, V]` + new state."""
         del step  # An RNN's position lives in its state.
         x = self.target_embedding(ops.convert_to_tensor(token_ids, "int32"))
-        if self.peeky:
+        if self.decoder == "peeky":
             x = ops.concatenate([x, state["summary"]], axis=-1)
         new_states, context, new_state = [], None, dict(state)
         for i, layer in enumerate(self.decoder_layers):
@@ -310,7 +308,7 @@ class Seq2Seq(keras.Model):
             )
         if context is not None:
             x = ops.concatenate([x, context], axis=-1)
-        if self.peeky:
+        if self.decoder == "peeky":
             x = ops.concatenate([x, state["summary"]], axis=-1)
         new_state["rnn"] = new_states
         return self.output_projection(x), new_state

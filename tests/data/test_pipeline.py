@@ -22,6 +22,12 @@ def pairs(n=400, seed=0):
     return tf.data.Dataset.from_tensor_slices((sources, targets)), sources, targets
 
 
+def batches_of(ds, tok, **options):
+    """`make_dataset` with this file's usual lengths (32/20) and a 256-token budget."""
+    settings = dict(max_source_length=32, max_target_length=20, batch_tokens=256)
+    return make_dataset(ds, tok, tok, **{**settings, **options})
+
+
 def test_teacher_forcing_shifts_the_target():
     ds, sources, targets = pairs(3)
     tok = CharTokenizer.build(sources + targets)
@@ -52,17 +58,7 @@ def test_buckets_are_bounded_and_respect_the_token_budget():
     ds, sources, targets = pairs(2000)
     tok = CharTokenizer.build(sources + targets)
     spec = BucketSpec(batch_tokens=256, width=8, max_source_length=32, max_decoder_length=21)
-    batches = make_dataset(
-        ds,
-        tok,
-        tok,
-        max_source_length=32,
-        max_target_length=20,
-        batch_tokens=256,
-        bucket_width=8,
-        shuffle_buffer=500,
-        seed=3,
-    )
+    batches = batches_of(ds, tok, bucket_width=8, shuffle_buffer=500, seed=3)
     shapes, rows = set(), 0
     for features, labels in batches.concatenate(batches):  # two epochs
         enc, dec = features["encoder_token_ids"].shape, features["decoder_token_ids"].shape
@@ -73,16 +69,7 @@ def test_buckets_are_bounded_and_respect_the_token_budget():
         rows += int(np.sum(labels.numpy()[:, 0] != 0))
     assert len(shapes) <= spec.num_shapes()
     assert rows == 2 * 2000  # nothing dropped
-    full = make_dataset(
-        ds,
-        tok,
-        tok,
-        max_source_length=32,
-        max_target_length=20,
-        batch_tokens=256,
-        bucket_width=8,
-        pad_batch_to_full=True,
-    )
+    full = batches_of(ds, tok, bucket_width=8, pad_batch_to_full=True)
     full_shapes = {(f["encoder_token_ids"].shape, l.shape) for f, l in full}  # noqa: E741
     assert len(full_shapes) <= spec.num_shapes() // 2
     assert sum(int(np.sum(l.numpy()[:, 0] != 0)) for _, l in full) == 2000  # noqa: E741
@@ -93,16 +80,7 @@ def test_pipeline_is_deterministic_under_a_seed():
     tok = CharTokenizer.build(sources + targets)
 
     def epochs(seed):
-        batches = make_dataset(
-            ds,
-            tok,
-            tok,
-            max_source_length=32,
-            max_target_length=20,
-            batch_tokens=256,
-            shuffle_buffer=600,
-            seed=seed,
-        )
+        batches = batches_of(ds, tok, shuffle_buffer=600, seed=seed)
         return [[l.numpy().tolist() for _, l in batches] for _ in range(2)]  # noqa: E741
 
     a, b, c = epochs(1), epochs(1), epochs(2)
@@ -123,17 +101,7 @@ def test_bucketing_wastes_less_padding_than_plain_batching():
                 total += x.numpy().size
         return 1 - real / total
 
-    bucketed = make_dataset(
-        ds,
-        tok,
-        tok,
-        max_source_length=32,
-        max_target_length=20,
-        batch_tokens=512,
-        bucket_width=4,
-        shuffle_buffer=2000,
-        seed=0,
-    )
+    bucketed = batches_of(ds, tok, batch_tokens=512, bucket_width=4, shuffle_buffer=2000, seed=0)
     plain = (
         prepare_examples(ds, tok, tok)
         .shuffle(2000, seed=0)
