@@ -7,7 +7,7 @@ Each row trains one `pipelines/dlfs2_*` pipeline (exact match on the 5,000 test 
 every epoch, training seconds per epoch without evaluation) and runs the book's own code
 (`../shared/reference/dlfs2-book/run.py`, one JSON line per epoch) with the same epochs, one
 after the other on an otherwise idle machine (fixed thread counts: run with
-`OMP_NUM_THREADS=2 TF_NUM_INTEROP_THREADS=1`). Writes a Markdown table and prints one JSON
+`OMP_NUM_THREADS=2 TF_NUM_INTEROP_THREADS=2`). Writes a Markdown table and prints one JSON
 object last.
 """
 

@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "training": {
         "epochs": 10,
         "batch_tokens": 4096,
+        # Examples per batch instead of a token budget (0: bucket by length under
+        # batch_tokens). Models with static lengths (model.unroll) get fixed-shape batches.
+        "batch_size": 0,
         "learning_rate": 1e-3,
         # Global-norm gradient clipping (Keras `global_clipnorm`); 0 turns clipping off.
         "global_clipnorm": 5.0,
@@ -100,6 +103,7 @@ _NON_NEGATIVE = {
     ("data", "test_size"),
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
+    ("training", "batch_size"),
 }
 
 

@@ -99,7 +99,8 @@ class BucketSpec:
     """Bucket shapes for `bucket_by_tokens`.
 
     Lengths are rounded up to multiples of `width` (source and decoder sides separately), and a
-    bucket of padded length L holds `batch_tokens // L` rows (L is the longer of the two sides).
+    bucket of padded length L holds `batch_tokens // L` rows (L is the longer of the two sides),
+    or `rows` rows in every bucket if `rows` is set.
     A bucket's last batch is partial, but its size depends only on how many examples fall in
     the bucket, so it is the same every epoch. So there are at most
     `2 * ceil(S/width) * ceil(T/width)` shapes, and XLA compiles a few programs, not one per
@@ -110,6 +111,7 @@ class BucketSpec:
     width: int
     max_source_length: int
     max_decoder_length: int
+    rows: int = 0
 
     def source_buckets(self) -> int:
         return -(-self.max_source_length // self.width)
@@ -127,6 +129,8 @@ class BucketSpec:
         return s_bucket * w, t_bucket * w
 
     def batch_size(self, source_padded, decoder_padded):
+        if self.rows:
+            return tf.constant(self.rows, tf.int64)
         longest = tf.maximum(source_padded, decoder_padded)
         return tf.maximum(tf.constant(1, tf.int64), self.batch_tokens // longest)
 
@@ -197,6 +201,23 @@ def pad_to_longest(batch_size: int):
     return apply
 
 
+def pad_to_fixed(batch_size: int, source_length: int, decoder_length: int):
+    """Batches of `batch_size` examples padded to fixed lengths: one shape (plus the last,
+    partial batch) for models with static lengths (`Seq2Seq(unroll=True)`, TFLite)."""
+
+    def apply(dataset):
+        return dataset.padded_batch(
+            batch_size,
+            padded_shapes=(
+                {"encoder_token_ids": [source_length], "decoder_token_ids": [decoder_length]},
+                [decoder_length],
+            ),
+            padding_values=PAD_ID,
+        )
+
+    return apply
+
+
 def prepare_examples(
     dataset: tf.data.Dataset,
     source_tokenizer: Tokenizer,
@@ -219,11 +240,19 @@ def make_dataset(
     seed: int | None = None,
     cache: bool = True,
     pad_batch_to_full: bool = False,
+    batch_size: int = 0,
+    fixed_lengths: bool = False,
 ) -> tf.data.Dataset:
     """The whole training pipeline: a `(source, target)` string dataset to model batches.
 
     Returns batches `({"encoder_token_ids": [B, S], "decoder_token_ids": [B, T]}, labels [B, T])`
     for `model.fit`. Deterministic for a given `seed` (shuffled again each epoch).
+
+    By default examples are bucketed by length under a budget of `batch_tokens` padded tokens
+    per batch; with `batch_size`, each batch holds that many examples instead (as the DLFS2
+    book's do), still bucketed by length. With `fixed_lengths`, every batch is padded to
+    S = `max_source_length` and T = `max_target_length + 1` (for models with static lengths)
+    and holds `batch_size` examples (default `batch_tokens // max(S, T)`), in random order.
 
     Example:
     ```python
@@ -232,14 +261,22 @@ def make_dataset(
         batch_tokens=2048, shuffle_buffer=10000, seed=1)
     ```
     """
-    spec = BucketSpec(batch_tokens, bucket_width, max_source_length, max_target_length + 1)
+    decoder_length = max_target_length + 1
     ds = prepare_examples(dataset, source_tokenizer, target_tokenizer)
     ds = ds.apply(filter_by_length(max_source_length, max_target_length))
     if cache:
         ds = ds.cache()
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.apply(teacher_forcing()).apply(bucket_by_tokens(spec, pad_batch_to_full))
+    ds = ds.apply(teacher_forcing())
+    if fixed_lengths:
+        rows = batch_size or max(1, batch_tokens // max(max_source_length, decoder_length))
+        ds = ds.apply(pad_to_fixed(rows, max_source_length, decoder_length))
+    else:
+        spec = BucketSpec(
+            batch_tokens, bucket_width, max_source_length, decoder_length, rows=batch_size
+        )
+        ds = ds.apply(bucket_by_tokens(spec, pad_batch_to_full))
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -30,6 +30,8 @@ class BahdanauDecoder(keras.layers.Layer):
         cell: "lstm", "gru" or "rnn".
         attention_units: width of the additive score's hidden layer (default H).
         dropout: dropout on the cell inputs during training.
+        unroll: bool, unroll the loop over time (needs a static T); faster on CPU for short
+            targets.
 
     Call arguments:
         inputs: `[B, T, E]` (embedded decoder inputs).
@@ -45,7 +47,9 @@ class BahdanauDecoder(keras.layers.Layer):
         Translate".
     """
 
-    def __init__(self, units, cell="lstm", attention_units=None, dropout=0.0, **kwargs):
+    def __init__(
+        self, units, cell="lstm", attention_units=None, dropout=0.0, unroll=False, **kwargs
+    ):
         super().__init__(**kwargs)
         if cell not in _CELLS:
             raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
@@ -53,6 +57,7 @@ class BahdanauDecoder(keras.layers.Layer):
         self.cell = cell
         self.attention_units = attention_units
         self.dropout = dropout
+        self.unroll = unroll
         self.num_states = 2 if cell == "lstm" else 1
         self.rnn_cell = _CELLS[cell](
             units, dropout=dropout, dtype=self.dtype_policy, name="rnn_cell"
@@ -93,6 +98,17 @@ class BahdanauDecoder(keras.layers.Layer):
 
     def call(self, inputs, initial_state, memory, memory_mask, training=None):
         keys = self.memory_keys(memory)
+        if self.unroll:
+            if inputs.shape[1] is None:
+                raise ValueError("`unroll=True` needs a static target length; got None")
+            states, outputs, contexts = list(initial_state), [], []
+            for t in range(inputs.shape[1]):
+                output, context, _, states = self.step(
+                    inputs[:, t], states, memory, keys, memory_mask, training
+                )
+                outputs.append(output)
+                contexts.append(context)
+            return ops.stack(outputs, axis=1), ops.stack(contexts, axis=1), states
 
         # A while loop writing fixed-size [B, T, .] buffers in place: it compiles with XLA
         # (bounded iterations) and keeps no growing lists.
@@ -139,6 +155,7 @@ class BahdanauDecoder(keras.layers.Layer):
                 "cell": self.cell,
                 "attention_units": self.attention_units,
                 "dropout": self.dropout,
+                "unroll": self.unroll,
             }
         )
         return config

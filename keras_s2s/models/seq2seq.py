@@ -54,6 +54,12 @@ class Seq2Seq(keras.Model):
         reverse_source: bool, reverse the real source tokens before encoding (padding stays
             at the end).
         dropout: float, dropout on the RNN inputs during training.
+        source_length: int or None, a static source length S. `encode` pads shorter sources
+            to it (padding is masked, so results do not change).
+        target_length: int or None, a static decoder input length T for the training call.
+        unroll: bool, unroll the RNN loops over time (needs `source_length` and
+            `target_length`). Faster on CPU for short sequences, and what TFLite needs to
+            convert the encoder to builtin ops. The weights are the same as without it.
         pad_id: int, the padding id of both vocabularies.
 
     Call arguments:
@@ -92,6 +98,9 @@ class Seq2Seq(keras.Model):
         attention_score="general",
         reverse_source=False,
         dropout=0.0,
+        source_length=None,
+        target_length=None,
+        unroll=False,
         pad_id=0,
         dtype=None,
         **kwargs,
@@ -121,6 +130,16 @@ class Seq2Seq(keras.Model):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+        for arg, value in (("source_length", source_length), ("target_length", target_length)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(
+                    f"`{arg}` must be a positive integer or None. Received: {arg}={value!r}"
+                )
+        if unroll and (source_length is None or target_length is None):
+            raise ValueError(
+                "`unroll=True` needs static lengths: pass `source_length` and `target_length`. "
+                f"Received: source_length={source_length}, target_length={target_length}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
@@ -131,6 +150,9 @@ class Seq2Seq(keras.Model):
         self.decoder = decoder
         self.merge_mode = merge_mode
         self.bidirectional = bidirectional
+        self.source_length = source_length
+        self.target_length = target_length
+        self.unroll = unroll
         rnn = _CELLS[cell]
         num_states = 2 if cell == "lstm" else 1
         self.reverse = (
@@ -151,6 +173,7 @@ class Seq2Seq(keras.Model):
                 return_sequences=True,
                 return_state=True,
                 dropout=dropout,
+                unroll=unroll,
                 dtype=dtype,
                 name=f"encoder_rnn_{i}",
             )
@@ -158,6 +181,12 @@ class Seq2Seq(keras.Model):
                 layer = keras.layers.Bidirectional(
                     layer, merge_mode=merge_mode, dtype=dtype, name=f"encoder_birnn_{i}"
                 )
+                if unroll:
+                    # Keras 3.15's unrolled loop zeroes masked outputs with the mask in forward
+                    # order while a backward layer's outputs are reversed, zeroing real steps
+                    # instead. For right-padded sources, the backward layer's padded steps come
+                    # first and already output zeros, so the zeroing is not needed.
+                    layer.backward_layer.zero_output_for_mask = False
             self.encoder_layers.append(layer)
             if bidirectional and merge_mode == "concat":
                 self.bridges.append(
@@ -177,6 +206,7 @@ class Seq2Seq(keras.Model):
                 return_sequences=True,
                 return_state=True,
                 dropout=dropout,
+                unroll=unroll,
                 dtype=dtype,
                 name=f"decoder_rnn_{i}",
             )
@@ -184,7 +214,12 @@ class Seq2Seq(keras.Model):
         ]
         if decoder == "bahdanau":
             self.decoder_layers[0] = BahdanauDecoder(
-                hidden_dim, cell=cell, dropout=dropout, dtype=dtype, name="decoder_attention_rnn"
+                hidden_dim,
+                cell=cell,
+                dropout=dropout,
+                unroll=unroll,
+                dtype=dtype,
+                name="decoder_attention_rnn",
             )
         self.attention = (
             LuongAttention(attention_score, dtype=dtype, name="attention")
@@ -196,8 +231,12 @@ class Seq2Seq(keras.Model):
         )
 
         # === Functional model ===
-        encoder_token_ids = keras.Input(shape=(None,), dtype="int32", name="encoder_token_ids")
-        decoder_token_ids = keras.Input(shape=(None,), dtype="int32", name="decoder_token_ids")
+        encoder_token_ids = keras.Input(
+            shape=(source_length,), dtype="int32", name="encoder_token_ids"
+        )
+        decoder_token_ids = keras.Input(
+            shape=(target_length,), dtype="int32", name="decoder_token_ids"
+        )
         state = self._encode(encoder_token_ids)
         logits = self._decode_sequence(decoder_token_ids, state)
         super().__init__(
@@ -277,7 +316,16 @@ class Seq2Seq(keras.Model):
 
     def encode(self, encoder_token_ids):
         """Encodes the source once. Returns the initial decoding state (a dict of tensors)."""
-        state = self._encode(ops.convert_to_tensor(encoder_token_ids, "int32"), training=False)
+        encoder_token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
+        if self.source_length is not None:
+            # Pad (masked, so harmless) to the static length the unrolled encoder needs.
+            length = self.source_length
+            missing = ops.maximum(length - ops.shape(encoder_token_ids)[1], 0)
+            encoder_token_ids = ops.pad(
+                encoder_token_ids, [[0, 0], [0, missing]], constant_values=self.pad_id
+            )
+            encoder_token_ids = ops.reshape(encoder_token_ids[:, :length], (-1, length))
+        state = self._encode(encoder_token_ids, training=False)
         if self.decoder in ("bahdanau", "luong"):
             memory = state["memory"]
             state["attention"] = ops.zeros_like(memory[..., 0])  # [B, S]
@@ -328,6 +376,9 @@ class Seq2Seq(keras.Model):
             "attention_score": self.attention_score,
             "reverse_source": self.reverse_source,
             "dropout": self.dropout,
+            "source_length": self.source_length,
+            "target_length": self.target_length,
+            "unroll": self.unroll,
             "pad_id": self.pad_id,
             "name": self.name,
             "trainable": self.trainable,

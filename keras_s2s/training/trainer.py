@@ -54,6 +54,26 @@ def check_model_config(model_config: dict):
     return cls, arguments
 
 
+def static_lengths(model_config: dict, max_source_length: int, max_target_length: int) -> dict:
+    """`model_config` with the data's lengths as the model's static lengths, if it has them.
+
+    An unrolled model (or one given any static length) needs `source_length` =
+    `data.max_source_length` and `target_length` = `data.max_target_length + 1` (bos +
+    target); they are filled in, or checked if given.
+    """
+    if not any(model_config.get(k) for k in ("unroll", "source_length", "target_length")):
+        return model_config
+    expected = {"source_length": max_source_length, "target_length": max_target_length + 1}
+    config = {**expected, **model_config}
+    for key, value in expected.items():
+        if config[key] != value:
+            raise ConfigError(
+                f"model.{key}={config[key]} does not match the data (expected {value} from "
+                "data.max_source_length / data.max_target_length + 1); leave it out to derive it"
+            )
+    return config
+
+
 def build_model(model_config: dict, source_vocabulary_size: int, target_vocabulary_size: int):
     """Builds the model a pipeline's `model` section describes (its constructor arguments)."""
     cls, arguments = check_model_config(model_config)
@@ -108,6 +128,8 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     """
     data, training = config["data"], config["training"]
     check_model_config(config["model"])  # Fail on a config typo before any data work.
+    max_source, max_target = data["max_source_length"], data["max_target_length"]
+    model_config = static_lengths(config["model"], max_source, max_target)
     keras.utils.set_random_seed(training["seed"])
     run = RunDirectory(output_dir)
     has_validation = "validation" in available_splits(data)
@@ -132,7 +154,6 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     if not train_sources:
         raise ConfigError("The training split is empty")
     source_tokenizer, target_tokenizer = build_tokenizers(data, train_sources, train_targets)
-    max_source, max_target = data["max_source_length"], data["max_target_length"]
     kept, dropped = count_too_long(
         prepare_examples(splits["train"], source_tokenizer, target_tokenizer),
         max_source,
@@ -167,6 +188,8 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
             bucket_width=data["bucket_width"],
             shuffle_buffer=data["shuffle_buffer"] if shuffle else 0,
             seed=training["seed"],
+            batch_size=training["batch_size"],
+            fixed_lengths=model_config.get("source_length") is not None,
         )
 
     callbacks = [_EpochTrainSeconds()]
@@ -182,7 +205,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     strategy = make_strategy(training["strategy"])
     with strategy.scope():
         model = build_model(
-            config["model"], source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size
+            model_config, source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size
         )
         compile_model(model, training)
 

@@ -109,3 +109,17 @@ def test_bucketing_wastes_less_padding_than_plain_batching():
         .apply(pad_to_longest(16))
     )
     assert padding_fraction(bucketed) < padding_fraction(plain)
+
+
+def test_fixed_lengths_and_fixed_rows():
+    ds, sources, targets = pairs(300)
+    tok = CharTokenizer.build(sources + targets)
+    fixed = list(batches_of(ds, tok, fixed_lengths=True, batch_size=64))
+    shapes = {(f["encoder_token_ids"].shape, f["decoder_token_ids"].shape) for f, _ in fixed}
+    assert {s[1:] for pair in shapes for s in pair} == {(32,), (21,)}
+    assert [f["encoder_token_ids"].shape[0] for f, _ in fixed[:-1]] == [64] * (len(fixed) - 1)
+    # Fixed rows, still bucketed by length: every full batch holds 64 examples.
+    rows = [labels.shape[0] for _, labels in batches_of(ds, tok, batch_size=64)]
+    assert max(rows) == 64 and sum(rows) == sum(
+        len(s) <= 32 and len(t) <= 20 for s, t in zip(sources, targets, strict=True)
+    )

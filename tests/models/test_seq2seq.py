@@ -163,3 +163,42 @@ def test_attention_gives_source_padding_exactly_zero_weight(options):
         assert weights.shape == source.shape
         assert np.all(weights[source == 0] == 0.0)
         np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+UNROLLED = [
+    dict(cell="lstm", decoder="peeky", reverse_source=True),
+    dict(cell="gru", bidirectional=True, merge_mode="concat", num_layers=2, residual=True),
+    dict(cell="lstm", decoder="bahdanau"),
+    dict(cell="rnn", decoder="luong", attention_score="dot"),
+]
+STATIC = dict(source_length=6, target_length=4, unroll=True)
+
+
+@pytest.mark.parametrize("options", UNROLLED, ids=_id)
+def test_unrolled_model_equals_the_loop_with_the_same_weights(tmp_path, options):
+    run_contract(
+        Seq2Seq,
+        {**TINY, **options, **STATIC},
+        INPUTS,
+        tmp_path,
+        train_labels=LABELS,
+        loss=MaskedSparseCategoricalCrossentropy(),
+        expected_output_shape=(3, 4, 10),
+    )
+    looped = Seq2Seq(**TINY, **options)
+    unrolled = Seq2Seq(**TINY, **options, **STATIC)
+    unrolled.set_weights(looped.get_weights())
+    np.testing.assert_allclose(unrolled(INPUTS), looped(INPUTS), rtol=1e-5, atol=1e-6)
+    # `encode` pads a shorter source to the static length; padding is masked, so the decode
+    # step gives what the looped model gives on the unpadded source.
+    short = SOURCE[:2, :4]
+    want, _ = looped.decode_step(DECODER_IN[:2, 0], looped.encode(short))
+    got, _ = unrolled.decode_step(DECODER_IN[:2, 0], unrolled.encode(short))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_unroll_needs_static_lengths():
+    with pytest.raises(ValueError, match="`unroll=True` needs static lengths"):
+        Seq2Seq(**TINY, unroll=True, source_length=6)
+    with pytest.raises(ValueError, match="`target_length` must be a positive integer"):
+        Seq2Seq(**TINY, source_length=6, target_length=0)

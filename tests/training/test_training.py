@@ -164,11 +164,12 @@ def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
 @pytest.mark.parametrize(
     "model_options",
     [
-        {"model.decoder": "peeky"},
+        # Unrolled, on fixed-shape batches of 64 examples (the lengths come from the data).
+        {"model.decoder": "peeky", "model.unroll": True, "training.batch_size": 64},
         {"model.decoder": "bahdanau"},
         {"model.decoder": "luong", "model.attention_score": "general"},
     ],
-    ids=["peeky", "bahdanau", "luong"],
+    ids=["peeky-unrolled", "bahdanau", "luong"],
 )
 def test_each_decoder_family_learns_addition(model_options, tmp_path, tfds_dir):
     """Peeky and attention decoders learn the 2-digit addition task (20-45 s each on 2 cores)."""
@@ -201,3 +202,14 @@ def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
     assert all(s > 0 for s in history["epoch_train_seconds"])
     assert "val_loss" not in history and summary["train_examples"] == 40 * 14 - 50
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_static_lengths_must_match_the_data():
+    from keras_s2s.errors import ConfigError
+    from keras_s2s.training.trainer import static_lengths
+
+    assert static_lengths({"type": "seq2seq"}, 7, 4) == {"type": "seq2seq"}
+    filled = static_lengths({"type": "seq2seq", "unroll": True}, 7, 4)
+    assert (filled["source_length"], filled["target_length"]) == (7, 5)
+    with pytest.raises(ConfigError, match=r"model.target_length=4 does not match the data"):
+        static_lengths({"type": "seq2seq", "unroll": True, "target_length": 4}, 7, 4)
