@@ -20,3 +20,7 @@ class ConfigError(KerasS2SError, ValueError):
 
 class RunDirectoryError(KerasS2SError, ValueError):
     """A run directory is missing files or does not match what was asked for."""
+
+
+class ExportError(KerasS2SError, ValueError):
+    """An export cannot be made as asked (bad option, existing version, unsupported op)."""

@@ -109,8 +109,27 @@ class Translator:
 
         fn = self._function(("ids", beam_size, num_results), decode)
         return fn(
-            tf.convert_to_tensor(source_ids, tf.int32), tf.constant(length_penalty, tf.float32)
+            tf.convert_to_tensor(source_ids, tf.int32),
+            tf.convert_to_tensor(length_penalty, tf.float32),
         )
+
+    def decode_with_attention(self, source_ids):
+        """Greedy decoding of an attention model, keeping the attention weights of each step.
+
+        Returns `(token_ids [B, T], scores [B], weights [B, T, S])`.
+        """
+        if not self.has_attention:
+            raise ValueError("This model has no attention (decoder is not bahdanau or luong)")
+
+        def decode(source_ids):
+            state = self.model.encode(source_ids)
+            return greedy_search(
+                self.model.decode_step, state, tf.shape(source_ids)[0],
+                self.max_target_length + 1, collect=lambda s: s["attention"],
+                **self._special_ids(),
+            )  # fmt: skip
+
+        return self._function(("attention",), decode)(tf.convert_to_tensor(source_ids, tf.int32))
 
     def _translate_batch(self, strings, beam_size, num_results, length_penalty):
         ids, scores = self.decode_ids(
@@ -165,16 +184,8 @@ class Translator:
         if not self.has_attention:
             raise ValueError("This model has no attention (decoder is not bahdanau or luong)")
 
-        def decode(source_ids):
-            state = self.model.encode(source_ids)
-            return greedy_search(
-                self.model.decode_step, state, tf.shape(source_ids)[0],
-                self.max_target_length + 1, collect=lambda s: s["attention"],
-                **self._special_ids(),
-            )  # fmt: skip
-
         source_ids = self.encode_sources(tf.constant([text]))
-        ids, _, weights = self._function(("attention",), decode)(source_ids)
+        ids, _, weights = self.decode_with_attention(source_ids)
         target = ids.numpy()[0].tolist()
         eos = self.target_tokenizer.eos_id
         length = target.index(eos) + 1 if eos in target else len(target)

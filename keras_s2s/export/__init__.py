@@ -1,0 +1,13 @@
+"""Exporters: SavedModel (TF Serving layout, strings in and out) and builtin-only TFLite."""
+
+from keras_s2s.export.savedmodel import export_saved_model, next_version_directory
+from keras_s2s.export.tflite import QUANTIZATIONS, custom_ops, export_tflite, static_model
+
+__all__ = [
+    "QUANTIZATIONS",
+    "custom_ops",
+    "export_saved_model",
+    "export_tflite",
+    "next_version_directory",
+    "static_model",
+]

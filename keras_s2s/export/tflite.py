@@ -1,0 +1,224 @@
+"""TFLite export: builtin ops only, the greedy loop inside the model, ids in and ids out.
+
+The trained model is rebuilt with static lengths and unrolled RNNs (same weights, see
+`Seq2Seq(source_length=, target_length=, unroll=True)`), which is what lets its encoder convert
+to builtin ops with any batch size; the greedy loop converts to a builtin WHILE over the
+model's fixed-size state. Three signatures:
+
+- `translate`: `encoder_token_ids` int32 `[B, S]` -> `token_ids` int32 `[B, T]`, `scores`
+  float32 `[B]`, `logits` float32 `[B, T, V]` (greedy; eos, then padding);
+- `encode`: `encoder_token_ids` -> the decoding state, as flat named tensors;
+- `decode_step`: `token_ids` int32 `[B]` + the state -> `logits` `[B, V]` + the next state,
+  so an app can run beam search (or anything else) itself.
+
+Tokenization runs outside, in `tflite_translator.py` (shipped beside the model; it needs only
+numpy, ai-edge-litert and, for SentencePiece vocabularies, sentencepiece).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+import keras_s2s
+from keras_s2s.decoding import greedy_search
+from keras_s2s.errors import ExportError
+from keras_s2s.run_directory import RunDirectory
+from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
+
+QUANTIZATIONS = ("float32", "float16", "int8")
+#: The JSON file beside the `.tflite` files: lengths, vocabulary files, special ids.
+TFLITE_INFO_FILE = "keras_s2s_tflite.json"
+RUNTIME_FILE = "tflite_translator.py"
+
+
+def static_model(model, source_length: int, target_length: int):
+    """A copy of `model` with static lengths and unrolled loops, holding the same weights."""
+    config = {
+        **model.get_config(),
+        "source_length": source_length,
+        "target_length": target_length,
+        "unroll": True,
+    }
+    try:
+        clone = type(model).from_config(config)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"{type(model).__name__} cannot be rebuilt with static lengths: {e}") from None
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _flat(state) -> dict:
+    """A decoding state (nested dicts/lists) -> `{"rnn_0_1": tensor, ...}`."""
+    flat = {}
+
+    def visit(prefix, value):
+        if isinstance(value, dict):
+            for key in sorted(value):  # tf.nest's order for dicts
+                visit(f"{prefix}_{key}" if prefix else key, value[key])
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                visit(f"{prefix}_{i}", item)
+        else:
+            flat[prefix] = value
+
+    visit("", state)
+    return flat
+
+
+class _Module(tf.Module):
+    def __init__(self, model, source_length: int, max_length: int):
+        super().__init__()
+        self.model = model
+        self.source_length = source_length
+        self.max_length = max_length
+        ids = tf.TensorSpec([None, source_length], tf.int32, name="encoder_token_ids")
+        self.translate = tf.function(self._translate, input_signature=[ids])
+        self.encode = tf.function(self._encode, input_signature=[ids])
+        example = model.encode(tf.zeros([1, source_length], tf.int32))
+        self._structure = example
+        state_specs = {
+            key: tf.TensorSpec([None, *value.shape[1:]], value.dtype, name=key)
+            for key, value in _flat(example).items()
+        }
+        token_spec = tf.TensorSpec([None], tf.int32, name="token_ids")
+        self.decode_step = tf.function(self._decode_step, input_signature=[token_spec, state_specs])
+
+    def _translate(self, encoder_token_ids):
+        state = self.model.encode(encoder_token_ids)
+        batch = tf.shape(encoder_token_ids)[0]
+        vocabulary = self.model.target_vocabulary_size
+        state["logits"] = tf.zeros([batch, vocabulary], tf.float32)
+
+        def step(tokens, state, index):
+            logits, new_state = self.model.decode_step(tokens, state, index)
+            new_state["logits"] = tf.cast(logits, tf.float32)
+            return logits, new_state
+
+        token_ids, scores, logits = greedy_search(
+            step, state, batch, self.max_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID,
+            collect=lambda s: s["logits"],
+        )  # fmt: skip
+        return {"token_ids": token_ids, "scores": scores, "logits": logits}
+
+    def _encode(self, encoder_token_ids):
+        return _flat(self.model.encode(encoder_token_ids))
+
+    def _decode_step(self, token_ids, state):
+        structured = tf.nest.pack_sequence_as(
+            self._structure, [state[key] for key in _flat(self._structure)]
+        )
+        logits, new_state = self.model.decode_step(token_ids, structured)
+        return {"logits": tf.cast(logits, tf.float32), **_flat(new_state)}
+
+
+def _frozen(function):
+    """`function` with its variables as constants, keeping its named inputs and outputs."""
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    specs = tf.nest.flatten(concrete.structured_input_signature)
+    names = sorted(concrete.structured_outputs)  # the flat order of a dict
+
+    @tf.function(input_signature=specs)
+    def named(*args):
+        return dict(zip(names, frozen(*args), strict=True))
+
+    return named.get_concrete_function()
+
+
+def custom_ops(model_bytes: bytes) -> list[str]:
+    """The custom (including Flex) ops a `.tflite` model uses, read from its flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    found = []
+    for code in model.operatorCodes:
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            name = code.customCode
+            found.append(name.decode() if isinstance(name, bytes) else str(name))
+    return sorted(set(found))
+
+
+def convert(saved_model_dir: str, quantization: str) -> bytes:
+    """Converts the three signatures with builtin ops only (anything else fails here)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=["translate", "encode", "decode_step"]
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range int8 weights
+    try:
+        model_bytes = converter.convert()
+    except Exception as e:  # The converter raises a ConverterError with the op list.
+        raise ExportError(f"TFLite conversion with builtin ops only failed: {e}") from None
+    unsupported = custom_ops(model_bytes)
+    if unsupported:
+        raise ExportError(f"The TFLite model uses non-builtin ops: {', '.join(unsupported)}")
+    return model_bytes
+
+
+def export_tflite(
+    run_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    quantizations: tuple[str, ...] = ("float32",),
+) -> dict[str, Path]:
+    """Writes `model.<quantization>.tflite` files, the vocabularies and the runtime wrapper.
+
+    Returns `{quantization: path}`. `float16` stores float16 weights; `int8` is dynamic-range
+    quantization (int8 weights, float activations).
+
+    Example:
+    ```python
+    paths = keras_s2s.export.export_tflite("runs/date_attention", "saved_models/date_tflite")
+    ```
+    """
+    for q in quantizations:
+        if q not in QUANTIZATIONS:
+            raise ExportError(f"Unknown quantization '{q}'; choose from {', '.join(QUANTIZATIONS)}")
+    run = RunDirectory(run_dir)
+    meta = run.metadata()
+    source_length = meta["max_source_length"]
+    max_length = meta["max_target_length"] + 1  # eos included
+    model = static_model(run.load_model(), source_length, max_length)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    module = _Module(model, source_length, max_length)
+    paths = {}
+    # The weights become constants: a WHILE body that reads resource variables fails in
+    # LiteRT ("READ_VARIABLE ... variable != nullptr").
+    frozen = {key: _frozen(getattr(module, key)) for key in ("translate", "encode", "decode_step")}
+    with tempfile.TemporaryDirectory() as staging:
+        tf.saved_model.save(tf.Module(), staging, signatures=frozen)
+        for q in quantizations:
+            path = output_dir / f"model.{q}.tflite"
+            path.write_bytes(convert(staging, q))
+            paths[q] = path
+
+    for side in ("source", "target"):
+        shutil.copy(run.path / meta[side]["file"], output_dir / meta[side]["file"])
+    shutil.copy(Path(__file__).with_name("tflite_runtime.py"), output_dir / RUNTIME_FILE)
+    info = {
+        "format": "tflite",
+        "keras_s2s_version": keras_s2s.__version__,
+        "pipeline": meta.get("pipeline"),
+        "source_length": source_length,
+        "max_length": max_length,
+        "source": {"file": meta["source"]["file"], "type": meta["source"]["type"]},
+        "target": {"file": meta["target"]["file"], "type": meta["target"]["type"]},
+        "special_ids": {"pad": PAD_ID, "unk": 1, "bos": BOS_ID, "eos": EOS_ID},
+        "models": {q: p.name for q, p in paths.items()},
+    }
+    (output_dir / TFLITE_INFO_FILE).write_text(json.dumps(info, indent=2))
+    return paths
