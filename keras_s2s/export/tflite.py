@@ -49,7 +49,8 @@ def static_model(model, source_length: int, target_length: int):
     try:
         clone = type(model).from_config(config)
     except (TypeError, ValueError) as e:
-        raise ExportError(f"{type(model).__name__} cannot be rebuilt with static lengths: {e}") from None
+        name = type(model).__name__
+        raise ExportError(f"{name} cannot be rebuilt with static lengths: {e}") from None
     clone.set_weights(model.get_weights())
     return clone
 
