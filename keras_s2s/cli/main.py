@@ -128,6 +128,48 @@ def cmd_translate(args):
     return figures
 
 
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def cmd_export(args):
+    from keras_s2s.export import FORMATS, export
+
+    formats = FORMATS if args.format == "all" else (args.format,)
+    paths = export(
+        args.run_dir,
+        formats=formats,
+        output_root=args.output_root,
+        name=args.name,
+        beam_size=args.beam_size,
+        quantizations=_split_list(args.quantization),
+    )
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return {"run_dir": args.run_dir, **{k: str(v) for k, v in paths.items()}}
+
+
+def _side_by_side(translator, paths, examples):
+    """Translates `examples` with the Keras model and each exported artifact, loaded fresh."""
+    import tensorflow as tf
+
+    from keras_s2s.export.tflite_runtime import TFLiteTranslator
+
+    keras_out = translator.translate(examples)
+    served = tf.saved_model.load(str(paths["savedmodel"])).signatures["serving_default"]
+    saved_out = [
+        t.decode("utf-8") for t in served(text=tf.constant(examples))["translations"].numpy()
+    ]
+    tflite_out = TFLiteTranslator(paths["tflite"]).translate(examples)
+    print("Greedy translations: Keras | SavedModel | TFLite")
+    for row in zip(examples, keras_out, saved_out, tflite_out, strict=True):
+        print("  {!r} -> {!r} | {!r} | {!r}".format(*row))
+    return {
+        source: {"keras": k, "savedmodel": s, "tflite": t}
+        for source, k, s, t in zip(examples, keras_out, saved_out, tflite_out, strict=True)
+    }
+
+
 def cmd_run(args):
     from keras_s2s import Translator
     from keras_s2s.evaluation import evaluate_run
@@ -146,6 +188,12 @@ def cmd_run(args):
     print(f"Examples (beam search, beam size {beam}):")
     for source, hypotheses in zip(examples, nbest, strict=True):
         print(f"  {source!r} -> {hypotheses[0][0]!r} (log-probability {hypotheses[0][1]:.4f})")
+    from keras_s2s.export import export
+
+    paths = export(run_dir, output_root=args.export_root, beam_size=beam)
+    for kind, path in paths.items():
+        print(f"Exported {kind}: {path}")
+    artifacts = _side_by_side(translator, paths, examples) if examples else {}
     return {
         "pipeline": config["name"],
         "run_dir": str(run_dir),
@@ -157,6 +205,8 @@ def cmd_run(args):
         "epochs": summary["epochs"],
         "train_seconds": summary["train_seconds"],
         "examples": dict(zip(examples, translations, strict=True)),
+        "exports": {k: str(v) for k, v in paths.items()},
+        "artifacts": artifacts,
     }
 
 
@@ -205,8 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-penalty", type=float, default=0.0, help="GNMT alpha (>= 0)")
     p.add_argument("--plot-attention", metavar="PNG", help="heatmap of the first input's attention")
     p.set_defaults(func=cmd_translate)
-    p = sub.add_parser("run", help="train, evaluate and translate examples (the main job)")
+    p = sub.add_parser("export", help="export a run directory (SavedModel and/or TFLite)")
+    p.add_argument("run_dir")
+    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite", "all"])
+    p.add_argument("--output-root", default="saved_models", help="default saved_models")
+    p.add_argument("--name", help="model name (default: the run's pipeline)")
+    p.add_argument("--beam-size", type=int, default=4, help="beam of the beam_search signature")
+    p.add_argument(
+        "--quantization",
+        default="float32",
+        help="TFLite variants, comma-separated: float32,float16,int8",
+    )
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("run", help="train, evaluate, translate examples and export (the main job)")
     pipeline_args(p)
+    p.add_argument("--export-root", default="saved_models", help="where exports go")
     p.set_defaults(func=cmd_run)
     return parser
 
