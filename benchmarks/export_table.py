@@ -1,0 +1,122 @@
+"""Export table: size, latency and agreement with Keras of each exported artifact, run by hand.
+
+    .venv/bin/python benchmarks/export_table.py RUN_DIR [RUN_DIR ...] [--limit N]
+        [--latency-examples 200] [--out benchmarks/export_table.md]
+
+For each run directory (one per model family, e.g. the DLFS2 date runs `benchmarks/dlfs2_table.py`
+leaves in its workdir), exports a SavedModel and float32 / float16 / int8 TFLite files, then on
+the run's test split (all of it unless --limit):
+- agreement: the share of sentences whose greedy output equals the Keras model's exactly;
+- latency: median milliseconds per sentence at batch size 1 (first --latency-examples);
+- size: the SavedModel folder / the `.tflite` file, in KiB.
+Prints a Markdown table and one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from keras_s2s.data import as_strings, load_splits
+from keras_s2s.export import export
+from keras_s2s.export.tflite_runtime import TFLiteTranslator
+from keras_s2s.run_directory import RunDirectory
+from keras_s2s.translator import Translator
+
+QUANTIZATIONS = ("float32", "float16", "int8")
+
+
+def folder_kib(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1024
+
+
+def median_ms(translate, texts) -> float:
+    translate(texts[:1])  # warm-up (tracing)
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        translate([text])
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(run_dir: Path, root: Path, limit: int, latency_examples: int) -> dict:
+    run = RunDirectory(run_dir)
+    config = run.config()
+    sources, _ = as_strings(load_splits(config["data"], splits=("test",))["test"])
+    sources = sources[:limit] if limit else sources
+    paths = export(run_dir, output_root=root, name=run.path.name, quantizations=QUANTIZATIONS)
+
+    keras_translator = Translator.from_run_directory(run_dir)
+    served = tf.saved_model.load(str(paths["savedmodel"])).signatures["serving_default"]
+
+    def savedmodel(texts):
+        out = served(text=tf.constant(texts))["translations"].numpy()
+        return [t.decode("utf-8") for t in out]
+
+    translators = {"keras": keras_translator.translate, "savedmodel": savedmodel}
+    for q in QUANTIZATIONS:
+        translators[f"tflite-{q}"] = TFLiteTranslator(paths["tflite"], q).translate
+    latency_texts = sources[:latency_examples]
+    rows = {}
+    reference = None
+    for kind, translate in translators.items():
+        outputs = []
+        for start in range(0, len(sources), 500):
+            outputs += translate(sources[start : start + 500])
+        if reference is None:
+            reference = outputs
+        if kind == "keras":
+            size = run.model_path.stat().st_size / 1024
+        elif kind == "savedmodel":
+            size = folder_kib(paths["savedmodel"])
+        else:
+            file = paths["tflite"] / f"model.{kind.removeprefix('tflite-')}.tflite"
+            size = file.stat().st_size / 1024
+        agree = sum(o == r for o, r in zip(outputs, reference, strict=True))
+        rows[kind] = {
+            "agreement": agree / len(sources),
+            "latency_ms": median_ms(translate, latency_texts),
+            "size_kib": size,
+        }
+    return {"examples": len(sources), "artifacts": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--latency-examples", type=int, default=200)
+    parser.add_argument("--out", default=str(Path(__file__).with_name("export_table.md")))
+    args = parser.parse_args()
+
+    results = {}
+    with tempfile.TemporaryDirectory() as root:
+        for run_dir in args.run_dirs:
+            name = Path(run_dir).name
+            results[name] = measure(Path(run_dir), Path(root), args.limit, args.latency_examples)
+            print(json.dumps({name: results[name]}), flush=True)
+
+    lines = [
+        "| run | artifact | size KiB | ms/sentence (batch 1) | agreement with Keras greedy |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, result in results.items():
+        for kind, row in result["artifacts"].items():
+            lines.append(
+                f"| {name} | {kind} | {row['size_kib']:.0f} | {row['latency_ms']:.2f} "
+                f"| {100 * row['agreement']:.2f}% of {result['examples']} |"
+            )
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
