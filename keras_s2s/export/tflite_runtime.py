@@ -98,6 +98,8 @@ class TFLiteTranslator:
         ids = np.full((len(texts), self.source_length), self.pad_id, np.int32)
         truncated = np.zeros(len(texts), bool)
         for row, text in enumerate(texts):
+            if isinstance(text, bytes):  # as the SavedModel does: bad bytes become U+FFFD
+                text = text.decode("utf-8", errors="replace")
             tokens = self.source_vocabulary.encode(text)
             truncated[row] = len(tokens) > self.source_length
             tokens = tokens[: self.source_length]

@@ -60,6 +60,13 @@ def run_tflite(directory, request):
             {"token_ids": result["token_ids"].tolist(), "logits": result["logits"].tolist()}
         )
     out["ids"] = runs
+    # An app's own loop: encode once, then decode_step from bos gives translate's first logits.
+    first = np.array(request["source_ids"][0], np.int32)
+    state = translator.signature("encode")(encoder_token_ids=first)
+    bos = np.full(len(first), translator.bos_id, np.int32)
+    step = translator.signature("decode_step")(token_ids=bos, **state)
+    out["first_step_logits"] = step["logits"].tolist()
+    out["state_names"] = sorted(state)
     sys.path.remove(directory)
     sys.modules.pop("tflite_translator")
     return out

@@ -167,6 +167,8 @@ def test_tflite_equals_keras(exported, family):
     for (ids, logits), run in zip(ours["ids"], lite["ids"], strict=True):
         np.testing.assert_array_equal(np.array(run["token_ids"]), ids)
         np.testing.assert_allclose(np.array(run["logits"]), logits, atol=1e-4)
+    np.testing.assert_allclose(lite["first_step_logits"], ours["ids"][0][1][:, 0], atol=1e-4)
+    assert set(lite["state_names"]) >= {"rnn_0_0"}
     model_bytes = next(Path(ours["paths"]["tflite"]).glob("*.tflite")).read_bytes()
     assert custom_ops(model_bytes) == []
 
@@ -238,3 +240,19 @@ def test_quantized_tflite_variants_mostly_agree(exported, tmp_path):
         got = TFLiteTranslator(tmp_path, q).translate(texts)
         agreement = np.mean([g == w for g, w in zip(got, want, strict=True)])
         assert agreement >= 0.8, (q, agreement)
+
+
+def test_export_command(exported, tmp_path, capsys):
+    from keras_s2s.cli.main import main
+
+    keras_side, _ = exported
+    run_dir = str(Path(keras_side["bahdanau"]["paths"]["savedmodel"]).parents[2] / "runs/bahdanau")
+    assert main(["export", run_dir, "--format", "all", "--output-root", str(tmp_path)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Path(figures["savedmodel"]) == tmp_path / "addition_seq2seq" / "1"
+    assert (Path(figures["tflite"]) / "model.float32.tflite").is_file()
+    assert (Path(figures["savedmodel"]) / "assets" / "vocabulary.chars.txt").is_file()
+    code = main(["export", run_dir, "--format", "tflite", "--quantization", "int4"])
+    assert code == 2 and "Unknown quantization 'int4'" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
