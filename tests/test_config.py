@@ -17,7 +17,10 @@ def test_named_pipelines_load_and_validate():
     for name in names:
         config = load_pipeline(name)
         assert config["name"] == name
-        model = build_model(config["model"], 40, 40)
+        data = config["data"]
+        model = build_model(
+            config["model"], 40, 40, data["max_source_length"], data["max_target_length"]
+        )
         assert model.count_params() > 0
 
 

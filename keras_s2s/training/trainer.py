@@ -74,8 +74,20 @@ def static_lengths(model_config: dict, max_source_length: int, max_target_length
     return config
 
 
-def build_model(model_config: dict, source_vocabulary_size: int, target_vocabulary_size: int):
-    """Builds the model a pipeline's `model` section describes (its constructor arguments)."""
+def build_model(
+    model_config: dict,
+    source_vocabulary_size: int,
+    target_vocabulary_size: int,
+    max_source_length: int | None = None,
+    max_target_length: int | None = None,
+):
+    """Builds the model a pipeline's `model` section describes (its constructor arguments).
+
+    With the data's max lengths, an unrolled model gets its static lengths from them (see
+    `static_lengths`).
+    """
+    if max_source_length is not None and max_target_length is not None:
+        model_config = static_lengths(model_config, max_source_length, max_target_length)
     cls, arguments = check_model_config(model_config)
     try:
         return cls(
