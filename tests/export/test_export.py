@@ -46,6 +46,12 @@ FAMILIES = {
         "model.cell": "rnn",
     },
     "luong-concat": {"model.decoder": "luong", "model.attention_score": "concat"},
+    # SentencePiece tokenization: tensorflow-text in the SavedModel, sentencepiece in the wrapper.
+    "sentencepiece": {
+        "model.decoder": "luong",
+        "data.tokenizer": "sentencepiece",
+        "data.vocabulary_size": 40,
+    },
 }
 BATCHES = [["16+75", "52+7", "9+1"], ["1+1", "99+99", "40+2", "7+70", "3+33", "12+21", "88+8"]]
 # Empty, whitespace only, 10,000 characters, characters not in the vocabulary, invalid UTF-8.
