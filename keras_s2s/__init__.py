@@ -2,7 +2,16 @@
 
 __version__ = "0.1.0"
 
-from keras_s2s import data, decoding, evaluation, layers, models, tokenizers, training  # noqa: E402
+from keras_s2s import (  # noqa: E402
+    data,
+    decoding,
+    evaluation,
+    export,
+    layers,
+    models,
+    tokenizers,
+    training,
+)
 from keras_s2s.errors import ConfigError, DataError, KerasS2SError  # noqa: E402
 from keras_s2s.translator import Translator  # noqa: E402
 
@@ -14,6 +23,7 @@ __all__ = [
     "data",
     "decoding",
     "evaluation",
+    "export",
     "layers",
     "models",
     "tokenizers",
