@@ -70,12 +70,19 @@ class Translator:
     def has_attention(self) -> bool:
         return getattr(self.model, "decoder", None) in ("bahdanau", "luong")
 
-    def encode_sources(self, strings) -> tf.Tensor:
-        """Strings `[B]` -> source ids `[B, S]` (truncated, right-padded, S >= 1)."""
-        ids = self.source_tokenizer.tokenize(strings)[:, : self.max_source_length]
+    def encode_sources(self, strings, return_truncated: bool = False):
+        """Strings `[B]` -> source ids `[B, S]` (truncated, right-padded, S >= 1).
+
+        With `return_truncated`, also returns which rows were longer than `max_source_length`.
+        """
+        tokens = self.source_tokenizer.tokenize(strings)
+        ids = tokens[:, : self.max_source_length]
         width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
         shape = tf.stack([tf.shape(strings, out_type=tf.int32)[0], width])
-        return ids.to_tensor(default_value=self.source_tokenizer.pad_id, shape=shape)
+        dense = ids.to_tensor(default_value=self.source_tokenizer.pad_id, shape=shape)
+        if return_truncated:
+            return dense, tokens.row_lengths() > self.max_source_length
+        return dense
 
     def _special_ids(self):
         t = self.target_tokenizer

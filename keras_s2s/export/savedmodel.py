@@ -52,9 +52,8 @@ class _Endpoints:
 
     def _prepare(self, text):
         text, invalid = _sanitize(text)
-        ids = self.translator.source_tokenizer.tokenize(text)
-        truncated = ids.row_lengths() > self.translator.max_source_length
-        return self.translator.encode_sources(text), truncated, invalid
+        source_ids, truncated = self.translator.encode_sources(text, return_truncated=True)
+        return source_ids, truncated, invalid
 
     def _strings(self, ids):
         """Token ids `[B, N, T]` -> strings `[B, N]`."""
