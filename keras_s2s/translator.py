@@ -142,9 +142,13 @@ class Translator:
         ids, scores = self.decode_ids(
             self.encode_sources(strings), beam_size, num_results, length_penalty
         )
+        return self.detokenize_nbest(ids), scores
+
+    def detokenize_nbest(self, ids) -> tf.Tensor:
+        """Token ids `[B, N, T]` -> strings `[B, N]`."""
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
         texts = self.target_tokenizer.detokenize(tf.reshape(ids, [batch * n, -1]))
-        return tf.reshape(texts, [batch, n]), scores
+        return tf.reshape(texts, [batch, n])
 
     def translate_nbest(
         self,

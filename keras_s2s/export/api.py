@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from keras_s2s.errors import ExportError
-from keras_s2s.export.savedmodel import export_saved_model, next_version_directory
+from keras_s2s.export.layout import next_version_directory, staged_directory
+from keras_s2s.export.savedmodel import export_saved_model
 from keras_s2s.export.tflite import export_tflite
 from keras_s2s.run_directory import RunDirectory
 
@@ -45,12 +44,7 @@ def export(
         paths["savedmodel"] = export_saved_model(run_dir, output_root, name, beam_size)
     if "tflite" in formats:
         directory = next_version_directory(output_root, f"{name}-tflite")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with staged_directory(directory) as staging:
             export_tflite(run_dir, staging, quantizations)
-            staging.rename(directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         paths["tflite"] = directory
     return paths

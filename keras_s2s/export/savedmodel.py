@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import keras
@@ -21,18 +19,12 @@ import tensorflow as tf
 
 import keras_s2s
 from keras_s2s.errors import ExportError
+from keras_s2s.export.layout import copy_vocabularies, next_version_directory, staged_directory
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.translator import Translator
 
 #: Written into `assets.extra/` of every export: how it was made and what it expects.
 EXPORT_INFO_FILE = "keras_s2s_export.json"
-
-
-def next_version_directory(root: str | os.PathLike, name: str) -> Path:
-    """`root/name/<n+1>`, where n is the highest integer version already there (0 if none)."""
-    base = Path(root) / name
-    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
-    return base / str(max(versions, default=0) + 1)
 
 
 def _sanitize(text):
@@ -55,17 +47,11 @@ class _Endpoints:
         source_ids, truncated = self.translator.encode_sources(text, return_truncated=True)
         return source_ids, truncated, invalid
 
-    def _strings(self, ids):
-        """Token ids `[B, N, T]` -> strings `[B, N]`."""
-        batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
-        texts = self.translator.target_tokenizer.detokenize(tf.reshape(ids, [batch * n, -1]))
-        return tf.reshape(texts, [batch, n])
-
     def greedy(self, text):
         source_ids, truncated, invalid = self._prepare(text)
         ids, scores = self.translator.decode_ids(source_ids)
         return {
-            "translations": self._strings(ids)[:, 0],
+            "translations": self.translator.detokenize_nbest(ids)[:, 0],
             "scores": scores[:, 0],
             "truncated": truncated,
             "invalid_utf8": invalid,
@@ -79,7 +65,7 @@ class _Endpoints:
         # Hypotheses come best first: the n-best are the first N, 1 <= N <= beam size.
         n = tf.clip_by_value(num_results, 1, self.beam_size)
         return {
-            "translations": self._strings(ids[:, :n]),
+            "translations": self.translator.detokenize_nbest(ids[:, :n]),
             "scores": scores[:, :n],
             "truncated": truncated,
             "invalid_utf8": invalid,
@@ -89,7 +75,7 @@ class _Endpoints:
         source_ids, truncated, invalid = self._prepare(text)
         ids, scores, weights = self.translator.decode_with_attention(source_ids)
         return {
-            "translations": self._strings(ids[:, None])[:, 0],
+            "translations": self.translator.detokenize_nbest(ids[:, None])[:, 0],
             "scores": scores,
             "attention_weights": weights,  # [B, T, S]: row t while emitting token t
             "target_token_ids": ids,
@@ -162,14 +148,10 @@ def export_saved_model(
         archive.add_endpoint("attention", endpoints.attention, input_signature=[text])
         signatures.append("attention")
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_directory(target) as staging:
         archive.write_out(str(staging), verbose=False)
         (staging / "assets").mkdir(exist_ok=True)
-        for side in ("source", "target"):
-            file = meta[side]["file"]
-            shutil.copy(run.path / file, staging / "assets" / file)
+        copy_vocabularies(run, staging / "assets")
         (staging / "assets.extra").mkdir(exist_ok=True)
         info = {
             "format": "saved_model",
@@ -183,8 +165,4 @@ def export_saved_model(
             "target": meta["target"],
         }
         (staging / "assets.extra" / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2))
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

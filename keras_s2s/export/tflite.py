@@ -29,8 +29,9 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 import keras_s2s
 from keras_s2s.decoding import greedy_search
 from keras_s2s.errors import ExportError
+from keras_s2s.export.layout import copy_vocabularies
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 #: The JSON file beside the `.tflite` files: lengths, vocabulary files, special ids.
@@ -207,8 +208,7 @@ def export_tflite(
             path.write_bytes(convert(staging, q))
             paths[q] = path
 
-    for side in ("source", "target"):
-        shutil.copy(run.path / meta[side]["file"], output_dir / meta[side]["file"])
+    copy_vocabularies(run, output_dir)
     shutil.copy(Path(__file__).with_name("tflite_runtime.py"), output_dir / RUNTIME_FILE)
     info = {
         "format": "tflite",
@@ -218,7 +218,7 @@ def export_tflite(
         "max_length": max_length,
         "source": {"file": meta["source"]["file"], "type": meta["source"]["type"]},
         "target": {"file": meta["target"]["file"], "type": meta["target"]["type"]},
-        "special_ids": {"pad": PAD_ID, "unk": 1, "bos": BOS_ID, "eos": EOS_ID},
+        "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
         "models": {q: p.name for q, p in paths.items()},
     }
     (output_dir / TFLITE_INFO_FILE).write_text(json.dumps(info, indent=2))
