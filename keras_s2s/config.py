@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
         # "validation" or "test": log whole-sequence exact match on that split after every
         # epoch (free-running greedy decoding) as "<split>_exact_match"; "" turns it off.
         "exact_match_split": "",
-        "strategy": "one_device",
+        "strategy": "default",
     },
     "evaluation": {
         "batch_size": 512,
@@ -82,7 +82,7 @@ DEFAULTS: dict[str, Any] = {
 _CHOICES = {
     ("data", "source"): ("tfds", "text", "tsv", "dlfs2"),
     ("data", "tokenizer"): ("char", "sentencepiece"),
-    ("training", "strategy"): ("one_device", "default"),
+    ("training", "strategy"): ("default", "one_device"),
     ("training", "exact_match_split"): ("", "validation", "test"),
 }
 _POSITIVE = {

@@ -264,11 +264,11 @@ def make_dataset(
     decoder_length = max_target_length + 1
     ds = prepare_examples(dataset, source_tokenizer, target_tokenizer)
     ds = ds.apply(filter_by_length(max_source_length, max_target_length))
+    ds = ds.apply(teacher_forcing())  # Deterministic, so cached: an epoch only shuffles and pads.
     if cache:
         ds = ds.cache()
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.apply(teacher_forcing())
     if fixed_lengths:
         rows = batch_size or max(1, batch_tokens // max(max_source_length, decoder_length))
         ds = ds.apply(pad_to_fixed(rows, max_source_length, decoder_length))
