@@ -8,9 +8,11 @@ class ReverseSequence(keras.layers.Layer):
 
     `[a, b, c, pad, pad]` becomes `[c, b, a, pad, pad]`: the "reversed source" trick of
     Sutskever et al. that puts the first source words next to the first target words.
+    With `pad_id=None` whole rows are reversed, padding included (`[pad, pad, c, b, a]`), as
+    the DLFS2 book does with its fixed-width sources.
 
     Args:
-        pad_id: the padding id.
+        pad_id: the padding id, or None to reverse whole rows.
 
     Call arguments:
         token_ids: int tensor `[B, S]`, right-padded with `pad_id`.
@@ -34,6 +36,8 @@ class ReverseSequence(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, token_ids):
+        if self.pad_id is None:
+            return ops.flip(token_ids, axis=1)
         lengths = ops.sum(
             ops.cast(ops.not_equal(token_ids, self.pad_id), "int32"), axis=1, keepdims=True
         )

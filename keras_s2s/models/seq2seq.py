@@ -52,10 +52,19 @@ class Seq2Seq(keras.Model):
             decode step's state carries the last attention weights (`state["attention"]`).
         attention_score: the Luong score: "dot", "general", "scaled" or "concat".
         reverse_source: bool, reverse the real source tokens before encoding (padding stays
-            at the end).
+            at the end; see `mask_source_padding` for the other way).
+        mask_source_padding: bool. True (default): source padding is masked, so results do not
+            depend on how much padding a batch has. False: the source is read at its fixed
+            width `source_length`, padding included, as the DLFS2 book's models read their
+            space-padded sources: padding gets a learned embedding, the encoder reads it (first,
+            with `reverse_source`, which then reverses whole rows) and attention may attend to
+            it (a "sink" for weight no real token needs). `encode` pads every source to
+            `source_length`, so a sentence's translation does not depend on its batch either.
+            On DLFS2 dates, Luong dot attention reaches higher exact match by epoch 3 this
+            way (README, "Measured"). Needs `source_length`.
         dropout: float, dropout on the RNN inputs during training.
         source_length: int or None, a static source length S. `encode` pads shorter sources
-            to it (padding is masked, so results do not change).
+            to it.
         target_length: int or None, a static decoder input length T for the training call.
         unroll: bool, unroll the RNN loops over time (needs `source_length` and
             `target_length`). Faster on CPU for short sequences, and what TFLite needs to
@@ -97,6 +106,7 @@ class Seq2Seq(keras.Model):
         decoder="plain",
         attention_score="general",
         reverse_source=False,
+        mask_source_padding=True,
         dropout=0.0,
         source_length=None,
         target_length=None,
@@ -140,6 +150,11 @@ class Seq2Seq(keras.Model):
                 "`unroll=True` needs static lengths: pass `source_length` and `target_length`. "
                 f"Received: source_length={source_length}, target_length={target_length}"
             )
+        if not mask_source_padding and source_length is None:
+            raise ValueError(
+                "`mask_source_padding=False` reads sources at a fixed width: pass "
+                "`source_length`. Received: source_length=None"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
@@ -155,13 +170,16 @@ class Seq2Seq(keras.Model):
         self.unroll = unroll
         rnn = _CELLS[cell]
         num_states = 2 if cell == "lstm" else 1
+        self.mask_source_padding = mask_source_padding
         self.reverse = (
-            ReverseSequence(pad_id=pad_id, name="reverse_source") if reverse_source else None
+            ReverseSequence(pad_id=pad_id if mask_source_padding else None, name="reverse_source")
+            if reverse_source
+            else None
         )
         self.source_embedding = keras.layers.Embedding(
             source_vocabulary_size,
             embedding_dim,
-            mask_zero=pad_id == 0,
+            mask_zero=mask_source_padding and pad_id == 0,
             dtype=dtype,
             name="source_embedding",
         )
@@ -276,11 +294,15 @@ class Seq2Seq(keras.Model):
     def _encode(self, encoder_token_ids, training=None):
         if self.reverse is not None:
             encoder_token_ids = self.reverse(encoder_token_ids)
-        mask = ops.not_equal(encoder_token_ids, self.pad_id)
+        if self.mask_source_padding:
+            mask = ops.not_equal(encoder_token_ids, self.pad_id)
+        else:
+            mask = ops.ones_like(encoder_token_ids, dtype="bool")  # Every position is read.
         x = self.source_embedding(encoder_token_ids)
         rnn_states = []
         for i, layer in enumerate(self.encoder_layers):
-            outputs, *states = layer(x, mask=mask, training=training)
+            rnn_mask = mask if self.mask_source_padding else None
+            outputs, *states = layer(x, mask=rnn_mask, training=training)
             x = outputs + x if self.residual and i > 0 else outputs
             rnn_states.append(self._merge_directions(i, states) if self.bidirectional else states)
         state = {"rnn": rnn_states}
@@ -318,7 +340,7 @@ class Seq2Seq(keras.Model):
         """Encodes the source once. Returns the initial decoding state (a dict of tensors)."""
         encoder_token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
         if self.source_length is not None:
-            # Pad (masked, so harmless) to the static length the unrolled encoder needs.
+            # Pad to the static length (masked, or read as in training at the fixed width).
             length = self.source_length
             missing = ops.maximum(length - ops.shape(encoder_token_ids)[1], 0)
             encoder_token_ids = ops.pad(
@@ -375,6 +397,7 @@ class Seq2Seq(keras.Model):
             "decoder": self.decoder,
             "attention_score": self.attention_score,
             "reverse_source": self.reverse_source,
+            "mask_source_padding": self.mask_source_padding,
             "dropout": self.dropout,
             "source_length": self.source_length,
             "target_length": self.target_length,

@@ -25,3 +25,9 @@ def test_reverse_twice_is_identity():
 def test_contract(tmp_path):
     ids = np.array([[5, 6, 7, 0], [4, 3, 0, 0]], "int32")
     run_contract(ReverseSequence, {"pad_id": 0}, ids, tmp_path, expected_output_shape=(2, 4))
+
+
+def test_pad_id_none_reverses_whole_rows():
+    ids = np.array([[5, 6, 7, 0, 0], [1, 2, 3, 4, 5]], "int32")
+    out = np.asarray(ReverseSequence(pad_id=None)(ids))
+    np.testing.assert_array_equal(out, [[0, 0, 7, 6, 5], [5, 4, 3, 2, 1]])

@@ -202,3 +202,57 @@ def test_unroll_needs_static_lengths():
         Seq2Seq(**TINY, unroll=True, source_length=6)
     with pytest.raises(ValueError, match="`target_length` must be a positive integer"):
         Seq2Seq(**TINY, source_length=6, target_length=0)
+
+
+FIXED_WIDTH = [
+    dict(cell="lstm", decoder="luong", attention_score="dot", reverse_source=True),
+    dict(cell="gru", decoder="bahdanau", bidirectional=True, unroll=True, target_length=4),
+    dict(cell="lstm", decoder="peeky", reverse_source=True, unroll=True, target_length=4),
+]
+
+
+@pytest.mark.parametrize("options", FIXED_WIDTH, ids=_id)
+def test_fixed_width_source_reads_its_padding(tmp_path, options):
+    options = {**TINY, **options, "source_length": 6, "mask_source_padding": False}
+    run_contract(
+        Seq2Seq,
+        options,
+        INPUTS,
+        tmp_path,
+        train_labels=LABELS,
+        loss=MaskedSparseCategoricalCrossentropy(),
+        expected_output_shape=(3, 4, 10),
+    )
+    model = Seq2Seq(**options)
+    full = np.asarray(model(INPUTS))
+    # The decode step equals the training call, and `encode` pads a narrower batch to the
+    # fixed width, so a sentence's result does not depend on its batch's padding.
+    for source, want in ((SOURCE, full), (SOURCE[:2, :4], full[:2])):
+        state = model.encode(source)
+        steps = []
+        for t in range(DECODER_IN.shape[1]):
+            logits, state = model.decode_step(DECODER_IN[: len(source), t], state, t)
+            steps.append(np.asarray(logits))
+            if "attention" in state:  # Padding is attended to, not masked out.
+                assert np.all(np.asarray(state["attention"])[SOURCE[: len(source)] == 0] > 0)
+        np.testing.assert_allclose(np.stack(steps, axis=1), want, rtol=1e-5, atol=1e-5)
+    # Padding is read: the masked model with the same weights gives other outputs.
+    masked = Seq2Seq(**{**options, "mask_source_padding": True})
+    masked.set_weights(model.get_weights())
+    assert np.abs(np.asarray(masked(INPUTS)) - full).max() > 1e-4
+
+
+def test_fixed_width_reverse_flips_whole_rows():
+    options = {**TINY, "source_length": 6, "mask_source_padding": False}
+    plain = Seq2Seq(**options)
+    reversed_model = Seq2Seq(**options, reverse_source=True)
+    reversed_model.set_weights(plain.get_weights())
+    flipped = {**INPUTS, "encoder_token_ids": SOURCE[:, ::-1].copy()}
+    np.testing.assert_allclose(
+        np.asarray(reversed_model(INPUTS)), np.asarray(plain(flipped)), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_fixed_width_needs_a_source_length():
+    with pytest.raises(ValueError, match="`mask_source_padding=False` .* `source_length`"):
+        Seq2Seq(**TINY, mask_source_padding=False)
