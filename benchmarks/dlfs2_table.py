@@ -1,7 +1,8 @@
 """The DLFS2 table: our pipelines and the book's numpy code, side by side, run by hand.
 
     .venv/bin/python benchmarks/dlfs2_table.py [--rows addition_reverse_peeky,date_attention]
-        [--seeds 1] [--epochs N] [--eval-limit N] [--skip-book] [--out benchmarks/dlfs2_table.md]
+        [--seeds 1] [--book-seeds 1] [--epochs N] [--eval-limit N] [--skip-book]
+        [--out benchmarks/dlfs2_table.md]
 
 Each row trains one `pipelines/dlfs2_*` pipeline (exact match on the 5,000 test examples after
 every epoch, training seconds per epoch without evaluation) and runs the book's own code
@@ -23,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BOOK = REPO.parent / "shared" / "reference" / "dlfs2-book" / "run.py"
+BOOK_SEEDED = HERE / "book_seeded.py"
 
 ROWS = {
     # row: (pipeline, overrides, book task, book variant)
@@ -63,8 +64,10 @@ def run_ours(pipeline: str, overrides: dict, seed: int, epochs: int | None, out:
     }
 
 
-def run_book(task: str, variant: str, epochs: int | None, eval_limit: int) -> dict:
-    command = [sys.executable, str(BOOK), "--task", task, "--variant", variant]
+def run_book(task: str, variant: str, epochs: int | None, eval_limit: int, seed: int) -> dict:
+    """The book's run.py; seed 0 is its own deterministic run."""
+    command = [sys.executable, str(BOOK_SEEDED), "--seed", str(seed)]
+    command += ["--task", task, "--variant", variant]
     if epochs:
         command += ["--epochs", str(epochs)]
     if eval_limit:
@@ -82,10 +85,25 @@ def median_epoch_seconds(values: list[float]) -> float:
     return statistics.median(values[1:] or values)
 
 
+def _summary(runs: list[dict]) -> list[str]:
+    """Median curve over seeds, each seed's final value, median steady-state s/epoch."""
+    curves = [run["exact_match"] for run in runs]
+    median_curve = [statistics.median(v) for v in zip(*curves, strict=True)]
+    seconds = statistics.median(median_epoch_seconds(run["train_s"]) for run in runs)
+    return [
+        " ".join(f"{v:.3f}" for v in median_curve),
+        ", ".join(f"{curve[-1]:.3f}" for curve in curves),
+        f"{seconds:.1f}",
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--seeds", type=int, default=1, help="runs of ours per row (seeds 1..N)")
+    parser.add_argument(
+        "--book-seeds", type=int, default=1, help="runs of the book per row (its own, then 1..N-1)"
+    )
     parser.add_argument("--epochs", type=int, default=0, help="override every row's epochs")
     parser.add_argument("--eval-limit", type=int, default=0, help="the book's test examples")
     parser.add_argument("--skip-book", action="store_true")
@@ -101,35 +119,26 @@ def main():
             run_ours(pipeline, overrides, seed, args.epochs, Path(args.workdir) / f"{row}-{seed}")
             for seed in range(1, args.seeds + 1)
         ]
-        book = None
+        book = []
         if variant and not args.skip_book:
-            book = run_book(task, variant, args.epochs, args.eval_limit)
+            book = [
+                run_book(task, variant, args.epochs, args.eval_limit, seed)
+                for seed in range(args.book_seeds)
+            ]
         results[row] = {"ours": ours, "book": book}
         print(json.dumps({row: results[row]}), flush=True)
 
     lines = [
-        "| row | ours: exact match by epoch (median of seeds) | final | s/epoch "
-        "| book: exact match by epoch | final | s/epoch | speed ratio ours/book |",
+        "| row | ours: exact match by epoch (median of seeds) | final per seed | s/epoch "
+        "| book: exact match by epoch (median of seeds) | final per seed | s/epoch "
+        "| speed ratio ours/book |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row, r in results.items():
-        curves = [o["exact_match"] for o in r["ours"]]
-        median_curve = [statistics.median(v) for v in zip(*curves, strict=True)]
-        ours_s = statistics.median(median_epoch_seconds(o["train_s"]) for o in r["ours"])
-        cells = [
-            row,
-            " ".join(f"{v:.3f}" for v in median_curve),
-            f"{median_curve[-1]:.3f}",
-            f"{ours_s:.1f}",
-        ]
+        cells = [row, *_summary(r["ours"])]
         if r["book"]:
-            book_s = median_epoch_seconds(r["book"]["train_s"])
-            cells += [
-                " ".join(f"{v:.3f}" for v in r["book"]["exact_match"]),
-                f"{r['book']['exact_match'][-1]:.3f}",
-                f"{book_s:.1f}",
-                f"{ours_s / book_s:.2f}",
-            ]
+            cells += _summary(r["book"])
+            cells.append(f"{float(cells[3]) / float(cells[-1]):.2f}")
         else:
             cells += ["", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")

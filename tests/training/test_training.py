@@ -213,3 +213,25 @@ def test_static_lengths_must_match_the_data():
     assert (filled["source_length"], filled["target_length"]) == (7, 5)
     with pytest.raises(ConfigError, match=r"model.target_length=4 does not match the data"):
         static_lengths({"type": "seq2seq", "unroll": True, "target_length": 4}, 7, 4)
+
+
+@pytest.mark.parametrize("pipeline", ["dlfs2_date_attention", "dlfs2_date_peeky"])
+def test_dlfs2_pipelines_run_on_the_built_in_tfds_task(pipeline, tmp_path, tfds_dir):
+    """The book's pipelines, data swapped for the built-in task (its own validation split)."""
+    config = apply_overrides(
+        load_pipeline(pipeline),
+        {
+            "data.source": "tfds",
+            "data.name": "date_normalization",
+            "data.config": "small",
+            "data.data_dir": tfds_dir,
+            "training.epochs": 2,
+            "model.hidden_dim": 32,
+        },
+    )
+    summary = train(config, tmp_path / "run", verbose=0)
+    history = RunDirectory(tmp_path / "run").metadata()["history"]
+    assert summary["train_examples"] == 5000
+    assert len(history["test_exact_match"]) == 2 and "val_loss" in history
+    assert history["loss"][1] < history["loss"][0]
+    assert (tmp_path / "run" / "model.keras").is_file()
