@@ -59,11 +59,13 @@ def check_model_config(model_config: dict):
 def static_lengths(model_config: dict, max_source_length: int, max_target_length: int) -> dict:
     """`model_config` with the data's lengths as the model's static lengths, if it has them.
 
-    An unrolled model (or one given any static length) needs `source_length` =
-    `data.max_source_length` and `target_length` = `data.max_target_length + 1` (bos +
-    target); they are filled in, or checked if given.
+    An unrolled model, one reading fixed-width sources (`mask_source_padding = false`) or one
+    given any static length needs `source_length` = `data.max_source_length` and
+    `target_length` = `data.max_target_length + 1` (bos + target); they are filled in, or
+    checked if given.
     """
-    if not any(model_config.get(k) for k in ("unroll", "source_length", "target_length")):
+    static = any(model_config.get(k) for k in ("unroll", "source_length", "target_length"))
+    if not static and model_config.get("mask_source_padding", True):
         return model_config
     expected = {"source_length": max_source_length, "target_length": max_target_length + 1}
     config = {**expected, **model_config}

@@ -46,6 +46,13 @@ FAMILIES = {
         "model.cell": "rnn",
     },
     "luong-concat": {"model.decoder": "luong", "model.attention_score": "concat"},
+    # The DLFS2 setting: fixed-width source read padding included, reversed whole.
+    "luong-dot-fixed-width": {
+        "model.decoder": "luong",
+        "model.attention_score": "dot",
+        "model.reverse_source": True,
+        "model.mask_source_padding": False,
+    },
     # SentencePiece tokenization: tensorflow-text in the SavedModel, sentencepiece in the wrapper.
     "sentencepiece": {
         "model.decoder": "luong",

@@ -211,6 +211,8 @@ def test_static_lengths_must_match_the_data():
     assert static_lengths({"type": "seq2seq"}, 7, 4) == {"type": "seq2seq"}
     filled = static_lengths({"type": "seq2seq", "unroll": True}, 7, 4)
     assert (filled["source_length"], filled["target_length"]) == (7, 5)
+    fixed_width = static_lengths({"type": "seq2seq", "mask_source_padding": False}, 7, 4)
+    assert (fixed_width["source_length"], fixed_width["target_length"]) == (7, 5)
     with pytest.raises(ConfigError, match=r"model.target_length=4 does not match the data"):
         static_lengths({"type": "seq2seq", "unroll": True, "target_length": 4}, 7, 4)
 
