@@ -85,16 +85,18 @@ def median_epoch_seconds(values: list[float]) -> float:
     return statistics.median(values[1:] or values)
 
 
-def _summary(runs: list[dict]) -> list[str]:
-    """Median curve over seeds, each seed's final value, median steady-state s/epoch."""
+def _summary(runs: list[dict]) -> tuple[list[str], float]:
+    """Cells (median curve over seeds, each seed's final value, s/epoch) and the s/epoch: the
+    median over seeds of each run's steady-state seconds per epoch."""
     curves = [run["exact_match"] for run in runs]
     median_curve = [statistics.median(v) for v in zip(*curves, strict=True)]
     seconds = statistics.median(median_epoch_seconds(run["train_s"]) for run in runs)
-    return [
+    cells = [
         " ".join(f"{v:.3f}" for v in median_curve),
         ", ".join(f"{curve[-1]:.3f}" for curve in curves),
         f"{seconds:.1f}",
     ]
+    return cells, seconds
 
 
 def main():
@@ -135,10 +137,11 @@ def main():
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row, r in results.items():
-        cells = [row, *_summary(r["ours"])]
+        ours_cells, ours_s = _summary(r["ours"])
+        cells = [row, *ours_cells]
         if r["book"]:
-            cells += _summary(r["book"])
-            cells.append(f"{float(cells[3]) / float(cells[-1]):.2f}")
+            book_cells, book_s = _summary(r["book"])
+            cells += [*book_cells, f"{ours_s / book_s:.2f}"]
         else:
             cells += ["", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
