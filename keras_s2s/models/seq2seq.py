@@ -294,15 +294,12 @@ class Seq2Seq(keras.Model):
     def _encode(self, encoder_token_ids, training=None):
         if self.reverse is not None:
             encoder_token_ids = self.reverse(encoder_token_ids)
-        if self.mask_source_padding:
-            mask = ops.not_equal(encoder_token_ids, self.pad_id)
-        else:
-            mask = ops.ones_like(encoder_token_ids, dtype="bool")  # Every position is read.
+        # Padding is masked, or (fixed width) read like any token.
+        mask = ops.not_equal(encoder_token_ids, self.pad_id) if self.mask_source_padding else None
         x = self.source_embedding(encoder_token_ids)
         rnn_states = []
         for i, layer in enumerate(self.encoder_layers):
-            rnn_mask = mask if self.mask_source_padding else None
-            outputs, *states = layer(x, mask=rnn_mask, training=training)
+            outputs, *states = layer(x, mask=mask, training=training)
             x = outputs + x if self.residual and i > 0 else outputs
             rnn_states.append(self._merge_directions(i, states) if self.bidirectional else states)
         state = {"rnn": rnn_states}
@@ -310,6 +307,8 @@ class Seq2Seq(keras.Model):
             state["summary"] = rnn_states[-1][0]  # top layer's final hidden state [B, H]
         if self.decoder in ("bahdanau", "luong"):
             state["memory"] = x  # top encoder outputs [B, S, M]
+            if mask is None:  # Attention may attend to every position.
+                mask = ops.ones_like(encoder_token_ids, dtype="bool")
             state["memory_mask"] = mask
         return state
 
