@@ -2,11 +2,13 @@
 
 The files are checked in Python first, so a problem is reported with its file and line
 (a missing file, an empty file, files of different line counts, a line without its separator,
-invalid UTF-8) instead of surfacing later from inside TensorFlow.
+invalid UTF-8) instead of surfacing later from inside TensorFlow. A UTF-8 byte-order mark at
+the start of a file is dropped.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import os
 import random
@@ -29,6 +31,8 @@ def read_lines(path: str | os.PathLike) -> list[str]:
             raw = f.read()
     except (OSError, EOFError) as e:
         raise DataError(f"Cannot read {path}: {e}") from None
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]  # Else it would become a token of the first example.
     if not raw.strip():
         raise DataError(f"File is empty: {path}")
     lines = raw.split(b"\n")

@@ -82,3 +82,19 @@ def test_real_dlfs2_and_multi30k_files(shared_data):
     m30k = shared_data / "multi30k"
     sources, targets = as_strings(read_parallel_text(m30k / "val.en.gz", m30k / "val.de.gz"))
     assert len(sources) == len(targets) == 1014
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_byte_order_mark_is_dropped(tmp_path, suffix):
+    src = write(tmp_path / f"s.txt{suffix}", BOM + b"ab\ncd\n")
+    tgt = write(tmp_path / f"t.txt{suffix}", BOM + b"x\ny\n")
+    assert as_strings(read_parallel_text(src, tgt)) == (["ab", "cd"], ["x", "y"])
+    tsv = write(tmp_path / f"x.tsv{suffix}", BOM + b"1+1\t2\n")
+    assert as_strings(read_tsv(tsv)) == (["1+1"], ["2"])
+    dl = write(tmp_path / f"d.txt{suffix}", BOM + b"1+1_2 \n")
+    assert as_strings(read_dlfs2(dl)) == (["1+1"], ["2"])
+    with pytest.raises(DataError, match="File is empty: .*bom-only"):
+        read_tsv(write(tmp_path / f"bom-only{suffix}", BOM + b"\n"))
