@@ -2,8 +2,8 @@
 
 The files are checked in Python first, so a problem is reported with its file and line
 (a missing file, an empty file, files of different line counts, a line without its separator,
-invalid UTF-8) instead of surfacing later from inside TensorFlow. A UTF-8 byte-order mark at
-the start of a file is dropped.
+a TSV line without exactly two columns, invalid UTF-8) instead of surfacing later from inside
+TensorFlow. A UTF-8 byte-order mark at the start of a file is dropped.
 """
 
 from __future__ import annotations
@@ -66,13 +66,23 @@ def read_parallel_text_pairs(source_path, target_path) -> tuple[list[str], list[
     return sources, targets
 
 
-def read_separated_pairs(path, separator: str, strip: bool = False) -> tuple[list, list]:
-    """Reads `source<separator>target` lines, split at the first separator."""
+def read_separated_pairs(
+    path, separator: str, strip: bool = False, columns: int = 0
+) -> tuple[list, list]:
+    """Reads `source<separator>target` lines, split at the first separator.
+
+    With `columns=2`, a line must hold exactly one separator.
+    """
     sources, targets = [], []
     for number, line in enumerate(read_lines(path), start=1):
         if separator not in line:
             raise DataError(
                 f"Line {number} of {path} has no separator {separator!r}: {line[:60]!r}"
+            )
+        if columns and line.count(separator) + 1 != columns:
+            raise DataError(
+                f"Line {number} of {path} has {line.count(separator) + 1} columns separated "
+                f"by {separator!r}, expected {columns}: {line[:60]!r}"
             )
         source, target = line.split(separator, 1)
         if strip:
@@ -95,7 +105,7 @@ def read_parallel_text(source_path, target_path) -> tf.data.Dataset:
 
 def read_tsv(path) -> tf.data.Dataset:
     """`source<TAB>target` lines (plain or .gz)."""
-    return _pairs_to_dataset(*read_separated_pairs(path, "\t"))
+    return _pairs_to_dataset(*read_separated_pairs(path, "\t", columns=2))
 
 
 def read_dlfs2(path) -> tf.data.Dataset:
@@ -113,7 +123,7 @@ def read_pairs(kind: str, files: list[str]) -> tuple[list[str], list[str]]:
     if kind == "text":
         return read_parallel_text_pairs(*files)
     if kind == "tsv":
-        return read_separated_pairs(files[0], "\t")
+        return read_separated_pairs(files[0], "\t", columns=2)
     if kind == "dlfs2":
         return read_separated_pairs(files[0], "_", strip=True)
     raise DataError(f"Unknown file data source '{kind}' (choose text, tsv or dlfs2)")

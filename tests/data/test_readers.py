@@ -98,3 +98,14 @@ def test_byte_order_mark_is_dropped(tmp_path, suffix):
     assert as_strings(read_dlfs2(dl)) == (["1+1"], ["2"])
     with pytest.raises(DataError, match="File is empty: .*bom-only"):
         read_tsv(write(tmp_path / f"bom-only{suffix}", BOM + b"\n"))
+
+
+def test_tsv_line_needs_exactly_two_columns(tmp_path):
+    path = write(tmp_path / "x.tsv", b"1+1\t2\n2+2\t4\textra\n")
+    with pytest.raises(DataError, match=r"Line 2 of .*x.tsv has 3 columns separated by '\\t'"):
+        read_tsv(path)
+    with pytest.raises(DataError, match=r"Line 1 of .*y.tsv has no separator '\\t'"):
+        read_tsv(write(tmp_path / "y.tsv", b"1+1 2\n"))
+    # DLFS2 still splits at the first separator.
+    dl = write(tmp_path / "d.txt", b"a_b_c\n")
+    assert as_strings(read_dlfs2(dl)) == (["a"], ["b_c"])
