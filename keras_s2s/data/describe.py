@@ -1,4 +1,4 @@
-"""Figures about a pipeline's data: split sizes, vocabularies, lengths, dropped examples."""
+"""Figures about a pipeline's data: sizes, vocabularies, lengths, skipped and dropped examples."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _length_stats(lengths: np.ndarray) -> dict:
 def describe_data(config: dict) -> dict:
     """Describes the data of a merged pipeline config (tokenizers built as training would)."""
     data = config["data"]
-    splits = load_splits(data, splits=available_splits(data))
+    skipped = {}
+    splits = load_splits(data, splits=available_splits(data), skipped=skipped)
     sources, targets = as_strings(splits["train"])
     source_tokenizer, target_tokenizer = build_tokenizers(data, sources, targets)
     out = {
@@ -55,6 +56,8 @@ def describe_data(config: dict) -> dict:
             "source_tokens": _length_stats(src),
             "target_tokens": _length_stats(tgt),
             "too_long": dropped,
+            # Pairs with an empty source or target, skipped when the split's file was read.
+            "skipped_empty": skipped[split],
         }
     out["examples"] = {split: out[split]["examples"] for split in splits}
     return out

@@ -3,7 +3,8 @@
 The files are checked in Python first, so a problem is reported with its file and line
 (a missing file, an empty file, files of different line counts, a line without its separator,
 a TSV line without exactly two columns, invalid UTF-8) instead of surfacing later from inside
-TensorFlow. A UTF-8 byte-order mark at the start of a file is dropped.
+TensorFlow. A UTF-8 byte-order mark at the start of a file is dropped. Pairs whose source or
+target is empty (or only whitespace) are skipped, and counted by `read_pairs`.
 """
 
 from __future__ import annotations
@@ -71,10 +72,15 @@ def read_separated_pairs(
 ) -> tuple[list, list]:
     """Reads `source<separator>target` lines, split at the first separator.
 
-    With `columns=2`, a line must hold exactly one separator.
+    With `columns=2`, a line must hold exactly one separator. A blank line reads as an empty
+    pair (skipped later by `drop_empty_pairs`).
     """
     sources, targets = [], []
     for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            sources.append("")
+            targets.append("")
+            continue
         if separator not in line:
             raise DataError(
                 f"Line {number} of {path} has no separator {separator!r}: {line[:60]!r}"
@@ -92,41 +98,70 @@ def read_separated_pairs(
     return sources, targets
 
 
+def drop_empty_pairs(
+    sources: list[str], targets: list[str], where: str
+) -> tuple[list[str], list[str], int]:
+    """Drops the pairs whose source or target is empty or only whitespace.
+
+    Returns the kept sources and targets and how many pairs were dropped; raises a `DataError`
+    naming `where` (the file or files) if no pair is left.
+    """
+    keep = [
+        i for i, (s, t) in enumerate(zip(sources, targets, strict=True)) if s.strip() and t.strip()
+    ]
+    if not keep:
+        raise DataError(f"Every pair in {where} has an empty source or target")
+    if len(keep) == len(sources):
+        return sources, targets, 0
+    return [sources[i] for i in keep], [targets[i] for i in keep], len(sources) - len(keep)
+
+
 def read_parallel_text(source_path, target_path) -> tf.data.Dataset:
     """Aligned files (plain or .gz): line i of `source_path` translates line i of `target_path`.
+
+    Pairs with an empty source or target line are skipped.
 
     Example:
     ```python
     ds = keras_s2s.data.read_parallel_text("train.en.gz", "train.de.gz")
     ```
     """
-    return _pairs_to_dataset(*read_parallel_text_pairs(source_path, target_path))
+    return _pairs_to_dataset(*read_pairs("text", [source_path, target_path])[:2])
 
 
 def read_tsv(path) -> tf.data.Dataset:
-    """`source<TAB>target` lines (plain or .gz)."""
-    return _pairs_to_dataset(*read_separated_pairs(path, "\t", columns=2))
+    """`source<TAB>target` lines (plain or .gz); lines with an empty side are skipped."""
+    return _pairs_to_dataset(*read_pairs("tsv", [path])[:2])
 
 
 def read_dlfs2(path) -> tf.data.Dataset:
-    """The DLFS2 format: `source_target` lines, padded with spaces (stripped here)."""
-    return _pairs_to_dataset(*read_separated_pairs(path, "_", strip=True))
+    """The DLFS2 format: `source_target` lines, padded with spaces (stripped here).
+
+    Lines with an empty side are skipped.
+    """
+    return _pairs_to_dataset(*read_pairs("dlfs2", [path])[:2])
 
 
-def read_pairs(kind: str, files: list[str]) -> tuple[list[str], list[str]]:
-    """Reads one split given as a config list: `[src, tgt]` for "text", `[file]` otherwise."""
+def read_pairs(kind: str, files: list) -> tuple[list[str], list[str], int]:
+    """Reads one split given as a config list: `[src, tgt]` for "text", `[file]` otherwise.
+
+    Returns `(sources, targets, skipped)`: the pairs without those whose source or target is
+    empty (or only whitespace), and how many were skipped.
+    """
     expected = 2 if kind == "text" else 1
     if len(files) != expected:
         raise DataError(
             f"Data source '{kind}' takes {expected} file(s) per split, got {len(files)}: {files}"
         )
     if kind == "text":
-        return read_parallel_text_pairs(*files)
-    if kind == "tsv":
-        return read_separated_pairs(files[0], "\t", columns=2)
-    if kind == "dlfs2":
-        return read_separated_pairs(files[0], "_", strip=True)
-    raise DataError(f"Unknown file data source '{kind}' (choose text, tsv or dlfs2)")
+        pairs = read_parallel_text_pairs(*files)
+    elif kind == "tsv":
+        pairs = read_separated_pairs(files[0], "\t", columns=2)
+    elif kind == "dlfs2":
+        pairs = read_separated_pairs(files[0], "_", strip=True)
+    else:
+        raise DataError(f"Unknown file data source '{kind}' (choose text, tsv or dlfs2)")
+    return drop_empty_pairs(*pairs, where=" and ".join(os.fspath(f) for f in files))
 
 
 def holdout(

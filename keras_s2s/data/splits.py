@@ -40,20 +40,33 @@ def available_splits(data: dict) -> tuple[str, ...]:
     )
 
 
-def load_splits(data: dict, splits=SPLITS) -> dict[str, tf.data.Dataset]:
-    """Returns `{split: (source, target) dataset}` for a pipeline's `data` section."""
+def load_splits(
+    data: dict, splits=SPLITS, skipped: dict | None = None
+) -> dict[str, tf.data.Dataset]:
+    """Returns `{split: (source, target) dataset}` for a pipeline's `data` section.
+
+    File sources skip the pairs whose source or target is empty (or only whitespace). If
+    `skipped` is a dict, it receives `{split: number of pairs skipped}` for every split returned:
+    a split's own file's count; splits held out of the training file get 0 (the training file's
+    count holds them all); TFDS splits get 0 (not scanned).
+    """
     if data["source"] == "tfds":
+        if skipped is not None:
+            skipped.update({s: 0 for s in splits})
         return {
             s: load_tfds_split(data["name"], data["config"], s, data["data_dir"]) for s in splits
         }
     kind = data["source"]
     if not data["train"]:
         raise ConfigError(f"data.train must list the training file(s) for source '{kind}'")
-    pairs = {"train": read_pairs(kind, data["train"])}
+    pairs, counts = {}, {}
+    sources, targets, counts["train"] = read_pairs(kind, data["train"])
+    pairs["train"] = (sources, targets)
     held_out = {}
     for split in ("validation", "test"):
         if data[split]:
-            pairs[split] = read_pairs(kind, data[split])
+            sources, targets, counts[split] = read_pairs(kind, data[split])
+            pairs[split] = (sources, targets)
         elif data[f"{split}_size"] > 0:
             held_out[split] = data[f"{split}_size"]
         elif split in splits:
@@ -63,6 +76,8 @@ def load_splits(data: dict, splits=SPLITS) -> dict[str, tf.data.Dataset]:
             )
     if held_out:
         pairs.update(holdout(*pairs["train"], held_out, seed=data["holdout_seed"]))
+    if skipped is not None:
+        skipped.update({s: counts.get(s, 0) for s in splits})
     return {s: _pairs_to_dataset(*pairs[s]) for s in splits}
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from keras_s2s.config import DEFAULTS, merge
 from keras_s2s.data import read_dlfs2, read_parallel_text, read_tsv
+from keras_s2s.data.describe import describe_data
 from keras_s2s.data.splits import as_strings, load_splits
 from keras_s2s.errors import ConfigError, DataError
 
@@ -109,3 +110,53 @@ def test_tsv_line_needs_exactly_two_columns(tmp_path):
     # DLFS2 still splits at the first separator.
     dl = write(tmp_path / "d.txt", b"a_b_c\n")
     assert as_strings(read_dlfs2(dl)) == (["a"], ["b_c"])
+
+
+def test_empty_pairs_are_skipped(tmp_path):
+    src = write(tmp_path / "s.txt", b"a\n\nb\n  \nc\n")
+    tgt = write(tmp_path / "t.txt", b"x\ny\n\nz\nw\n")
+    assert as_strings(read_parallel_text(src, tgt)) == (["a", "c"], ["x", "w"])
+    tsv = write(tmp_path / "x.tsv", b"a\tx\n\tb\nc\t\n \t \n\nd\te\n")
+    assert as_strings(read_tsv(tsv)) == (["a", "d"], ["x", "e"])
+    dl = write(tmp_path / "d.txt", b"1+1_2\n    _4\n3+3_  \n   \n5+5_10\n")
+    assert as_strings(read_dlfs2(dl)) == (["1+1", "5+5"], ["2", "10"])
+
+
+def test_a_file_of_empty_pairs_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"Every pair in .*e.tsv has an empty source or target"):
+        read_tsv(write(tmp_path / "e.tsv", b"a\t\n\tb\n"))
+    src = write(tmp_path / "s.txt", b"a\n\n")
+    tgt = write(tmp_path / "t.txt", b"\nb\n")
+    with pytest.raises(DataError, match=r"Every pair in .*s.txt and .*t.txt has an empty"):
+        read_parallel_text(src, tgt)
+
+
+def test_load_splits_reports_skipped_pairs(tmp_path):
+    train = write(
+        tmp_path / "train.tsv", "".join(f"{i}\t{i}\n" for i in range(30)).encode() + b"a\t\n\tb\n\n"
+    )
+    validation = write(tmp_path / "val.tsv", b"1\t1\n \t2\n")
+    data = merge(
+        DEFAULTS["data"],
+        {"source": "tsv", "train": [train], "validation": [validation], "test_size": 5},
+    )
+    skipped = {}
+    splits = load_splits(data, skipped=skipped)
+    assert skipped == {"train": 3, "validation": 1, "test": 0}
+    assert [len(as_strings(splits[s])[0]) for s in ("train", "validation", "test")] == [25, 1, 5]
+    skipped = {"stale": 9}
+    load_splits(data, splits=("validation",), skipped=skipped)
+    assert skipped == {"stale": 9, "validation": 1}
+
+
+def test_describe_data_reports_skipped_pairs(tmp_path):
+    train = write(
+        tmp_path / "train.txt", "".join(f"{i}_{i}\n" for i in range(20)).encode() + b"_7\n"
+    )
+    config = merge(
+        DEFAULTS,
+        {"name": "t", "data": {"source": "dlfs2", "train": [train], "validation_size": 4}},
+    )
+    out = describe_data(config)
+    assert out["train"]["skipped_empty"] == 1 and out["validation"]["skipped_empty"] == 0
+    assert out["examples"] == {"train": 16, "validation": 4}
