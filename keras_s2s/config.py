@@ -63,8 +63,10 @@ DEFAULTS: dict[str, Any] = {
         "jit_compile": False,
         "steps_per_execution": 1,
         "early_stopping_patience": 0,
+        # The model a run keeps: "best" by `monitor`, or "last" (the last epoch's).
+        "checkpoint": "best",
         # The best checkpoint is chosen by this logged value (without validation data, the
-        # training value of the same name, e.g. "token_accuracy").
+        # training value of the same name, e.g. "token_accuracy"); never a test value.
         "monitor": "val_token_accuracy",
         # "validation" or "test": log whole-sequence exact match on that split after every
         # epoch (free-running greedy decoding) as "<split>_exact_match"; "" turns it off.
@@ -84,6 +86,7 @@ _CHOICES = {
     ("data", "tokenizer"): ("char", "sentencepiece"),
     ("training", "strategy"): ("default", "one_device"),
     ("training", "exact_match_split"): ("", "validation", "test"),
+    ("training", "checkpoint"): ("best", "last"),
 }
 _POSITIVE = {
     ("data", "max_source_length"),
@@ -108,10 +111,15 @@ _NON_NEGATIVE = {
 
 
 def pipelines_directory() -> Path:
-    """The folder of named pipelines: `$KERAS_S2S_PIPELINES` or the repository's `pipelines/`."""
+    """The folder of named pipelines: `$KERAS_S2S_PIPELINES`, else the copy shipped in an
+    installed wheel (`keras_s2s/pipelines/`), else the repository's `pipelines/` (a source
+    checkout or an editable install)."""
     env = os.environ.get("KERAS_S2S_PIPELINES")
     if env:
         return Path(env)
+    shipped = Path(__file__).resolve().parent / "pipelines"
+    if shipped.is_dir():
+        return shipped
     return Path(__file__).resolve().parents[1] / "pipelines"
 
 
@@ -225,7 +233,7 @@ def validate(config: dict, origin: str = "config") -> None:
                     f"Known keys: {', '.join(sorted(defaults))}"
                 )
             default = defaults[key]
-            if not _type_ok(value, default):
+            if not type_ok(value, default):
                 raise ConfigError(
                     f"Invalid value for '{section}.{key}' in {origin}: {value!r} "
                     f"(expected {type(default).__name__})"
@@ -245,7 +253,7 @@ def validate(config: dict, origin: str = "config") -> None:
                 )
 
 
-def _type_ok(value: Any, default: Any) -> bool:
+def type_ok(value: Any, default: Any) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
