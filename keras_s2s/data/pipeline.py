@@ -9,6 +9,7 @@ Ids: pad 0 (the batches' fill value, masked out of the loss and metrics), bos 2,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import tensorflow as tf
@@ -192,6 +193,25 @@ def bucket_by_tokens(spec: BucketSpec, pad_batch_to_full: bool = False):
     return apply
 
 
+def count_batch_shapes(dataset: tf.data.Dataset) -> collections.Counter:
+    """Counts one pass of `make_dataset` batches by shape: `{(encoder, decoder shape): batches}`.
+
+    `len()` of the result is the number of distinct batch shapes of an epoch, so the number of
+    programs a jit-compiled model compiles for it. Bucketed batches have the same shapes every
+    epoch: a bucket gives full batches and, unless its example count is a multiple of its batch
+    size, one smaller last batch (none with `pad_batch_to_full`).
+    """
+    shapes = dataset.map(
+        lambda features, labels: (
+            tf.shape(features["encoder_token_ids"]),
+            tf.shape(features["decoder_token_ids"]),
+        )
+    )
+    return collections.Counter(
+        (tuple(enc.tolist()), tuple(dec.tolist())) for enc, dec in shapes.as_numpy_iterator()
+    )
+
+
 def pad_to_longest(batch_size: int):
     """Plain batching without buckets (each batch padded to its longest example)."""
 
@@ -253,6 +273,9 @@ def make_dataset(
     book's do), still bucketed by length. With `fixed_lengths`, every batch is padded to
     S = `max_source_length` and T = `max_target_length + 1` (for models with static lengths)
     and holds `batch_size` examples (default `batch_tokens // max(S, T)`), in random order.
+    Batching drops no example (only `filter_by_length` does): each bucket's last batch is
+    smaller, unless `pad_batch_to_full` fills it with padding rows (`count_batch_shapes` counts
+    the shapes an epoch then has).
 
     Example:
     ```python

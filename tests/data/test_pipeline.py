@@ -3,6 +3,7 @@ import tensorflow as tf
 
 from keras_s2s.data import (
     BucketSpec,
+    count_batch_shapes,
     count_too_long,
     make_dataset,
     pad_to_longest,
@@ -123,3 +124,15 @@ def test_fixed_lengths_and_fixed_rows():
     assert max(rows) == 64 and sum(rows) == sum(
         len(s) <= 32 and len(t) <= 20 for s, t in zip(sources, targets, strict=True)
     )
+
+
+def test_count_batch_shapes_sees_the_last_partial_batch():
+    # 20 examples in one bucket (source 5 -> 8, decoder 4 -> 8) of 64 // 8 = 8 rows.
+    sources, targets = ["abcde"] * 20, ["abc"] * 20
+    ds = tf.data.Dataset.from_tensor_slices((sources, targets))
+    tok = CharTokenizer.build(sources + targets)
+    settings = dict(max_source_length=8, max_target_length=6, batch_tokens=64)
+    shapes = count_batch_shapes(make_dataset(ds, tok, tok, **settings))
+    assert shapes == {((8, 8), (8, 8)): 2, ((4, 8), (4, 8)): 1}  # Nothing dropped: 8 + 8 + 4.
+    full = count_batch_shapes(make_dataset(ds, tok, tok, pad_batch_to_full=True, **settings))
+    assert full == {((8, 8), (8, 8)): 3}
