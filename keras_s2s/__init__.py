@@ -1,25 +1,17 @@
-"""keras-s2s: sequence-to-sequence models for Keras 3 on TensorFlow."""
+"""keras-s2s: sequence-to-sequence models for Keras 3 on TensorFlow.
+
+Subpackages are imported on first use (`keras_s2s.models`, `keras_s2s.Translator`, ...), so
+`import keras_s2s.layers` in a training script, or the command line's `--help`, does not load
+tensorflow-datasets, tensorflow-text, sentencepiece or sacrebleu.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-from keras_s2s import (  # noqa: E402
-    data,
-    decoding,
-    evaluation,
-    export,
-    layers,
-    models,
-    tokenizers,
-    training,
-)
 from keras_s2s.errors import ConfigError, DataError, KerasS2SError  # noqa: E402
-from keras_s2s.translator import Translator  # noqa: E402
 
-__all__ = [
-    "ConfigError",
-    "DataError",
-    "KerasS2SError",
-    "Translator",
+_SUBPACKAGES = (
     "data",
     "decoding",
     "evaluation",
@@ -28,4 +20,20 @@ __all__ = [
     "models",
     "tokenizers",
     "training",
-]
+)
+
+__all__ = ["ConfigError", "DataError", "KerasS2SError", "Translator", *_SUBPACKAGES]
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"keras_s2s.{name}")
+    if name == "Translator":
+        from keras_s2s.translator import Translator
+
+        return Translator
+    raise AttributeError(f"module 'keras_s2s' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

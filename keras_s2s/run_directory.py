@@ -1,11 +1,20 @@
 """A run directory holds everything needed to use a trained model.
 
     config.json          the merged pipeline config the run was trained with
-    model.keras          the best model (by the monitored validation metric)
+    model.keras          the model to use (best by `training.monitor`, or the last epoch)
     source<suffix>       source tokenizer asset (char vocabulary or SentencePiece model)
     target<suffix>       target tokenizer asset (the same file as the source when shared)
-    run.json             max lengths, vocabulary hashes and sizes, data and training figures
+    run.json             status, max lengths, vocabulary hashes and sizes, data and training
+                         figures
     logs/                TensorBoard logs
+
+Every file is written to a temporary name in the directory and renamed into place, so an
+interrupted save never leaves a half-written file under the real name. `run.json` records the
+run's `status`: "running" while it trains, then "finished", "failed" or "interrupted"; the
+readers refuse a run that did not finish unless asked (`allow_unfinished`), so a failed or
+killed `train` leaves nothing that passes for a finished run, and its last checkpoint is still
+there. A damaged file (cut short, empty, not what it should be) is a `RunDirectoryError` naming
+it.
 
 `Translator.from_run_directory`, `evaluate` and `export` all read it through this module, so
 nothing is re-derived differently in two places.
@@ -13,18 +22,54 @@ nothing is re-derived differently in two places.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+import zipfile
 from pathlib import Path
 
-import keras
-
 from keras_s2s.errors import RunDirectoryError
-from keras_s2s.tokenizers import Tokenizer, load_tokenizer
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "run.json"
+FINISHED = "finished"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ""):
+    """Yields a temporary path beside `path`; renamed to `path` if the block succeeds.
+
+    The temporary name starts with a dot and ends with `suffix` (Keras insists on `.keras`).
+    A failure (or an interruption) removes it and leaves any earlier `path` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Writes `data` to `path` through a temporary file renamed into place."""
+    with atomic_path(path) as temporary:
+        if isinstance(data, str):
+            temporary.write_text(data, encoding="utf-8")
+        else:
+            temporary.write_bytes(data)
+
+
+def _dumps(value: dict) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
 
 
 class RunDirectory:
@@ -41,6 +86,8 @@ class RunDirectory:
         file = self.path / name
         if not file.is_file():
             if not self.path.is_dir():
+                if self.path.exists():
+                    raise RunDirectoryError(f"Not a run directory (it is a file): {self.path}")
                 raise RunDirectoryError(f"Run directory not found: {self.path}")
             raise RunDirectoryError(
                 f"Run directory {self.path} has no {name}: is it a finished keras-s2s run?"
@@ -51,16 +98,16 @@ class RunDirectory:
 
     def create(self, config: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_atomic(self.path / CONFIG_FILE, _dumps(config))
 
-    def save_tokenizers(self, source: Tokenizer, target: Tokenizer) -> dict:
+    def save_tokenizers(self, source, target) -> dict:
         shared = source is target
         entries = {}
         for side, tokenizer in (("source", source), ("target", target)):
             stem = "vocabulary" if shared else side
             file = stem + tokenizer.asset_suffix
             if not (shared and side == "target"):
-                tokenizer.save(self.path / file)
+                write_atomic(self.path / file, tokenizer.asset_bytes())
             entries[side] = {
                 "file": file,
                 "sha256": tokenizer.fingerprint(),
@@ -71,25 +118,75 @@ class RunDirectory:
 
     def write_metadata(self, metadata: dict) -> None:
         merged = {**self.metadata(missing_ok=True), **metadata}
-        (self.path / METADATA_FILE).write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+        write_atomic(self.path / METADATA_FILE, _dumps(merged))
+
+    def save_model(self, model) -> None:
+        """Saves `model` as `model.keras` through a temporary file renamed into place."""
+        with atomic_path(self.model_path, suffix=".keras") as temporary:
+            model.save(temporary)
 
     # === Reading ===
 
+    def _read_json(self, name: str) -> dict:
+        file = self._require(name)
+        try:
+            value = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            size = file.stat().st_size
+            raise RunDirectoryError(
+                f"{file} is damaged ({size} bytes, not valid JSON: {e}); "
+                "retrain, or restore it from a backup"
+            ) from None
+        if not isinstance(value, dict):
+            raise RunDirectoryError(f"{file} is damaged: expected a JSON object")
+        return value
+
     def config(self) -> dict:
-        return json.loads(self._require(CONFIG_FILE).read_text())
+        return self._read_json(CONFIG_FILE)
 
     def metadata(self, missing_ok: bool = False) -> dict:
-        file = self.path / METADATA_FILE
-        if missing_ok and not file.is_file():
+        if missing_ok and not (self.path / METADATA_FILE).is_file():
             return {}
-        return json.loads(self._require(METADATA_FILE).read_text())
+        return self._read_json(METADATA_FILE)
 
-    def load_tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
-        """Loads both tokenizers and checks them against the hashes recorded at training."""
+    def entry(self, key: str):
+        """One entry of `run.json`; a missing one is a `RunDirectoryError` naming it."""
         meta = self.metadata()
+        if key not in meta:
+            raise RunDirectoryError(
+                f"{self.path / METADATA_FILE} has no '{key}' entry: is it a keras-s2s run?"
+            )
+        return meta[key]
+
+    def check_finished(self) -> None:
+        """Raises `RunDirectoryError` if `run.json` says the run did not finish."""
+        meta = self.metadata()
+        status = meta.get("status", FINISHED)  # Runs written by hand have no status.
+        if status == FINISHED:
+            return
+        detail = {
+            "running": "it is still training, or was killed",
+            "failed": f"training failed: {meta.get('error', 'see its log')}",
+            "interrupted": "training was interrupted",
+        }.get(status, status)
+        checkpoint = (
+            f"its last checkpoint ({MODEL_FILE}, epoch {meta['checkpoint_epoch']}) can be used "
+            "with --allow-unfinished (allow_unfinished=True)"
+            if self.model_path.is_file() and "checkpoint_epoch" in meta
+            else "it saved no model"
+        )
+        raise RunDirectoryError(
+            f"Run directory {self.path} is not a finished run (status '{status}': {detail}); "
+            f"{checkpoint}"
+        )
+
+    def load_tokenizers(self):
+        """Loads both tokenizers and checks them against the hashes recorded at training."""
+        from keras_s2s.tokenizers import load_tokenizer
+
         loaded = {}
-        for side in ("source", "target"):
-            entry = meta[side]
+        entries = {side: self.entry(side) for side in ("source", "target")}
+        for entry in entries.values():
             file = entry["file"]
             if file not in loaded:
                 tokenizer = load_tokenizer(self._require(file))
@@ -99,9 +196,28 @@ class RunDirectory:
                         "model's ids would not match its vocabulary"
                     )
                 loaded[file] = tokenizer
-        return loaded[meta["source"]["file"]], loaded[meta["target"]["file"]]
+        return loaded[entries["source"]["file"]], loaded[entries["target"]["file"]]
 
-    def load_model(self) -> keras.Model:
+    def load_model(self, allow_unfinished: bool = False):
+        """Loads `model.keras`; a run that did not finish needs `allow_unfinished=True`."""
+        import keras
+
         import keras_s2s.models  # noqa: F401  (registers the model classes)
 
-        return keras.saving.load_model(self._require(MODEL_FILE))
+        if not allow_unfinished:
+            self.check_finished()
+        file = self._require(MODEL_FILE)
+        size = file.stat().st_size
+        try:
+            with zipfile.ZipFile(file) as archive:
+                names = set(archive.namelist())
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise RunDirectoryError(
+                f"{file} is damaged ({size} bytes, not a complete .keras archive: {e})"
+            ) from None
+        missing = {"config.json", "model.weights.h5"} - names
+        if damaged or missing:
+            problem = f"corrupt member {damaged}" if damaged else f"missing {sorted(missing)}"
+            raise RunDirectoryError(f"{file} is damaged ({size} bytes, {problem})")
+        return keras.saving.load_model(file)

@@ -53,16 +53,20 @@ class Translator:
         self._functions = {}
 
     @classmethod
-    def from_run_directory(cls, path: str | os.PathLike, **kwargs) -> Translator:
+    def from_run_directory(
+        cls, path: str | os.PathLike, allow_unfinished: bool = False, **kwargs
+    ) -> Translator:
+        """The translator of a run directory (a run that did not finish needs
+        `allow_unfinished=True`: its last checkpoint is used)."""
         run = RunDirectory(path)
-        meta = run.metadata()
+        model = run.load_model(allow_unfinished=allow_unfinished)
         source_tokenizer, target_tokenizer = run.load_tokenizers()
         return cls(
-            run.load_model(),
+            model,
             source_tokenizer,
             target_tokenizer,
-            max_source_length=meta["max_source_length"],
-            max_target_length=meta["max_target_length"],
+            max_source_length=run.entry("max_source_length"),
+            max_target_length=run.entry("max_target_length"),
             **kwargs,
         )
 

@@ -17,7 +17,10 @@ DEFAULT_PIPELINE = "date_attention"
 
 
 def _config_from_args(args):
+    """The merged config of the command line, checked whole (model section included) before
+    any data is read or anything is written."""
     from keras_s2s.config import apply_overrides, load_pipeline, parse_override
+    from keras_s2s.training.trainer import check_config
 
     config = load_pipeline(args.pipeline)
     overrides = dict(parse_override(a) for a in args.set)
@@ -29,11 +32,17 @@ def _config_from_args(args):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value
-    return apply_overrides(config, overrides) if overrides else config
+    config = apply_overrides(config, overrides) if overrides else config
+    check_config(config)
+    return config
 
 
 def _output_dir(args, config) -> Path:
+    from keras_s2s.errors import ConfigError
+
     path = Path(args.output_dir or Path("runs") / config["name"])
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output-dir {path} is a file, not a directory")
     if path.exists() and any(path.iterdir()):
         # Never lose work: an earlier run is moved aside, not overwritten.
         backup = path.with_name(f"{path.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -55,6 +64,7 @@ def cmd_data(args):
         print(
             f"  {split:<10} {s['examples']:>7} examples; source tokens {s['source_tokens']}; "
             f"target tokens {s['target_tokens']}; too long (dropped in training): {s['too_long']}"
+            f"; empty source or target (skipped): {s.get('skipped_empty', 0)}"
         )
     return figures
 
@@ -64,11 +74,23 @@ def cmd_train(args):
 
     config = _config_from_args(args)
     summary = train(config, _output_dir(args, config))
+    _print_training(summary)
+    return summary
+
+
+def _print_training(summary):
+    kept = "last" if summary.get("checkpoint") == "last" else "best"
     print(
         f"Trained {summary['epochs']} epochs in {summary['train_seconds']} s; "
-        f"best epoch {summary['best_epoch']}; run directory {summary['run_dir']}"
+        f"kept the {kept} epoch ({summary['best_epoch']}); run directory {summary['run_dir']}"
     )
-    return summary
+    skipped = {split: n for split, n in summary.get("skipped_empty", {}).items() if n}
+    print(
+        f"Training examples: {summary['train_examples']} used, "
+        f"{summary['train_dropped_too_long']} dropped as too long (data.max_source_length / "
+        "data.max_target_length)"
+        + "".join(f"; {n} empty pairs skipped in {split}" for split, n in skipped.items())
+    )
 
 
 def _print_scores(figures):
@@ -82,7 +104,9 @@ def _print_scores(figures):
 def cmd_evaluate(args):
     from keras_s2s.evaluation import evaluate_run
 
-    figures = evaluate_run(args.run_dir, split=args.split, limit=args.limit)
+    figures = evaluate_run(
+        args.run_dir, split=args.split, limit=args.limit, allow_unfinished=args.allow_unfinished
+    )
     _print_scores(figures)
     return {"run_dir": args.run_dir, **figures}
 
@@ -98,8 +122,10 @@ def cmd_translate(args):
         )
     if args.length_penalty < 0:
         raise ConfigError(f"--length-penalty must be >= 0; got {args.length_penalty}")
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
-    translator = Translator.from_run_directory(args.run_dir)
+    texts, invalid = _input_texts(args.text)
+    for index in invalid:
+        print(f"keras-s2s: input {index}: invalid UTF-8 replaced by U+FFFD", file=sys.stderr)
+    translator = Translator.from_run_directory(args.run_dir, allow_unfinished=args.allow_unfinished)
     start = time.perf_counter()
     results = translator.translate_nbest(texts, args.beam, args.nbest, args.length_penalty)
     for index, hypotheses in enumerate(results):
@@ -114,6 +140,7 @@ def cmd_translate(args):
         "beam": args.beam,
         "nbest": args.nbest,
         "seconds": round(time.perf_counter() - start, 3),
+        "invalid_utf8": invalid,
     }
     if args.plot_attention:
         if not translator.has_attention:
@@ -126,6 +153,23 @@ def cmd_translate(args):
         )
         print(f"Attention of the first input written to {args.plot_attention}", file=sys.stderr)
     return figures
+
+
+def _input_texts(arguments: list[str]) -> tuple[list[str], list[int]]:
+    """The texts to translate (the arguments, else stdin's lines) and the 0-based indices of
+    those whose bytes were not valid UTF-8 (replaced by U+FFFD, as the SavedModel does)."""
+    if arguments:  # Python keeps undecodable argument bytes as surrogates.
+        raw = [os.fsencode(argument) for argument in arguments]
+    else:
+        raw = [line.rstrip(b"\n").removesuffix(b"\r") for line in sys.stdin.buffer]
+    texts, invalid = [], []
+    for index, data in enumerate(raw):
+        try:
+            texts.append(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(data.decode("utf-8", errors="replace"))
+            invalid.append(index)
+    return texts, invalid
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -143,6 +187,7 @@ def cmd_export(args):
         name=args.name,
         beam_size=args.beam_size,
         quantizations=_split_list(args.quantization),
+        allow_unfinished=args.allow_unfinished,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -178,6 +223,7 @@ def cmd_run(args):
     config = _config_from_args(args)
     run_dir = _output_dir(args, config)
     summary = train(config, run_dir)
+    _print_training(summary)
     translator = Translator.from_run_directory(run_dir)
     figures = evaluate_run(run_dir, split="test", translator=translator)
     _print_scores(figures)
@@ -210,11 +256,30 @@ def cmd_run(args):
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """Usage errors print this (sub)command's usage, then one `keras-s2s: error: ...` line."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"keras-s2s: error: {message}\n")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each subcommand's own parser (options and positional
+    arguments may come in any order: `main` parses a subcommand's arguments intermixed)."""
+    parser = _Parser(
         prog="keras-s2s", description="Sequence-to-sequence models for Keras 3 on TensorFlow."
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
+
+    def command(name, func, help):
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+        p.set_defaults(func=func)
+        commands[name] = p
+        return p
 
     def pipeline_args(p, training_flags=True):
         p.add_argument(
@@ -236,27 +301,31 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int)
             p.add_argument("--batch-tokens", type=int, help="token budget per batch")
 
-    p = sub.add_parser("data", help="describe a pipeline's data")
+    def run_dir_args(p):
+        p.add_argument("run_dir")
+        p.add_argument(
+            "--allow-unfinished",
+            action="store_true",
+            help="use the last checkpoint of a run that failed or was interrupted",
+        )
+
+    p = command("data", cmd_data, "describe a pipeline's data")
     pipeline_args(p, training_flags=False)
-    p.set_defaults(func=cmd_data)
-    p = sub.add_parser("train", help="train a pipeline into a run directory")
+    p = command("train", cmd_train, "train a pipeline into a run directory")
     pipeline_args(p)
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser("evaluate", help="score a run directory on its test split")
-    p.add_argument("run_dir")
+    p = command("evaluate", cmd_evaluate, "score a run directory on its test split")
+    run_dir_args(p)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--limit", type=int, default=0, help="only the first N examples")
-    p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("translate", help="translate arguments (or stdin lines)")
-    p.add_argument("run_dir")
+    p = command("translate", cmd_translate, "translate arguments (or stdin lines)")
+    run_dir_args(p)
     p.add_argument("text", nargs="*", help="texts to translate (default: read stdin)")
     p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per input (<= --beam)")
     p.add_argument("--length-penalty", type=float, default=0.0, help="GNMT alpha (>= 0)")
     p.add_argument("--plot-attention", metavar="PNG", help="heatmap of the first input's attention")
-    p.set_defaults(func=cmd_translate)
-    p = sub.add_parser("export", help="export a run directory (SavedModel and/or TFLite)")
-    p.add_argument("run_dir")
+    p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
+    run_dir_args(p)
     p.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite", "all"])
     p.add_argument("--output-root", default="saved_models", help="default saved_models")
     p.add_argument("--name", help="model name (default: the run's pipeline)")
@@ -266,17 +335,98 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="TFLite variants, comma-separated: float32,float16,int8",
     )
-    p.set_defaults(func=cmd_export)
-    p = sub.add_parser("run", help="train, evaluate, translate examples and export (the main job)")
+    p = command("run", cmd_run, "train, evaluate, translate examples and export (the main job)")
     pipeline_args(p)
     p.add_argument("--export-root", default="saved_models", help="where exports go")
-    p.set_defaults(func=cmd_run)
-    return parser
+    return parser, commands
+
+
+VERBOSE_HELP = "show TensorFlow's own start-up and runtime messages and warnings"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parses a command line; a subcommand's options and arguments may come in any order."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = build_parser()
+    position = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    head = argv[:position] if position is not None else argv
+    if position is None or argv[position] not in commands or set(head) - {"--verbose"}:
+        return parser.parse_args(argv)  # Help, or the usage error naming the problem.
+    args = commands[argv[position]].parse_intermixed_args(argv[position + 1 :])
+    args.verbose = args.verbose or "--verbose" in head
+    return args
+
+
+class _QuietNativeStderr:
+    """Sends what TensorFlow's C++ code writes to file descriptor 2 (start-up, loader and
+    runtime logs) and Python warnings/TensorFlow logging to a temporary log file, while
+    keras-s2s's own messages still reach the terminal through `sys.stderr`.
+
+    Only applies when `sys.stderr` is the process's real descriptor 2 (not under a test's
+    capture). `dump()` re-prints the log (on an unexpected failure); `close()` restores
+    everything and deletes the log.
+    """
+
+    def __init__(self):
+        self.active = False
+        try:
+            self.active = sys.stderr.fileno() == 2
+        except (AttributeError, OSError, ValueError):
+            return
+        if not self.active:
+            return
+        import logging
+        import tempfile
+        import warnings
+
+        sys.stderr.flush()
+        self.log = tempfile.TemporaryFile(mode="w+b")
+        self.saved_fd = os.dup(2)
+        os.dup2(self.log.fileno(), 2)
+        self.saved_stderr = sys.stderr
+        sys.stderr = open(  # noqa: SIM115 (closed in close())
+            self.saved_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+        )
+        self.log_text = open(  # noqa: SIM115
+            os.dup(2), "w", encoding="utf-8", errors="backslashreplace", buffering=1
+        )
+        self.saved_showwarning = warnings.showwarning
+        warnings.showwarning = lambda *a, **k: self.log_text.write(warnings.formatwarning(*a[:5]))
+        handler = logging.StreamHandler(self.log_text)
+        for name in ("tensorflow", "absl", "h5py"):
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = [handler], False
+
+    def dump(self, tail: int = 60):
+        if not self.active:
+            return
+        self.log_text.flush()
+        self.log.seek(0)
+        lines = self.log.read().decode("utf-8", "backslashreplace").splitlines()
+        if lines:
+            print("TensorFlow's messages (last lines):", file=sys.stderr)
+            print("\n".join(lines[-tail:]), file=sys.stderr)
+
+    def close(self):
+        if not self.active:
+            return
+        import warnings
+
+        sys.stderr.flush()
+        warnings.showwarning = self.saved_showwarning
+        os.dup2(self.saved_fd, 2)
+        os.close(self.saved_fd)
+        sys.stderr = self.saved_stderr
+        self.log.close()
+        self.active = False
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
+    quiet = None
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet = _QuietNativeStderr()
     from keras_s2s.errors import KerasS2SError
 
     try:
@@ -285,14 +435,35 @@ def main(argv: list[str] | None = None) -> int:
         tfds.display_progress_bar(False)
         figures = args.func(args)
     except KerasS2SError as e:
+        _close(quiet)
         print(f"keras-s2s: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("keras-s2s: interrupted", file=sys.stderr)
+        _close(quiet)
+        print("keras-s2s: error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if quiet is not None:
+            quiet.dump()
+        _close(quiet)
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"keras-s2s: error: unexpected {type(e).__name__} (a bug in keras-s2s or below it; "
+            "the traceback is above, run with --verbose for all messages)",
+            file=sys.stderr,
+        )
+        return 1
+    _close(quiet)
     sys.stdout.flush()
     print(json.dumps(figures, default=str))
     return 0
+
+
+def _close(quiet):
+    if quiet is not None:
+        quiet.close()
 
 
 if __name__ == "__main__":

@@ -16,14 +16,18 @@ def evaluate_run(
     split: str = "test",
     limit: int = 0,
     translator: Translator | None = None,
+    allow_unfinished: bool = False,
 ) -> dict:
     """Greedy-decodes a split (free running, from bos) and scores it against the references.
 
-    Returns the figures of `score_translations` plus `split` and `decode_seconds`.
+    Returns the figures of `score_translations` plus `split` and `decode_seconds`. A run that
+    did not finish needs `allow_unfinished=True` (its last checkpoint is scored).
     """
     run = RunDirectory(run_dir)
     config = run.config()
-    translator = translator or Translator.from_run_directory(run_dir)
+    translator = translator or Translator.from_run_directory(
+        run_dir, allow_unfinished=allow_unfinished
+    )
     sources, references = as_strings(load_splits(config["data"], splits=(split,))[split])
     if limit:
         sources, references = sources[:limit], references[:limit]

@@ -1,16 +1,31 @@
-"""Training: the masked loss and metric, strategy, compile settings and the pipeline trainer."""
+"""Training: the masked loss and metric, strategy, compile settings and the pipeline trainer.
 
-from keras_s2s.training.exact_match import ExactMatch
-from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
-from keras_s2s.training.metrics import MaskedAccuracy
-from keras_s2s.training.trainer import build_model, compile_model, make_strategy, train
+Names are imported on first use, so a `fit` script that takes the loss and metric does not
+load the data pipeline's dependencies (tensorflow-datasets, tensorflow-text, sacrebleu).
+"""
 
-__all__ = [
-    "ExactMatch",
-    "MaskedAccuracy",
-    "MaskedSparseCategoricalCrossentropy",
-    "build_model",
-    "compile_model",
-    "make_strategy",
-    "train",
-]
+import importlib
+
+_NAMES = {
+    "ExactMatch": "keras_s2s.training.exact_match",
+    "MaskedAccuracy": "keras_s2s.training.metrics",
+    "MaskedSparseCategoricalCrossentropy": "keras_s2s.training.losses",
+    "RunCheckpoint": "keras_s2s.training.trainer",
+    "build_model": "keras_s2s.training.trainer",
+    "check_config": "keras_s2s.training.trainer",
+    "compile_model": "keras_s2s.training.trainer",
+    "make_strategy": "keras_s2s.training.trainer",
+    "train": "keras_s2s.training.trainer",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'keras_s2s.training' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

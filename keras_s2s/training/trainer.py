@@ -10,12 +10,13 @@ import keras
 import tensorflow as tf
 
 import keras_s2s
+from keras_s2s.config import type_ok, validate
 from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_examples
 from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
-from keras_s2s.run_directory import RunDirectory
+from keras_s2s.run_directory import FINISHED, RunDirectory
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
@@ -38,7 +39,12 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
 
 
 def check_model_config(model_config: dict):
-    """Returns `(model class, constructor arguments)`; raises `ConfigError` on unknown keys."""
+    """Returns `(model class, constructor arguments)`; raises `ConfigError` on a bad key or value.
+
+    Keys must be constructor arguments of the model type; a value must have the type of the
+    argument's default (an int for an int, a bool for a bool, ...); then the model class checks
+    the values itself (`validate_arguments`), without building anything.
+    """
     arguments = dict(model_config)
     model_type = arguments.pop("type")
     if model_type not in MODELS:
@@ -46,14 +52,75 @@ def check_model_config(model_config: dict):
             f"Unknown model type '{model_type}' (model.type); choose from {', '.join(MODELS)}"
         )
     cls = MODELS[model_type]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
-    for key in arguments:
-        if key not in accepted or key.endswith("vocabulary_size"):
+    parameters = inspect.signature(cls.__init__).parameters
+    internal = {"self", "kwargs", "source_vocabulary_size", "target_vocabulary_size", "dtype"}
+    internal |= {"pad_id"}
+    accepted = set(parameters) - internal
+    for key, value in arguments.items():
+        if key not in accepted:
             raise ConfigError(
                 f"Unknown config key 'model.{key}' for model type '{model_type}'. "
-                f"Known keys: {', '.join(sorted(accepted - {'source_vocabulary_size', 'target_vocabulary_size', 'dtype', 'pad_id'}))}"  # noqa: E501
+                f"Known keys: {', '.join(sorted(accepted))}"
             )
+        default = parameters[key].default
+        if default is not None and not type_ok(value, default):
+            raise ConfigError(
+                f"Invalid value for 'model.{key}': {value!r} (expected {type(default).__name__})"
+            )
+    try:
+        cls.validate_arguments(**arguments)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"Invalid model config: {e}") from None
     return cls, arguments
+
+
+def check_config(config: dict) -> dict:
+    """Checks a merged pipeline config as far as it can be without data; returns the model
+    config with its static lengths (see `static_lengths`).
+
+    Commands call it before they read data or write anything: unknown keys and invalid values
+    of every section (the model's included), a checkpoint monitor that is not logged, and a
+    model chosen on the test split are all `ConfigError`s.
+    """
+    validate(config)
+    data = config["data"]
+    model_config = static_lengths(
+        config["model"], data["max_source_length"], data["max_target_length"]
+    )
+    check_model_config(model_config)
+    monitor_and_mode(config)
+    return model_config
+
+
+def monitor_and_mode(config: dict) -> tuple[str, str]:
+    """The logged value the checkpoint (and early stopping) follows, and "min" or "max".
+
+    Without validation data, a `val_` monitor falls back to the training value of that name.
+    Nothing may be chosen on the test split: a monitor on it is refused (log the test split's
+    exact match with `exact_match_split = "test"` and keep the last epoch instead).
+    """
+    training = config["training"]
+    has_validation = "validation" in available_splits(config["data"])
+    exact_match_split = training["exact_match_split"]
+    monitor = training["monitor"]
+    if monitor.startswith("test_"):
+        raise ConfigError(
+            f"training.monitor='{monitor}' would choose the model on the test split; monitor a "
+            'validation value, or set training.checkpoint = "last" (the last epoch)'
+        )
+    if not has_validation and monitor.startswith("val"):
+        # No validation data: the training value of the same name.
+        monitor = monitor.removeprefix("validation_").removeprefix("val_")
+    logged = {"loss", "token_accuracy"}
+    logged |= {f"val_{name}" for name in logged} if has_validation else set()
+    logged |= {f"{exact_match_split}_exact_match"} if exact_match_split else set()
+    logged = {name for name in logged if not name.startswith("test_")}
+    if monitor not in logged:
+        raise ConfigError(
+            f"training.monitor='{monitor}' is not logged by this run; "
+            f"choose from {', '.join(sorted(logged))}"
+        )
+    return monitor, "min" if monitor.endswith("loss") else "max"
 
 
 def static_lengths(model_config: dict, max_source_length: int, max_target_length: int) -> dict:
@@ -134,37 +201,60 @@ def _count_batches(dataset: tf.data.Dataset) -> int:
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves the model into a run directory after an epoch: the best one by `monitor` (`mode`
+    "min" or "max"), or every epoch's (`monitor=None`: the last epoch is kept).
+
+    Each save goes through a temporary file renamed into place, and `run.json` records the
+    saved epoch (`checkpoint_epoch`), so an interrupted save never leaves half a model.
+    """
+
+    def __init__(self, run: RunDirectory, monitor: str | None = None, mode: str = "max"):
+        super().__init__()
+        self.run, self.monitor, self.mode = run, monitor, mode
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor is not None:
+            value = (logs or {}).get(self.monitor)
+            if value is None:
+                return
+            value = float(value)
+            better = value < self.best if self.mode == "min" else value > self.best
+            if self.best is not None and not better:
+                return
+            self.best = value
+        self.run.save_model(self.model)
+        self.run.write_metadata({"checkpoint_epoch": epoch + 1})
+
+
 def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> dict:
     """Trains `config` (a merged pipeline config) into the run directory `output_dir`.
 
-    The run directory gets the config and tokenizers before training starts and the best model
-    after each improving epoch, so an interrupted run still leaves a usable model.
+    The config is checked whole before any data is read (`check_config`). The run directory
+    gets the config and tokenizers before training starts and the model after each improving
+    epoch (or every epoch, with `training.checkpoint = "last"`), each file written whole or not
+    at all. `run.json`'s `status` says "running" until the run ends "finished", "failed" or
+    "interrupted": readers refuse an unfinished run unless asked, and its last checkpoint stays.
 
     Returns a summary dict (the figures `keras-s2s train` prints).
     """
+    model_config = check_config(config)  # Fail on a config typo before any data work.
     data, training = config["data"], config["training"]
-    check_model_config(config["model"])  # Fail on a config typo before any data work.
     max_source, max_target = data["max_source_length"], data["max_target_length"]
-    model_config = static_lengths(config["model"], max_source, max_target)
-    keras.utils.set_random_seed(training["seed"])
     run = RunDirectory(output_dir)
+    if run.path.exists() and not run.path.is_dir():
+        raise ConfigError(f"The run directory {run.path} is a file, not a directory")
+    keras.utils.set_random_seed(training["seed"])
     has_validation = "validation" in available_splits(data)
     exact_match_split = training["exact_match_split"]
-    monitor = training["monitor"]
-    if not has_validation and monitor.startswith("val_"):
-        monitor = monitor.removeprefix("val_")  # No validation data: the training value.
-    logged = {"loss", "token_accuracy"}
-    logged |= {f"val_{name}" for name in logged} if has_validation else set()
-    logged |= {f"{exact_match_split}_exact_match"} if exact_match_split else set()
-    if monitor not in logged:
-        raise ConfigError(
-            f"training.monitor='{monitor}' is not logged by this run; "
-            f"choose from {', '.join(sorted(logged))}"
-        )
-    mode = "min" if monitor.endswith("loss") else "max"
+    monitor, mode = monitor_and_mode(config)
     wanted = {"train", exact_match_split} | ({"validation"} if has_validation else set())
+    skipped = {}
     splits = load_splits(
-        data, splits=tuple(s for s in ("train", "validation", "test") if s in wanted)
+        data,
+        splits=tuple(s for s in ("train", "validation", "test") if s in wanted),
+        skipped=skipped,
     )
     train_sources, train_targets = as_strings(splits["train"])
     if not train_sources:
@@ -182,16 +272,50 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
         )
     run.create(config)
     vocab = run.save_tokenizers(source_tokenizer, target_tokenizer)
+    data_figures = {
+        "train_examples": kept,
+        "train_dropped_too_long": dropped,
+        "skipped_empty": {split: skipped.get(split, 0) for split in splits},
+    }
     run.write_metadata(
         {
             "keras_s2s_version": keras_s2s.__version__,
             "pipeline": config["name"],
+            "status": "running",
             "max_source_length": max_source,
             "max_target_length": max_target,
             **vocab,
-            "data": {"train_examples": kept, "train_dropped_too_long": dropped},
+            "data": data_figures,
         }
     )
+    try:
+        summary = _fit(
+            config, model_config, run, splits, source_tokenizer, target_tokenizer, verbose
+        )
+    except KeyboardInterrupt:
+        run.write_metadata({"status": "interrupted"})
+        raise
+    except BaseException as e:
+        run.write_metadata({"status": "failed", "error": f"{type(e).__name__}: {e}"[:500]})
+        raise
+    summary = {
+        "pipeline": config["name"],
+        "run_dir": str(run.path),
+        **summary,
+        "train_examples": kept,
+        "train_dropped_too_long": dropped,
+        "skipped_empty": data_figures["skipped_empty"],
+    }
+    run.write_metadata({"training": summary, "status": FINISHED})
+    return summary
+
+
+def _fit(config, model_config, run, splits, source_tokenizer, target_tokenizer, verbose):
+    """Builds, compiles and fits the model; returns the training figures."""
+    data, training = config["data"], config["training"]
+    max_source, max_target = data["max_source_length"], data["max_target_length"]
+    exact_match_split = training["exact_match_split"]
+    monitor, mode = monitor_and_mode(config)
 
     def dataset(split, shuffle):
         return make_dataset(
@@ -225,10 +349,9 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
         )
         compile_model(model, training)
 
+    keep_last = training["checkpoint"] == "last"
     callbacks += [
-        keras.callbacks.ModelCheckpoint(
-            run.model_path, monitor=monitor, mode=mode, save_best_only=True
-        ),
+        RunCheckpoint(run, None if keep_last else monitor, mode),
         keras.callbacks.TensorBoard(log_dir=str(run.path / "logs"), profile_batch=0),
     ]
     if training["early_stopping_patience"]:
@@ -237,7 +360,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
                 monitor=monitor,
                 mode=mode,
                 patience=training["early_stopping_patience"],
-                restore_best_weights=True,
+                restore_best_weights=not keep_last,
             )
         )
     # An epoch's batch count depends only on the example lengths (each bucket ends with one
@@ -246,7 +369,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     # keeps the validation iterator across epochs when given steps, so it repeats too.
     train_dataset = dataset("train", shuffle=True)
     validation = {}
-    if has_validation:
+    if "validation" in splits:
         validation_dataset = dataset("validation", shuffle=False)
         validation = {
             "validation_data": validation_dataset.repeat(),
@@ -264,16 +387,16 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     )
     train_seconds = time.perf_counter() - start
     values = history.history[monitor]
-    best = (min if mode == "min" else max)(range(len(values)), key=values.__getitem__)
-    summary = {
-        "pipeline": config["name"],
-        "run_dir": str(run.path),
+    kept = (
+        len(values) - 1
+        if keep_last
+        else (min if mode == "min" else max)(range(len(values)), key=values.__getitem__)
+    )
+    run.write_metadata({"history": history.history})
+    return {
         "epochs": len(values),
-        "best_epoch": best + 1,
+        "checkpoint": training["checkpoint"],
+        "best_epoch": kept + 1,
         "train_seconds": round(train_seconds, 2),
-        "train_examples": kept,
-        "train_dropped_too_long": dropped,
-        **{k: float(v[best]) for k, v in history.history.items()},
+        **{k: float(v[kept]) for k, v in history.history.items()},
     }
-    run.write_metadata({"training": summary, "history": history.history})
-    return summary
