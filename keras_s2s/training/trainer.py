@@ -220,8 +220,9 @@ class RunCheckpoint(keras.callbacks.Callback):
             if value is None:
                 return
             value = float(value)
-            better = value < self.best if self.mode == "min" else value > self.best
-            if self.best is not None and not better:
+            if self.best is not None and not (
+                value < self.best if self.mode == "min" else value > self.best
+            ):
                 return
             self.best = value
         self.run.save_model(self.model)
