@@ -1,34 +1,67 @@
+"""`Translator` on a small untrained Bahdanau attention model (fixed seed, scaled weights).
+
+Every check holds by construction of the decoders: greedy output is the argmax path with its
+log-probability as score, an exhaustive beam is exact search, n-best scores are the length
+normalized teacher-forced log-probabilities, and results do not depend on the batch.
+"""
+
 import json
 import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_s2s
+from keras_s2s.decoding import greedy_search
 from keras_s2s.models import Seq2Seq
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import CharTokenizer
 
-TEXTS = ["12+34", "7+8", "99+1", ""]
+MAX_SOURCE, MAX_TARGET = 8, 5
+# "1234+5678" is 9 characters: truncated to 8. "" encodes to one padding column.
+TEXTS = ["12+34", "7+8", "99+1", "", "1234+5678", "5+5"]
 
 
-@pytest.fixture(scope="module")
-def attention_run(tmp_path_factory):
-    """A run directory holding a small (untrained) Bahdanau attention model."""
-    path = tmp_path_factory.mktemp("runs") / "attention"
-    tokenizer = CharTokenizer.build(["0123456789+"])
+def untrained_attention_model(tokenizer):
+    """A small Bahdanau attention model, untrained but far from uniform.
+
+    Its weights are scaled up (x3, the output projection x9) so that hypotheses differ by far
+    more than float rounding (the smallest gap between the two best tokens of a greedy step is
+    0.039, between two n-best scores 0.0023), and eos is favoured (+2 logit) so that hypotheses
+    end at various lengths, the empty one included, or run to the maximum length.
+    """
+    keras.utils.set_random_seed(0)
     model = Seq2Seq(
         tokenizer.vocabulary_size, tokenizer.vocabulary_size, embedding_dim=8, hidden_dim=16,
         decoder="bahdanau", reverse_source=True,
     )  # fmt: skip
+    ids = np.ones((1, 2), "int32")
+    model({"encoder_token_ids": ids, "decoder_token_ids": ids})
+    for weight in model.trainable_weights:
+        weight.assign(3 * weight)
+    projection = model.output_projection
+    projection.kernel.assign(3 * projection.kernel)
+    eos = np.eye(tokenizer.vocabulary_size, dtype="float32")[tokenizer.eos_id]
+    projection.bias.assign(projection.bias + 2 * eos)
+    return model
+
+
+@pytest.fixture(scope="module")
+def attention_run(tmp_path_factory):
+    """A run directory holding the model."""
+    path = tmp_path_factory.mktemp("runs") / "attention"
+    tokenizer = CharTokenizer.build(["0123456789+"])
+    model = untrained_attention_model(tokenizer)
     run = RunDirectory(path)
     run.create({"name": "attention"})
     run.write_metadata(
         {
-            "max_source_length": 8,
-            "max_target_length": 5,
+            "max_source_length": MAX_SOURCE,
+            "max_target_length": MAX_TARGET,
             **run.save_tokenizers(tokenizer, tokenizer),
         }
     )
@@ -36,28 +69,159 @@ def attention_run(tmp_path_factory):
     return path
 
 
-def test_beam_and_nbest_through_the_translator(attention_run):
-    translator = keras_s2s.Translator.from_run_directory(attention_run)
-    greedy = translator.translate(TEXTS)
-    assert translator.translate(TEXTS, beam_size=1) == greedy
+@pytest.fixture(scope="module")
+def translator(attention_run):
+    return keras_s2s.Translator.from_run_directory(attention_run)
+
+
+def source_ids(tokenizer, texts):
+    """Source ids built by hand: vocabulary indices, truncated, right-padded, width >= 1."""
+    rows = [[tokenizer.vocabulary.index(c) for c in text[:MAX_SOURCE]] for text in texts]
+    width = max(1, *map(len, rows))
+    return np.array([row + [tokenizer.pad_id] * (width - len(row)) for row in rows], "int32")
+
+
+def text_of(tokenizer, ids):
+    """Target ids -> string by hand: characters up to eos (unknown ids are U+FFFD)."""
+    ids = list(ids)
+    ids = ids[: ids.index(tokenizer.eos_id)] if tokenizer.eos_id in ids else ids
+    assert tokenizer.pad_id not in ids and tokenizer.bos_id not in ids
+    return "".join("\ufffd" if t == tokenizer.unk_id else tokenizer.vocabulary[t] for t in ids)
+
+
+def teacher_forced(model, tokenizer, sources, hypotheses):
+    """Scores hypotheses `[B, N, T]` with the model's full (training) forward pass.
+
+    Returns float64 `(log_probs [B, N], lengths [B, N], step_log_probs [B, N, T, V])`, the
+    distributions with pad and bos made impossible, as the decoders see them; a hypothesis
+    counts its tokens up to its eos included (all T without eos).
+    """
+    b, n, t = hypotheses.shape
+    flat = hypotheses.reshape(b * n, t)
+    inputs = np.concatenate([np.full((b * n, 1), tokenizer.bos_id), flat[:, :-1]], axis=1)
+    logits = model(
+        {
+            "encoder_token_ids": np.repeat(sources, n, axis=0),
+            "decoder_token_ids": inputs,
+        }
+    )
+    logits = np.asarray(logits).astype("float64")
+    logits[..., [tokenizer.pad_id, tokenizer.bos_id]] = -1e9
+    top = logits.max(-1, keepdims=True)
+    step_log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+    chosen = np.take_along_axis(step_log_probs, flat[..., None], axis=-1)[..., 0]
+    is_eos = flat == tokenizer.eos_id
+    lengths = np.where(is_eos.any(1), is_eos.argmax(1) + 1, t)
+    counted = np.arange(t)[None, :] < lengths[:, None]
+    log_probs = np.where(counted, chosen, 0.0).sum(1)
+    return (
+        log_probs.reshape(b, n),
+        lengths.reshape(b, n),
+        step_log_probs.reshape(b, n, t, -1),
+    )
+
+
+def gnmt(lengths, alpha):
+    return ((5.0 + lengths) / 6.0) ** alpha
+
+
+def test_greedy_translation_is_greedy_search_on_the_model(translator):
+    model, tokenizer = translator.model, translator.target_tokenizer
+    sources = source_ids(tokenizer, TEXTS)
+    np.testing.assert_array_equal(translator.encode_sources(tf.constant(TEXTS)), sources)
+
+    ids, scores = (t.numpy() for t in translator.decode_ids(sources, beam_size=1))
+    assert ids.shape == (len(TEXTS), 1, MAX_TARGET + 1) and scores.shape == (len(TEXTS), 1)
+    direct_ids, direct_scores = greedy_search(
+        model.decode_step, model.encode(sources), len(TEXTS), MAX_TARGET + 1
+    )
+    np.testing.assert_array_equal(ids[:, 0], direct_ids.numpy())
+    np.testing.assert_allclose(scores[:, 0], direct_scores.numpy(), rtol=1e-5, atol=1e-5)
+    assert translator.translate(TEXTS) == [text_of(tokenizer, row) for row in ids[:, 0]]
+
+    # Each token is the argmax of the model's distribution; the score is the path's log-prob.
+    log_probs, lengths, steps = teacher_forced(model, tokenizer, sources, ids)
+    np.testing.assert_allclose(scores, log_probs, atol=1e-4)
+    for row, (length, hypothesis) in enumerate(zip(lengths[:, 0], ids[:, 0], strict=True)):
+        for t in range(length):
+            assert steps[row, 0, t, hypothesis[t]] >= steps[row, 0, t].max() - 1e-5
+        assert np.all(hypothesis[length:] == tokenizer.pad_id)
+
+
+def test_translations_do_not_depend_on_the_batch(translator):
+    alone = [translator.translate_nbest([text], beam_size=2)[0][0] for text in TEXTS]
+    batched = [h[0] for h in translator.translate_nbest(TEXTS, beam_size=2, batch_size=4)]
+    assert [text for text, _ in batched] == [text for text, _ in alone]
+    np.testing.assert_allclose([s for _, s in batched], [s for _, s in alone], atol=1e-4)
+    # Truncation: the 9-character source translates like its first 8 characters.
+    truncated = translator.translate_nbest(["1234+5678", "1234+567"], beam_size=2)
+    assert [h[0][0] for h in truncated] == [batched[4][0]] * 2
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_a_beam_holding_every_hypothesis_is_exact_search(translator, alpha):
+    """With one target token at most, a beam of (U + 1)^2 >= U (U + 1) candidates (U = tokens
+    other than pad, bos and eos) keeps every hypothesis: its n-best is the true n-best."""
+    model, tokenizer = translator.model, translator.target_tokenizer
+    short = keras_s2s.Translator(model, tokenizer, tokenizer, MAX_SOURCE, max_target_length=1)
+    sources = source_ids(tokenizer, TEXTS)
+    eos, pad = tokenizer.eos_id, tokenizer.pad_id
+    usable = [t for t in range(tokenizer.vocabulary_size) if t not in (pad, tokenizer.bos_id, eos)]
+    every = [[eos, pad]] + [[a, eos] for a in usable] + [[a, b] for a in usable for b in usable]
+    every = np.array(every, "int32")
+    beam = (len(usable) + 1) ** 2
+    ids, scores = (t.numpy() for t in short.decode_ids(sources, beam, 10, alpha))
+
+    all_hypotheses = np.repeat(every[None], len(TEXTS), axis=0)
+    log_probs, lengths, _ = teacher_forced(model, tokenizer, sources, all_hypotheses)
+    exact = -np.sort(-(log_probs / gnmt(lengths, alpha)), axis=1)[:, :10]
+    np.testing.assert_allclose(scores, exact, atol=1e-4)
+    beam_log_probs, beam_lengths, _ = teacher_forced(model, tokenizer, sources, ids)
+    np.testing.assert_allclose(scores, beam_log_probs / gnmt(beam_lengths, alpha), atol=1e-4)
+    if alpha == 0.0:  # exact search scores at least the greedy path
+        _, greedy_scores = short.decode_ids(sources)
+        assert np.all(scores[:, 0] >= greedy_scores.numpy()[:, 0] - 1e-5)
+
+
+def test_nbest_lists_are_sorted_distinct_and_scored_by_log_probability(translator):
+    model, tokenizer = translator.model, translator.target_tokenizer
     nbest = translator.translate_nbest(TEXTS, beam_size=3, num_results=3, length_penalty=0.6)
-    assert [len(h) for h in nbest] == [3, 3, 3, 3]
-    for hypotheses in nbest:
-        scores = [score for _, score in hypotheses]
-        assert scores == sorted(scores, reverse=True)
+    assert [len(h) for h in nbest] == [3] * len(TEXTS)
+    sources = source_ids(tokenizer, TEXTS)
+    ids, scores = (t.numpy() for t in translator.decode_ids(sources, 3, 3, 0.6))
+    for row, hypotheses in enumerate(nbest):
+        texts = [text for text, _ in hypotheses]
+        assert texts == [text_of(tokenizer, h) for h in ids[row]]
+        assert len(set(texts)) == 3
+        row_scores = [score for _, score in hypotheses]
+        assert row_scores == sorted(row_scores, reverse=True)
+        np.testing.assert_allclose(row_scores, scores[row], rtol=1e-6)
+    log_probs, lengths, _ = teacher_forced(model, tokenizer, sources, ids)
+    np.testing.assert_allclose(scores, log_probs / gnmt(lengths, 0.6), atol=1e-4)
+
+    # Asking for one result stops the same search earlier, with the same best hypothesis.
+    plain = translator.translate_nbest(TEXTS, beam_size=3, num_results=3)
+    assert translator.translate(TEXTS, beam_size=3) == [h[0][0] for h in plain]
     with pytest.raises(ValueError, match="num_results must be between 1 and the beam size 2"):
         translator.translate_nbest(TEXTS, beam_size=2, num_results=3)
 
 
-def test_attention_weights_of_one_translation(attention_run):
-    translator = keras_s2s.Translator.from_run_directory(attention_run)
+def test_attention_weights_of_one_translation(translator):
     source, target, weights = translator.attention("12+34")
     assert source == ["1", "2", "+", "3", "4"]
+    assert 1 <= len(target) <= MAX_TARGET + 1
     assert weights.shape == (len(target), 5)
+    assert np.all(weights >= 0)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    # The same greedy translation as `translate`, eos included when it was produced.
+    eos = translator.target_tokenizer.id_to_token(translator.target_tokenizer.eos_id)
+    text = "".join(target[:-1] if target[-1] == eos else target)
+    assert text.replace("<unk>", "\ufffd") == translator.translate(["12+34"])[0]
+    # A source longer than max_source_length is truncated before attention too.
+    assert translator.attention("1234+5678")[0] == list("1234+567")
 
 
-def test_translate_command_with_beam_nbest_and_attention_plot(attention_run, tmp_path):
+def test_translate_command_with_beam_nbest_and_attention_plot(translator, attention_run, tmp_path):
     png = tmp_path / "attention.png"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
@@ -67,10 +231,13 @@ def test_translate_command_with_beam_nbest_and_attention_plot(attention_run, tmp
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert [line.split(" ||| ")[0] for line in lines[:-1]] == ["0", "0", "1", "1"]
-    assert all(len(line.split(" ||| ")) == 3 for line in lines[:-1])
+    fields = [line.split(" ||| ") for line in lines[:-1]]
+    expected = translator.translate_nbest(["12+34", "5+5"], beam_size=3, num_results=2)
+    expected = [(str(i), text, score) for i, h in enumerate(expected) for text, score in h]
+    assert [(i, text) for i, text, _ in fields] == [(i, text) for i, text, _ in expected]
+    np.testing.assert_allclose([float(s) for *_, s in fields], [s for *_, s in expected], atol=2e-4)
     figures = json.loads(lines[-1])
-    assert figures["beam"] == 3 and figures["nbest"] == 2
+    assert figures["beam"] == 3 and figures["nbest"] == 2 and figures["count"] == 2
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
