@@ -29,7 +29,8 @@ class BahdanauDecoder(keras.layers.Layer):
         units: int, H.
         cell: "lstm", "gru" or "rnn".
         attention_units: width of the additive score's hidden layer (default H).
-        dropout: dropout on the cell inputs during training.
+        dropout: dropout on the cell inputs `[y_{t-1}; c]` during training, one mask per call
+            (per sequence), as `keras.layers.RNN` applies it.
         unroll: bool, unroll the loop over time (needs a static T); faster on CPU for short
             targets.
 
@@ -97,6 +98,19 @@ class BahdanauDecoder(keras.layers.Layer):
         return output, context, weights, new_states
 
     def call(self, inputs, initial_state, memory, memory_mask, training=None):
+        # The cell caches its dropout mask for reuse at every step. As keras.layers.RNN does,
+        # draw it once per call before the loop (a mask first drawn inside the while loop's body
+        # cannot be read outside it) and clear it after, so no call reads another's tensor.
+        if training and self.dropout > 0:
+            # Shaped like the cell's input [y_{t-1}; c], [B, E + M].
+            self.rnn_cell.get_dropout_mask(ops.concatenate([inputs[:, 0], memory[:, 0]], axis=-1))
+        try:
+            return self._loop(inputs, initial_state, memory, memory_mask, training)
+        finally:
+            self.rnn_cell.reset_dropout_mask()
+            self.rnn_cell.reset_recurrent_dropout_mask()
+
+    def _loop(self, inputs, initial_state, memory, memory_mask, training):
         keys = self.memory_keys(memory)
         if self.unroll:
             if inputs.shape[1] is None:
