@@ -62,7 +62,9 @@ class Seq2Seq(keras.Model):
             `source_length`, so a sentence's translation does not depend on its batch either.
             On DLFS2 dates, Luong dot attention reaches higher exact match by epoch 3 this
             way (README, "Measured"). Needs `source_length`.
-        dropout: float, dropout on the RNN inputs during training.
+        dropout: float, dropout on the inputs of every encoder and decoder RNN cell during
+            training (Keras `dropout=`, one mask per sequence; with Bahdanau the cell input is
+            `[y_{t-1}; c]`). No recurrent dropout, none on the embeddings or the output layer.
         source_length: int or None, a static source length S. `encode` pads shorter sources
             to it.
         target_length: int or None, a static decoder input length T for the training call.
@@ -219,7 +221,16 @@ class Seq2Seq(keras.Model):
         # The decoder input is causal and right-padded, so padding never influences a real
         # position: it needs no mask (its labels are masked in the loss instead).
         self.decoder_layers = [
-            rnn(
+            BahdanauDecoder(
+                hidden_dim,
+                cell=cell,
+                dropout=dropout,
+                unroll=unroll,
+                dtype=dtype,
+                name="decoder_attention_rnn",
+            )
+            if decoder == "bahdanau" and i == 0
+            else rnn(
                 hidden_dim,
                 return_sequences=True,
                 return_state=True,
@@ -230,15 +241,6 @@ class Seq2Seq(keras.Model):
             )
             for i in range(num_layers)
         ]
-        if decoder == "bahdanau":
-            self.decoder_layers[0] = BahdanauDecoder(
-                hidden_dim,
-                cell=cell,
-                dropout=dropout,
-                unroll=unroll,
-                dtype=dtype,
-                name="decoder_attention_rnn",
-            )
         self.attention = (
             LuongAttention(attention_score, dtype=dtype, name="attention")
             if decoder == "luong"

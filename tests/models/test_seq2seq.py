@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -5,6 +8,7 @@ import pytest
 from keras_s2s.decoding import greedy_search
 from keras_s2s.models import Seq2Seq
 from keras_s2s.training import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
+from tests.conftest import REPO
 from tests.contract import run_contract
 
 SOURCE = np.array([[5, 6, 7, 8, 0, 0], [4, 9, 0, 0, 0, 0], [3, 3, 3, 3, 3, 3]], "int32")
@@ -307,3 +311,42 @@ def test_dropout_acts_in_training_only(options):
     )
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# === No "unbuilt state" warning ===
+
+# Keras warns only while building the first instance of a Model subclass in a process, so the
+# warning itself is checked in a fresh one, on the load path (`keras.saving.load_model` builds
+# the model); run_contract checks its condition (every sublayer built) for every configuration.
+LOAD_FIT_PREDICT = """
+import sys, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import keras
+    import keras_s2s.models
+    from keras_s2s.training import MaskedSparseCategoricalCrossentropy
+    from tests.models.test_seq2seq import INPUTS, LABELS
+    model = keras.saving.load_model(sys.argv[1])
+    model.compile(optimizer="sgd", loss=MaskedSparseCategoricalCrossentropy())
+    model.fit(INPUTS, LABELS, epochs=1, verbose=0)
+    model.predict(INPUTS, verbose=0)
+for w in caught:
+    print(f"{w.category.__name__}: {w.message}")
+"""
+
+
+def test_no_unbuilt_state_warning_when_loading_fitting_predicting(tmp_path):
+    # The Bahdanau model used to create and track a plain decoder RNN that the attention
+    # decoder then replaced: Keras warned "`build()` was called on layer 'seq2_seq' ... unbuilt
+    # state" in every process that built one first (training, or loading to translate).
+    path = str(tmp_path / "model.keras")
+    Seq2Seq(**TINY, decoder="bahdanau", dropout=0.2).save(path)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_FIT_PREDICT, path],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "unbuilt state" not in result.stdout + result.stderr, result.stdout
