@@ -1,3 +1,5 @@
+import inspect
+
 import keras
 from keras import ops
 
@@ -94,6 +96,66 @@ class Seq2Seq(keras.Model):
         Saitoh, 2018, "Deep Learning from Scratch 2", chapter 7 (Peeky).
     """
 
+    @classmethod
+    def validate_arguments(cls, **arguments):
+        """Raises `ValueError` naming the first invalid constructor argument, without building
+        anything (pipelines check their `[model]` section with it before reading data).
+        Arguments left out take the constructor's defaults (vocabulary sizes: 1)."""
+        parameters = inspect.signature(cls.__init__).parameters
+        values = {
+            name: p.default if p.default is not inspect.Parameter.empty else 1
+            for name, p in parameters.items()
+            if name not in ("self", "kwargs")
+        }
+        values.update(arguments)
+        cell, merge_mode, decoder = values["cell"], values["merge_mode"], values["decoder"]
+        attention_score, dropout = values["attention_score"], values["dropout"]
+        source_length, target_length = values["source_length"], values["target_length"]
+        unroll, mask_source_padding = values["unroll"], values["mask_source_padding"]
+        if cell not in _CELLS:
+            raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(
+                f"`merge_mode` must be one of {', '.join(_MERGE_MODES)}. "
+                f"Received: merge_mode={merge_mode!r}"
+            )
+        if decoder not in _DECODERS:
+            raise ValueError(
+                f"`decoder` must be one of {', '.join(_DECODERS)}. Received: decoder={decoder!r}"
+            )
+        if attention_score not in _SCORES:
+            raise ValueError(
+                f"`attention_score` must be one of {', '.join(_SCORES)}. "
+                f"Received: attention_score={attention_score!r}"
+            )
+        for arg in (
+            "source_vocabulary_size",
+            "target_vocabulary_size",
+            "embedding_dim",
+            "hidden_dim",
+            "num_layers",
+        ):
+            value = values[arg]
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+        for arg, value in (("source_length", source_length), ("target_length", target_length)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(
+                    f"`{arg}` must be a positive integer or None. Received: {arg}={value!r}"
+                )
+        if unroll and (source_length is None or target_length is None):
+            raise ValueError(
+                "`unroll=True` needs static lengths: pass `source_length` and `target_length`. "
+                f"Received: source_length={source_length}, target_length={target_length}"
+            )
+        if not mask_source_padding and source_length is None:
+            raise ValueError(
+                "`mask_source_padding=False` reads sources at a fixed width: pass "
+                "`source_length`. Received: source_length=None"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+
     def __init__(
         self,
         source_vocabulary_size,
@@ -117,48 +179,22 @@ class Seq2Seq(keras.Model):
         dtype=None,
         **kwargs,
     ):
-        if cell not in _CELLS:
-            raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
-        if merge_mode not in _MERGE_MODES:
-            raise ValueError(
-                f"`merge_mode` must be one of {', '.join(_MERGE_MODES)}. "
-                f"Received: merge_mode={merge_mode!r}"
-            )
-        if decoder not in _DECODERS:
-            raise ValueError(
-                f"`decoder` must be one of {', '.join(_DECODERS)}. Received: decoder={decoder!r}"
-            )
-        if attention_score not in _SCORES:
-            raise ValueError(
-                f"`attention_score` must be one of {', '.join(_SCORES)}. "
-                f"Received: attention_score={attention_score!r}"
-            )
-        for arg, value in (
-            ("source_vocabulary_size", source_vocabulary_size),
-            ("target_vocabulary_size", target_vocabulary_size),
-            ("embedding_dim", embedding_dim),
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
-        for arg, value in (("source_length", source_length), ("target_length", target_length)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(
-                    f"`{arg}` must be a positive integer or None. Received: {arg}={value!r}"
-                )
-        if unroll and (source_length is None or target_length is None):
-            raise ValueError(
-                "`unroll=True` needs static lengths: pass `source_length` and `target_length`. "
-                f"Received: source_length={source_length}, target_length={target_length}"
-            )
-        if not mask_source_padding and source_length is None:
-            raise ValueError(
-                "`mask_source_padding=False` reads sources at a fixed width: pass "
-                "`source_length`. Received: source_length=None"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.validate_arguments(
+            source_vocabulary_size=source_vocabulary_size,
+            target_vocabulary_size=target_vocabulary_size,
+            embedding_dim=embedding_dim,
+            hidden_dim=hidden_dim,
+            cell=cell,
+            num_layers=num_layers,
+            merge_mode=merge_mode,
+            decoder=decoder,
+            attention_score=attention_score,
+            mask_source_padding=mask_source_padding,
+            dropout=dropout,
+            source_length=source_length,
+            target_length=target_length,
+            unroll=unroll,
+        )
 
         # === Layers ===
         # Read while wiring the graph below.
