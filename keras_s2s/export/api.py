@@ -6,12 +6,32 @@ import os
 from pathlib import Path
 
 from keras_s2s.errors import ExportError
-from keras_s2s.export.layout import next_version_directory, staged_directory
-from keras_s2s.export.savedmodel import export_saved_model
-from keras_s2s.export.tflite import export_tflite
+from keras_s2s.export.layout import (
+    TFLITE_SUFFIX,
+    check_name,
+    check_output_root,
+    next_version,
+    staged_directories,
+)
+from keras_s2s.export.savedmodel import check_beam_size, write_saved_model
+from keras_s2s.export.tflite import check_quantizations, write_tflite
 from keras_s2s.run_directory import RunDirectory
+from keras_s2s.translator import Translator
 
 FORMATS = ("savedmodel", "tflite")
+
+
+def check_formats(formats) -> tuple[str, ...]:
+    """The formats asked, each known, without repeats (a single string is one)."""
+    if isinstance(formats, str):
+        formats = (formats,)
+    formats = tuple(dict.fromkeys(formats))
+    if not formats:
+        raise ExportError(f"No export format given; choose from {', '.join(FORMATS)}")
+    for f in formats:
+        if f not in FORMATS:
+            raise ExportError(f"Unknown export format '{f}'; choose from {', '.join(FORMATS)}")
+    return formats
 
 
 def export(
@@ -21,12 +41,20 @@ def export(
     name: str | None = None,
     beam_size: int = 4,
     quantizations: tuple[str, ...] = ("float32",),
+    allow_unfinished: bool = False,
 ) -> dict[str, Path]:
     """Exports a run directory; returns `{"savedmodel": path, "tflite": path}` (those asked).
 
     The SavedModel goes to `output_root/<name>/<version>/` (TF Serving's layout), the TFLite
-    files to `output_root/<name>-tflite/<version>/`; versions count up from 1 and are never
-    overwritten. `name` defaults to the run's pipeline name.
+    files to `output_root/<name>-tflite/<version>/`. One call uses one version for both: one
+    more than the highest version under either folder, so the two artifacts of a call share
+    their number (and their JSON files name the run directory and the version). Versions are
+    never overwritten. `name` defaults to the run's pipeline name.
+
+    The call is atomic: every option is checked (an `ExportError` names a bad one) before
+    anything is written, each artifact is written to a temporary folder, and only when all
+    of them are complete are they renamed into place; on any failure nothing new is left
+    under `output_root`. A run that did not finish needs `allow_unfinished=True`.
 
     Example:
     ```python
@@ -34,17 +62,31 @@ def export(
     paths["savedmodel"], paths["tflite"]  # saved_models/date_attention/1, ...-tflite/1
     ```
     """
-    for f in formats:
-        if f not in FORMATS:
-            raise ExportError(f"Unknown export format '{f}'; choose from {', '.join(FORMATS)}")
+    formats = check_formats(formats)
+    quantizations = check_quantizations(quantizations, required="tflite" in formats)
+    beam_size = check_beam_size(beam_size)
+    if name is not None:
+        check_name(name)
+    output_root = check_output_root(output_root)
+
     run = RunDirectory(run_dir)
-    name = name or run.metadata().get("pipeline") or run.path.name
-    paths = {}
-    if "savedmodel" in formats:
-        paths["savedmodel"] = export_saved_model(run_dir, output_root, name, beam_size)
-    if "tflite" in formats:
-        directory = next_version_directory(output_root, f"{name}-tflite")
-        with staged_directory(directory) as staging:
-            export_tflite(run_dir, staging, quantizations)
-        paths["tflite"] = directory
-    return paths
+    translator = Translator.from_run_directory(run_dir, allow_unfinished=allow_unfinished)
+    name = check_name(name or run.metadata().get("pipeline") or run.path.name)
+    folders = {"savedmodel": name, "tflite": name + TFLITE_SUFFIX}
+    version = next_version(output_root, *folders.values())
+    targets = {f: output_root / folders[f] / str(version) for f in formats}
+    info = {
+        "run_dir": str(run.path.resolve()),
+        "name": name,
+        "version": version,
+        "exported_together": {f: f"{folders[f]}/{version}" for f in formats},
+    }
+    with staged_directories(*targets.values()) as stagings:
+        staging = dict(zip(targets, stagings, strict=True))
+        # TFLite first: its conversion is the likelier to fail, and it fails before the
+        # SavedModel's (slower) tracing.
+        if "tflite" in formats:
+            write_tflite(translator.model, run, staging["tflite"], quantizations, info)
+        if "savedmodel" in formats:
+            write_saved_model(translator, run, staging["savedmodel"], beam_size, info)
+    return {f: targets[f] for f in FORMATS if f in formats}

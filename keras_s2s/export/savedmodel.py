@@ -5,7 +5,8 @@ which stock TF Serving links), truncation to the model's source length, encoding
 reverses its source itself if it was trained so), the decode loop (`tf.while_loop` over the
 model's fixed-size state) and detokenization. The artifact loads with `tf.saved_model.load` in
 a process that imports only tensorflow and tensorflow_text, and with the session-based loader
-TF Serving and `saved_model_cli` use (Keras variables are tracked by `keras.export`).
+TF Serving and `saved_model_cli` use (the variables the signatures read are tracked on the
+saved object, as `keras.export.ExportArchive` tracks them).
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ import json
 import os
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 import keras_s2s
 from keras_s2s.errors import ExportError
-from keras_s2s.export.layout import copy_vocabularies, next_version_directory, staged_directory
+from keras_s2s.export.layout import (
+    check_name,
+    check_output_root,
+    copy_vocabularies,
+    next_version,
+    staged_directory,
+)
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.translator import Translator
 
@@ -85,17 +91,98 @@ class _Endpoints:
         }
 
 
+def check_beam_size(beam_size) -> int:
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise ExportError(f"beam_size must be a positive integer; got {beam_size!r}")
+    return beam_size
+
+
+def _saved_object(translator: Translator, functions: dict) -> tuple[tf.Module, dict]:
+    """The object to save and its signatures: the functions traced once each, the variables
+    they read and the tokenizers (their lookup tables and SentencePiece models are resources).
+
+    The variables are tracked on the object itself, as `keras.export.ExportArchive` tracks
+    them, so the session-based loader (TF Serving, `saved_model_cli run`) finds them. Unlike
+    `ExportArchive`, nothing is traced twice: `tf.saved_model.save` retraces every
+    `tf.function` it finds on the object (its cache key differs while saving), and the
+    decode loops make each trace slow, so the object holds concrete functions only.
+    """
+    concrete = {
+        name: tf.function(fn, input_signature=signature, autograph=False).get_concrete_function()
+        for name, (fn, signature) in functions.items()
+    }
+    saved = tf.Module()
+    variables, seen = [], set()
+    for function in concrete.values():
+        for variable in function.variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+    saved.variables_used = variables
+    saved.tokenizers = [translator.source_tokenizer, translator.target_tokenizer]
+    for name, function in concrete.items():
+        setattr(saved, name, function)  # `loaded.beam_search(...)` works as with Keras' export
+    return saved, concrete
+
+
+def write_saved_model(
+    translator: Translator,
+    run: RunDirectory,
+    directory: Path,
+    beam_size: int,
+    info: dict | None = None,
+) -> None:
+    """Writes the SavedModel of `translator` into the existing (empty) folder `directory`;
+    `info` is added to `assets.extra/keras_s2s_export.json`."""
+    meta = run.metadata()
+    endpoints = _Endpoints(translator, beam_size)
+    text = tf.TensorSpec([None], tf.string, name="text")
+    functions = {
+        "serving_default": (endpoints.greedy, [text]),
+        "beam_search": (
+            endpoints.beam_search,
+            [
+                text,
+                tf.TensorSpec([], tf.float32, name="length_penalty"),
+                tf.TensorSpec([], tf.int32, name="num_results"),
+            ],
+        ),
+    }
+    if translator.has_attention:
+        functions["attention"] = (endpoints.attention, [text])
+    signatures = list(functions)
+    saved, concrete = _saved_object(translator, functions)
+    tf.saved_model.save(saved, str(directory), signatures=concrete)
+    (directory / "assets").mkdir(exist_ok=True)
+    copy_vocabularies(run, directory / "assets")
+    (directory / "assets.extra").mkdir(exist_ok=True)
+    export_info = {
+        "format": "saved_model",
+        "keras_s2s_version": keras_s2s.__version__,
+        "pipeline": meta.get("pipeline"),
+        **(info or {}),
+        "signatures": signatures,
+        "beam_size": beam_size,
+        "max_source_length": meta["max_source_length"],
+        "max_target_length": meta["max_target_length"],
+        "source": meta["source"],
+        "target": meta["target"],
+    }
+    (directory / "assets.extra" / EXPORT_INFO_FILE).write_text(json.dumps(export_info, indent=2))
+
+
 def export_saved_model(
     run_dir: str | os.PathLike,
     output_root: str | os.PathLike = "saved_models",
     name: str | None = None,
     beam_size: int = 4,
     version: int | None = None,
+    allow_unfinished: bool = False,
 ) -> Path:
     """Exports a run directory as a servable SavedModel; returns `output_root/name/version`.
 
-    Signatures (all take `text`, a `[B]` string batch of any size, and return `truncated` and
-    `invalid_utf8` flags `[B]` beside the results):
+    Signatures (all take `text`, a `[B]` string batch of any size, B = 0 included, and return
+    `truncated` and `invalid_utf8` flags `[B]` beside the results):
 
     - `serving_default`: greedy; `translations` `[B]` strings, `scores` `[B]` log-probabilities.
     - `beam_search`: beam of `beam_size` (fixed here); inputs `length_penalty` (GNMT alpha,
@@ -105,7 +192,10 @@ def export_saved_model(
 
     The version is the next integer under `output_root/name` (TF Serving loads the highest),
     written to a temporary folder first and renamed into place, so a server polling the folder
-    never sees a half-written version. The tokenizer files are copied into `assets/`.
+    never sees a half-written version. The tokenizer files are copied into `assets/`; the
+    run directory, name and version are in `assets.extra/keras_s2s_export.json`. Options are
+    checked before anything is written. `keras_s2s.export.export` makes both formats with one
+    version number.
 
     Example:
     ```python
@@ -114,55 +204,22 @@ def export_saved_model(
     serve(text=tf.constant(["september 27, 1994"]))["translations"]
     ```
     """
+    check_beam_size(beam_size)
+    if name is not None:
+        check_name(name)
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise ExportError(f"version must be a positive integer; got {version!r}")
+    output_root = check_output_root(output_root)
     run = RunDirectory(run_dir)
-    meta = run.metadata()
-    translator = Translator.from_run_directory(run_dir)
-    if not isinstance(beam_size, int) or beam_size < 1:
-        raise ExportError(f"beam_size must be a positive integer; got {beam_size!r}")
-    name = name or meta.get("pipeline") or run.path.name
-    if version is None:
-        target = next_version_directory(output_root, name)
-    else:
-        target = Path(output_root) / name / str(version)
-        if target.exists():
-            raise ExportError(f"{target} already exists; versions are never overwritten")
-
-    endpoints = _Endpoints(translator, beam_size)
-    archive = keras.export.ExportArchive()
-    archive.track(translator.model)
-    archive.track(translator.source_tokenizer)
-    archive.track(translator.target_tokenizer)
-    text = tf.TensorSpec([None], tf.string, name="text")
-    archive.add_endpoint("serving_default", endpoints.greedy, input_signature=[text])
-    archive.add_endpoint(
-        "beam_search",
-        endpoints.beam_search,
-        input_signature=[
-            text,
-            tf.TensorSpec([], tf.float32, name="length_penalty"),
-            tf.TensorSpec([], tf.int32, name="num_results"),
-        ],
-    )
-    signatures = ["serving_default", "beam_search"]
-    if translator.has_attention:
-        archive.add_endpoint("attention", endpoints.attention, input_signature=[text])
-        signatures.append("attention")
-
+    translator = Translator.from_run_directory(run_dir, allow_unfinished=allow_unfinished)
+    name = check_name(name or run.metadata().get("pipeline") or run.path.name)
+    version = version or next_version(output_root, name)
+    target = output_root / name / str(version)
+    if target.exists():
+        raise ExportError(f"{target} already exists; versions are never overwritten")
+    info = {"run_dir": str(run.path.resolve()), "name": name, "version": version}
     with staged_directory(target) as staging:
-        archive.write_out(str(staging), verbose=False)
-        (staging / "assets").mkdir(exist_ok=True)
-        copy_vocabularies(run, staging / "assets")
-        (staging / "assets.extra").mkdir(exist_ok=True)
-        info = {
-            "format": "saved_model",
-            "keras_s2s_version": keras_s2s.__version__,
-            "pipeline": meta.get("pipeline"),
-            "signatures": signatures,
-            "beam_size": beam_size,
-            "max_source_length": meta["max_source_length"],
-            "max_target_length": meta["max_target_length"],
-            "source": meta["source"],
-            "target": meta["target"],
-        }
-        (staging / "assets.extra" / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2))
+        write_saved_model(translator, run, staging, beam_size, info)
     return target

@@ -123,6 +123,7 @@ class _Module(tf.Module):
 def _frozen(function):
     """`function` with its variables as constants, keeping its named inputs and outputs."""
     concrete = function.get_concrete_function()
+    _drop_eager_table_initializers(concrete.graph)
     frozen = convert_variables_to_constants_v2(concrete)
     specs = tf.nest.flatten(concrete.structured_input_signature)
     names = sorted(concrete.structured_outputs)  # the flat order of a dict
@@ -132,6 +133,24 @@ def _frozen(function):
         return dict(zip(names, frozen(*args), strict=True))
 
     return named.get_concrete_function()
+
+
+def _drop_eager_table_initializers(graph) -> None:
+    """Removes the `None` entries a function graph inherits in its `table_initializer`
+    collection.
+
+    A lookup table created eagerly (as `CharTokenizer` creates its vocabulary table) is
+    initialized at once, and TensorFlow still appends the (eager, hence `None`) initializer op
+    to the global graph's `table_initializer` collection; every `tf.function` graph traced
+    afterwards starts with a copy of that collection. Freezing such a graph exports it as a
+    MetaGraph for Grappler, which cannot serialize `None` and logs "Issue encountered when
+    serializing table_initializer ... 'NoneType' object has no attribute 'name'" once per
+    frozen function. The entries mean nothing here (the model has no tables and eager tables
+    are already initialized); only this graph's own copy is changed.
+    """
+    key = tf.compat.v1.GraphKeys.TABLE_INITIALIZERS
+    initializers = graph.get_collection_ref(key)
+    initializers[:] = [op for op in initializers if op is not None]
 
 
 def custom_ops(model_bytes: bytes) -> list[str]:
@@ -149,10 +168,48 @@ def custom_ops(model_bytes: bytes) -> list[str]:
     return sorted(set(found))
 
 
-def convert(saved_model_dir: str, quantization: str) -> bytes:
-    """Converts the three signatures with builtin ops only (anything else fails here)."""
+SIGNATURES = ("translate", "encode", "decode_step")
+
+
+def check_quantizations(quantizations, required: bool = True) -> tuple[str, ...]:
+    """The quantizations asked, each known, without repeats (a single string is one); at
+    least one if `required`."""
+    if isinstance(quantizations, str):
+        quantizations = (quantizations,)
+    quantizations = tuple(dict.fromkeys(quantizations))
+    if required and not quantizations:
+        raise ExportError(f"No TFLite quantization given; choose from {', '.join(QUANTIZATIONS)}")
+    for q in quantizations:
+        if q not in QUANTIZATIONS:
+            raise ExportError(f"Unknown quantization '{q}'; choose from {', '.join(QUANTIZATIONS)}")
+    return quantizations
+
+
+def _unsupported_ops(error) -> list[str] | None:
+    """The ops a `ConverterError` says need Flex or custom kernels (None if it is not that)."""
+    from tensorflow.compiler.mlir.lite.metrics import converter_error_data_pb2
+
+    codes = converter_error_data_pb2.ConverterErrorData
+    needs = (codes.ERROR_NEEDS_FLEX_OPS, codes.ERROR_NEEDS_CUSTOM_OPS)
+    found = [e for e in getattr(error, "errors", []) if e.error_code in needs]
+    if not found:
+        return None
+    return sorted({e.operator.name or "(unnamed op)" for e in found})
+
+
+def convert(
+    saved_model_dir: str, quantization: str, signature_keys: tuple[str, ...] = SIGNATURES
+) -> bytes:
+    """Converts the signatures with builtin ops only.
+
+    A model that needs ops outside the builtin set (Flex or custom ops, found by the converter
+    or read back from the flatbuffer) is an `ExportError` naming them: the model has to change.
+    Any other converter failure is not the user's to fix and propagates as raised.
+    """
+    from tensorflow.lite.python.convert_phase import ConverterError
+
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_dir, signature_keys=["translate", "encode", "decode_step"]
+        saved_model_dir, signature_keys=list(signature_keys)
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization == "float16":
@@ -162,58 +219,51 @@ def convert(saved_model_dir: str, quantization: str) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range int8 weights
     try:
         model_bytes = converter.convert()
-    except Exception as e:  # The converter raises a ConverterError with the op list.
-        raise ExportError(f"TFLite conversion with builtin ops only failed: {e}") from None
+    except ConverterError as e:
+        ops = _unsupported_ops(e)
+        if ops is None:
+            raise
+        raise ExportError(
+            f"The model needs ops that are not TFLite builtins: {', '.join(ops)}; keras-s2s "
+            "exports builtin ops only: change the model, or export the SavedModel alone"
+        ) from e  # the converter's full message stays chained
     unsupported = custom_ops(model_bytes)
     if unsupported:
         raise ExportError(f"The TFLite model uses non-builtin ops: {', '.join(unsupported)}")
     return model_bytes
 
 
-def export_tflite(
-    run_dir: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    quantizations: tuple[str, ...] = ("float32",),
+def write_tflite(
+    model,
+    run: RunDirectory,
+    directory: Path,
+    quantizations: tuple[str, ...],
+    info: dict | None = None,
 ) -> dict[str, Path]:
-    """Writes `model.<quantization>.tflite` files, the vocabularies and the runtime wrapper.
-
-    Returns `{quantization: path}`. `float16` stores float16 weights; `int8` is dynamic-range
-    quantization (int8 weights, float activations).
-
-    Example:
-    ```python
-    paths = keras_s2s.export.export_tflite("runs/date_attention", "saved_models/date_tflite")
-    ```
-    """
-    for q in quantizations:
-        if q not in QUANTIZATIONS:
-            raise ExportError(f"Unknown quantization '{q}'; choose from {', '.join(QUANTIZATIONS)}")
-    run = RunDirectory(run_dir)
+    """Writes the `.tflite` files of `model`, the vocabularies, the wrapper and the JSON file
+    (with `info` added) into the existing folder `directory`; returns `{quantization: path}`."""
     meta = run.metadata()
     source_length = meta["max_source_length"]
     max_length = meta["max_target_length"] + 1  # eos included
-    model = static_model(run.load_model(), source_length, max_length)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-
-    module = _Module(model, source_length, max_length)
+    module = _Module(static_model(model, source_length, max_length), source_length, max_length)
     paths = {}
     # The weights become constants: a WHILE body that reads resource variables fails in
     # LiteRT ("READ_VARIABLE ... variable != nullptr").
-    frozen = {key: _frozen(getattr(module, key)) for key in ("translate", "encode", "decode_step")}
+    frozen = {key: _frozen(getattr(module, key)) for key in SIGNATURES}
     with tempfile.TemporaryDirectory() as staging:
         tf.saved_model.save(tf.Module(), staging, signatures=frozen)
         for q in quantizations:
-            path = output_dir / f"model.{q}.tflite"
+            path = directory / f"model.{q}.tflite"
             path.write_bytes(convert(staging, q))
             paths[q] = path
 
-    copy_vocabularies(run, output_dir)
-    shutil.copy(Path(__file__).with_name("tflite_runtime.py"), output_dir / RUNTIME_FILE)
-    info = {
+    copy_vocabularies(run, directory)
+    shutil.copy(Path(__file__).with_name("tflite_runtime.py"), directory / RUNTIME_FILE)
+    export_info = {
         "format": "tflite",
         "keras_s2s_version": keras_s2s.__version__,
         "pipeline": meta.get("pipeline"),
+        **(info or {}),
         "source_length": source_length,
         "max_length": max_length,
         "source": {"file": meta["source"]["file"], "type": meta["source"]["type"]},
@@ -221,5 +271,35 @@ def export_tflite(
         "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
         "models": {q: p.name for q, p in paths.items()},
     }
-    (output_dir / TFLITE_INFO_FILE).write_text(json.dumps(info, indent=2))
+    (directory / TFLITE_INFO_FILE).write_text(json.dumps(export_info, indent=2))
     return paths
+
+
+def export_tflite(
+    run_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    quantizations: tuple[str, ...] = ("float32",),
+    allow_unfinished: bool = False,
+) -> dict[str, Path]:
+    """Writes `model.<quantization>.tflite` files, the vocabularies and the runtime wrapper.
+
+    Returns `{quantization: path}`. `float16` stores float16 weights; `int8` is dynamic-range
+    quantization (int8 weights, float activations). The options are checked before anything
+    is written; `output_dir` may exist (files of the same name are replaced). For versioned
+    folders (`<root>/<name>-tflite/<version>/`, written whole or not at all, the same version
+    as the SavedModel), use `keras_s2s.export.export`.
+
+    Example:
+    ```python
+    paths = keras_s2s.export.export_tflite("runs/date_attention", "saved_models/date_tflite")
+    ```
+    """
+    quantizations = check_quantizations(quantizations)
+    run = RunDirectory(run_dir)
+    model = run.load_model(allow_unfinished=allow_unfinished)
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ExportError(f"{output_dir} exists and is not a folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    info = {"run_dir": str(run.path.resolve())}
+    return write_tflite(model, run, output_dir, quantizations, info)

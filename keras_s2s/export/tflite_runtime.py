@@ -107,8 +107,17 @@ class TFLiteTranslator:
         return ids, truncated
 
     def translate_ids(self, source_ids: np.ndarray) -> dict:
-        """Source ids `[B, S]` -> `{"token_ids", "scores", "logits"}` (greedy)."""
-        return self.signature("translate")(encoder_token_ids=np.asarray(source_ids, np.int32))
+        """Source ids `[B, S]` -> `{"token_ids", "scores", "logits"}` (greedy; B = 0 gives
+        empty arrays: LiteRT cannot run an unrolled RNN on an empty batch)."""
+        source_ids = np.asarray(source_ids, np.int32)
+        runner = self.signature("translate")
+        if len(source_ids) == 0:
+            details = runner.get_output_details()
+            return {
+                key: np.zeros([0, *details[key]["shape"][1:]], details[key]["dtype"])
+                for key in ("token_ids", "scores", "logits")
+            }
+        return runner(encoder_token_ids=source_ids)
 
     def decode(self, token_ids) -> str:
         """Output ids -> text (stops at eos; drops padding and bos)."""

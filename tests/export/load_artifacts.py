@@ -1,45 +1,70 @@
 """Loads exported artifacts in a fresh process, as a server or an app would, and runs them.
 
-    python load_artifacts.py REQUEST.json  ->  prints one JSON object (the results)
+    python load_artifacts.py savedmodel REQUEST.json  ->  prints one JSON object (the results)
+    python load_artifacts.py tflite REQUEST.json
 
-Imports only tensorflow and tensorflow_text for the SavedModels, and for the TFLite exports
-the `tflite_translator.py` shipped beside them (numpy + ai-edge-litert); never keras_s2s.
+`savedmodel` imports only tensorflow and tensorflow_text. `tflite` first makes tensorflow,
+tensorflow_text, keras and keras_s2s unimportable (a meta path hook: importing any of them
+raises ImportError), then runs the `tflite_translator.py` shipped beside the TFLite files, which
+must need only numpy, ai-edge-litert and sentencepiece. Neither imports keras_s2s.
 """
 
+import importlib.abc
 import json
 import sys
 
-import numpy as np
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+BLOCKED = ("tensorflow", "tensorflow_text", "keras", "keras_s2s", "tf_keras")
 
 
-def strings(tensor):
-    return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(tensor.numpy()).tolist()
+class BlockImports(importlib.abc.MetaPathFinder):
+    """Makes `BLOCKED` packages unimportable, as if they were not installed; records tries."""
+
+    def __init__(self):
+        self.attempts = []
+
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            self.attempts.append(name)
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
 
 
 def run_saved_model(path, request):
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+
+    def strings(tensor):
+        return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(tensor.numpy()).tolist()
+
     loaded = tf.saved_model.load(path)
     out = {"signatures": sorted(loaded.signatures.keys())}
     greedy = loaded.signatures["serving_default"]
     out["greedy"] = [
         strings(greedy(text=tf.constant(batch))["translations"]) for batch in request["batches"]
     ]
-    beam = loaded.signatures["beam_search"](
-        text=tf.constant(request["batches"][0]),
-        length_penalty=tf.constant(request["length_penalty"], tf.float32),
-        num_results=tf.constant(request["num_results"], tf.int32),
-    )
+    beam_options = {
+        "length_penalty": tf.constant(request["length_penalty"], tf.float32),
+        "num_results": tf.constant(request["num_results"], tf.int32),
+    }
+    beam = loaded.signatures["beam_search"](text=tf.constant(request["batches"][0]), **beam_options)
     out["beam"] = strings(beam["translations"])
     out["beam_scores"] = beam["scores"].numpy().tolist()
-    if "edge_cases" in request:
-        texts = [bytes.fromhex(h) for h in request["edge_cases"]]
-        result = greedy(text=tf.constant(texts))
-        out["edge_cases"] = {
-            "translations": [t.decode("utf-8", "replace") for t in result["translations"].numpy()],
-            "truncated": result["truncated"].numpy().tolist(),
-            "invalid_utf8": result["invalid_utf8"].numpy().tolist(),
-        }
+    texts = [bytes.fromhex(h) for h in request["edge_cases"]]
+    result = greedy(text=tf.constant(texts))
+    out["edge_cases"] = {
+        "translations": strings(result["translations"]),
+        "truncated": result["truncated"].numpy().tolist(),
+        "invalid_utf8": result["invalid_utf8"].numpy().tolist(),
+        "alone": strings(greedy(text=tf.constant([request["valid_edge_case"]]))["translations"]),
+    }
+    # An empty batch (B = 0) to every signature: the shape and dtype of each output.
+    empty = tf.constant([], tf.string)
+    out["empty"] = {}
+    for name in out["signatures"]:
+        options = beam_options if name == "beam_search" else {}
+        result = loaded.signatures[name](text=empty, **options)
+        out["empty"][name] = {k: [list(v.shape), v.dtype.name] for k, v in result.items()}
     if "attention" in out["signatures"]:
         result = loaded.signatures["attention"](text=tf.constant(request["batches"][0]))
         out["attention_shape"] = list(result["attention_weights"].shape)
@@ -48,6 +73,8 @@ def run_saved_model(path, request):
 
 
 def run_tflite(directory, request):
+    import numpy as np
+
     sys.path.insert(0, directory)
     from tflite_translator import TFLiteTranslator
 
@@ -67,20 +94,63 @@ def run_tflite(directory, request):
     step = translator.signature("decode_step")(token_ids=bos, **state)
     out["first_step_logits"] = step["logits"].tolist()
     out["state_names"] = sorted(state)
+    texts = [bytes.fromhex(h) for h in request["edge_cases"]]
+    out["edge_cases"] = translator.translate(texts)
+    out["edge_alone"] = translator.translate([request["valid_edge_case"]])
+    empty = translator.translate_ids(np.zeros([0, translator.source_length], np.int32))
+    out["empty"] = {
+        "translate": translator.translate([]),
+        "ids": {k: [list(v.shape), v.dtype.name] for k, v in empty.items()},
+    }
+    if "quantized" in request:
+        out["quantized"] = run_quantized(directory, request, TFLiteTranslator)
     sys.path.remove(directory)
     sys.modules.pop("tflite_translator")
     return out
 
 
+def run_quantized(directory, request, TFLiteTranslator):
+    """Each variant: token ids at two batch sizes, and translations of more texts."""
+    import numpy as np
+
+    texts = request["quantized"]["texts"]
+    out = {}
+    for q in ["float32", *request["quantized"]["variants"]]:
+        translator = TFLiteTranslator(directory, q)
+        runs = []
+        for source_ids in request["source_ids"]:  # batch sizes 3 and 7, on one interpreter
+            result = translator.translate_ids(np.array(source_ids, np.int32))
+            runs.append(
+                {
+                    "token_ids": result["token_ids"].tolist(),
+                    "dtype": result["token_ids"].dtype.name,
+                    "vocabulary_size": result["logits"].shape[-1],
+                    "finite_scores": bool(np.isfinite(result["scores"]).all()),
+                }
+            )
+        out[q] = {"runs": runs, "translations": translator.translate(texts)}
+    return out
+
+
 def main():
-    request = json.loads(open(sys.argv[1]).read())
-    results = {}
-    for name, job in request["jobs"].items():
-        results[name] = {
-            "savedmodel": run_saved_model(job["savedmodel"], job),
-            "tflite": run_tflite(job["tflite"], job),
-        }
+    kind, request_file = sys.argv[1], sys.argv[2]
+    if kind == "tflite":
+        blocker = BlockImports()
+        sys.meta_path.insert(0, blocker)
+    request = json.loads(open(request_file).read())
+    run = run_saved_model if kind == "savedmodel" else run_tflite
+    results = {name: run(job[kind], job) for name, job in request["jobs"].items()}
     results["imported_keras_s2s"] = any(m.startswith("keras_s2s") for m in sys.modules)
+    if kind == "tflite":
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            importable = False
+        else:
+            importable = True
+        results["tensorflow_importable"] = importable
+        results["loaded"] = sorted({m.split(".")[0] for m in sys.modules} & set(BLOCKED))
+        results["blocked_attempts"] = sorted(set(blocker.attempts) - {"tensorflow"})
     print(json.dumps(results))
 
 

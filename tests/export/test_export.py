@@ -1,12 +1,14 @@
 """Export parity: Keras == SavedModel == TFLite for every model family, on trained models.
 
 One module fixture trains a small model per family on a generated addition file (random tiny
-models have near-tied logits), exports both formats, and loads every artifact in one fresh
-process (`load_artifacts.py`) that imports only tensorflow, tensorflow_text and the shipped
-TFLite wrapper.
+models have near-tied logits), exports both formats, and loads every artifact in fresh
+processes (`load_artifacts.py`): the SavedModels in one that imports only tensorflow and
+tensorflow_text, the TFLite files in one where tensorflow cannot be imported, through the
+shipped wrapper alone. `saved_model_cli` runs beside them.
 """
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +18,10 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s.config import apply_overrides, load_pipeline
-from keras_s2s.errors import ExportError
-from keras_s2s.export import custom_ops, export, export_tflite
-from keras_s2s.export.tflite import _Module
+from keras_s2s.errors import ExportError, RunDirectoryError
+from keras_s2s.export import custom_ops, export, export_saved_model, export_tflite
+from keras_s2s.export.savedmodel import EXPORT_INFO_FILE
+from keras_s2s.export.tflite import TFLITE_INFO_FILE, _Module, convert
 from keras_s2s.training import train
 from keras_s2s.translator import Translator
 
@@ -61,11 +64,19 @@ FAMILIES = {
     },
 }
 BATCHES = [["16+75", "52+7", "9+1"], ["1+1", "99+99", "40+2", "7+70", "3+33", "12+21", "88+8"]]
-# Empty, whitespace only, 10,000 characters, characters not in the vocabulary, invalid UTF-8.
+# Empty, whitespace only, 10,000 characters, characters not in the vocabulary, invalid UTF-8,
+# and a valid sentence, all in one batch.
+VALID_EDGE_CASE = "5+5"
 EDGE_CASES = [
-    b"", b"   ", b"1" * 10_000, "\u00e9\u4e2d+\U0001f600".encode(), b"12+\xff\xfe3", b"5+5"
+    b"", b"   ", b"1" * 10_000, "\u00e9\u4e2d+\U0001f600".encode(), b"12+\xff\xfe3",
+    VALID_EDGE_CASE.encode(),
 ]  # fmt: skip
-LENGTH_PENALTY, NUM_RESULTS = 0.6, 2
+LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
+# Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
+LINKED_FAMILY = "plain-reverse"
+# Exported with float16 and int8 TFLite variants too (the smallest family).
+QUANTIZED_FAMILY = "plain-reverse"
+AGREEMENT_TEXTS = [f"{a}+{b}" for a in range(3, 100, 8) for b in range(0, 100, 10)]
 
 
 def addition_file(path: Path, n=800, seed=0):
@@ -91,12 +102,18 @@ def small_config(data_file, overrides):
     return apply_overrides(load_pipeline("addition_seq2seq"), {**settings, **overrides})
 
 
-def keras_greedy_with_logits(translator, source_ids):
-    """The Keras model's greedy ids and per-step logits, by the same loop the TFLite file runs."""
-    meta_length = translator.max_target_length + 1
-    module = _Module(translator.model, translator.max_source_length, meta_length)
-    out = module.translate(tf.constant(source_ids, tf.int32))
-    return out["token_ids"].numpy(), out["logits"].numpy()
+def keras_greedy_with_logits(translator):
+    """The Keras model's greedy ids and per-step logits, by the same loop the TFLite file runs
+    (one trace for every batch size)."""
+    module = _Module(
+        translator.model, translator.max_source_length, translator.max_target_length + 1
+    )
+
+    def run(source_ids):
+        out = module.translate(tf.constant(source_ids, tf.int32))
+        return out["token_ids"].numpy(), out["logits"].numpy()
+
+    return run
 
 
 def fixed_source_ids(translator, texts):
@@ -105,27 +122,80 @@ def fixed_source_ids(translator, texts):
     return np.pad(ids, [[0, 0], [0, width - ids.shape[1]]])
 
 
+def _start(args):
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process):
+    out, err = process.communicate()
+    return {"returncode": process.returncode, "stdout": out, "stderr": err}
+
+
+def _saved_model_cli(path):
+    """`saved_model_cli show` (bare), and `run` through its Python entry point after importing
+    tensorflow_text (for its ops): the session-based loader TF Serving uses."""
+    show = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all",
+            "--dir", path]  # fmt: skip
+    code = (
+        "import sys, tensorflow_text\n"
+        "from tensorflow.python.tools.saved_model_cli import main\n"
+        "sys.argv = ['saved_model_cli', 'run', '--dir', sys.argv[1], '--tag_set', 'serve',\n"
+        "            '--signature_def', 'serving_default', '--input_exprs',\n"
+        '            \'text=["16+75", "52+7"]\']\n'
+        "main()\n"
+    )
+    return _start(show), _start([sys.executable, "-c", code, path])
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Trains, exports and loads every family (about 2-3 minutes on 2 cores)."""
+    """Trains, exports and loads every family (about 3-4 minutes on 2 cores)."""
     root = tmp_path_factory.mktemp("export")
     data_file = addition_file(root / "addition.txt")
+    output_root = root / "saved_models"
     jobs, keras_side = {}, {}
+    export_logs = _Records()  # what TensorFlow logs (Python logging) while exporting
     for family, overrides in FAMILIES.items():
         run_dir = root / "runs" / family
         train(small_config(data_file, overrides), run_dir, verbose=0)
-        paths = export(run_dir, output_root=root / "saved_models", name=family, beam_size=3)
+        options = {"output_root": output_root, "name": family, "beam_size": BEAM_SIZE}
+        quantizations = (
+            ("float32", "float16", "int8") if family == QUANTIZED_FAMILY else ("float32",)
+        )
+        logging.getLogger("tensorflow").addHandler(export_logs)
+        try:
+            first = None
+            if family == LINKED_FAMILY:
+                first = export(run_dir, formats=("savedmodel",), **options)
+            paths = export(run_dir, quantizations=quantizations, **options)
+        finally:
+            logging.getLogger("tensorflow").removeHandler(export_logs)
         translator = Translator.from_run_directory(run_dir)
         source_ids = [fixed_source_ids(translator, batch) for batch in BATCHES]
         keras_side[family] = {
             "greedy": [translator.translate(batch) for batch in BATCHES],
             "beam": translator.translate_nbest(
-                BATCHES[0], beam_size=3, num_results=NUM_RESULTS, length_penalty=LENGTH_PENALTY
+                BATCHES[0], beam_size=BEAM_SIZE, num_results=NUM_RESULTS,
+                length_penalty=LENGTH_PENALTY,
             ),
-            "ids": [keras_greedy_with_logits(translator, ids) for ids in source_ids],
+            "ids": list(map(keras_greedy_with_logits(translator), source_ids)),
+            "alone": translator.translate([VALID_EDGE_CASE]),
+            "run_dir": run_dir,
             "paths": paths,
+            "first_paths": first,
             "has_attention": translator.has_attention,
-        }
+            "max_length": translator.max_target_length + 1,
+            "source_length": translator.max_source_length,
+        }  # fmt: skip
         jobs[family] = {
             "savedmodel": str(paths["savedmodel"]),
             "tflite": str(paths["tflite"]),
@@ -134,28 +204,48 @@ def exported(tmp_path_factory):
             "length_penalty": LENGTH_PENALTY,
             "num_results": NUM_RESULTS,
             "edge_cases": [t.hex() for t in EDGE_CASES],
+            "valid_edge_case": VALID_EDGE_CASE,
         }
+        if family == QUANTIZED_FAMILY:
+            jobs[family]["quantized"] = {"variants": ["float16", "int8"], "texts": AGREEMENT_TEXTS}
     request = root / "request.json"
     request.write_text(json.dumps({"jobs": jobs}))
-    result = subprocess.run(
-        [sys.executable, str(HERE / "load_artifacts.py"), str(request)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    script = str(HERE / "load_artifacts.py")
+    processes = {
+        kind: _start([sys.executable, script, kind, str(request)])
+        for kind in ("savedmodel", "tflite")
+    }
+    cli = _saved_model_cli(jobs["luong-dot"]["savedmodel"])
+    loaded = {}
+    for kind, process in processes.items():
+        result = _finish(process)
+        assert result["returncode"] == 0, result["stderr"][-3000:]
+        loaded[kind] = json.loads(result["stdout"].strip().splitlines()[-1])
+    loaded["saved_model_cli"] = [_finish(p) for p in cli]
+    loaded["export_logs"] = export_logs.messages
     return keras_side, loaded
 
 
 def test_artifacts_load_without_keras_s2s(exported):
     _, loaded = exported
-    assert loaded["imported_keras_s2s"] is False
+    assert loaded["savedmodel"]["imported_keras_s2s"] is False
+    assert loaded["tflite"]["imported_keras_s2s"] is False
+
+
+def test_tflite_wrapper_needs_no_tensorflow(exported):
+    """The TFLite process ran every family (the parity tests below read its results) with
+    tensorflow, tensorflow_text, keras and keras_s2s unimportable."""
+    _, loaded = exported
+    lite = loaded["tflite"]
+    assert lite["tensorflow_importable"] is False
+    assert lite["loaded"] == []
+    assert all(family in lite for family in FAMILIES)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_savedmodel_equals_keras(exported, family):
     keras_side, loaded = exported
-    ours, served = keras_side[family], loaded[family]["savedmodel"]
+    ours, served = keras_side[family], loaded["savedmodel"][family]
     # Greedy: identical strings, at the batch size of the first call and at another one.
     assert served["greedy"] == ours["greedy"]
     # Beam search (beam 3, n-best 2, length penalty 0.6): same hypotheses, same scores.
@@ -175,7 +265,7 @@ def test_savedmodel_equals_keras(exported, family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tflite_equals_keras(exported, family):
     keras_side, loaded = exported
-    ours, lite = keras_side[family], loaded[family]["tflite"]
+    ours, lite = keras_side[family], loaded["tflite"][family]
     assert lite["translations"] == ours["greedy"]
     for (ids, logits), run in zip(ours["ids"], lite["ids"], strict=True):
         np.testing.assert_array_equal(np.array(run["token_ids"]), ids)
@@ -187,52 +277,217 @@ def test_tflite_equals_keras(exported, family):
 
 
 def test_serving_edge_cases_never_fail_the_batch(exported):
-    _, loaded = exported
+    keras_side, loaded = exported
     for family in FAMILIES:
-        cases = loaded[family]["savedmodel"]["edge_cases"]
+        cases = loaded["savedmodel"][family]["edge_cases"]
         assert len(cases["translations"]) == len(EDGE_CASES)
         assert cases["truncated"] == [False, False, True, False, False, False]
         assert cases["invalid_utf8"] == [False, False, False, False, True, False]
+        # The valid sentence translates in the mixed batch exactly as it does alone.
+        alone = keras_side[family]["alone"]
+        assert cases["alone"] == alone, family
+        assert cases["translations"][-1] == alone[0], family
+        lite = loaded["tflite"][family]
+        assert len(lite["edge_cases"]) == len(EDGE_CASES)
+        assert lite["edge_alone"] == alone and lite["edge_cases"][-1] == alone[0], family
+
+
+def test_empty_batch_gets_empty_results(exported):
+    """B = 0 to every signature: each output has its usual dtype and rank, batch 0."""
+    keras_side, loaded = exported
+    flags = {"truncated": [[0], "bool"], "invalid_utf8": [[0], "bool"]}
+    for family in FAMILIES:
+        empty = loaded["savedmodel"][family]["empty"]
+        assert empty["serving_default"] == {
+            "translations": [[0], "string"], "scores": [[0], "float32"], **flags
+        }, family  # fmt: skip
+        n = NUM_RESULTS
+        assert empty["beam_search"] == {
+            "translations": [[0, n], "string"], "scores": [[0, n], "float32"], **flags
+        }, family  # fmt: skip
+        if keras_side[family]["has_attention"]:
+            attention = empty.pop("attention")
+            steps = keras_side[family]["max_length"]
+            width = attention["source_token_ids"][0][1]
+            # Attention spans the source ids, or the fixed width of a model that reads padding.
+            spans = attention["attention_weights"][0][2]
+            assert width >= 1 and spans in (width, keras_side[family]["source_length"]), family
+            assert attention == {
+                "translations": [[0], "string"], "scores": [[0], "float32"],
+                "attention_weights": [[0, steps, spans], "float32"],
+                "target_token_ids": [[0, steps], "int32"],
+                "source_token_ids": [[0, width], "int32"], **flags,
+            }, family  # fmt: skip
+        assert set(empty) == {"serving_default", "beam_search"}
+        lite = loaded["tflite"][family]["empty"]
+        assert lite["translate"] == []
+        (_, steps), _ = lite["ids"]["token_ids"]
+        assert lite["ids"]["token_ids"] == [[0, steps], "int32"] and steps >= 1
+        assert lite["ids"]["scores"] == [[0], "float32"]
+        assert lite["ids"]["logits"][0][:2] == [0, steps]
+
+
+def test_export_logs_no_table_initializer_warnings(exported):
+    """Freezing the TFLite signatures used to log "Issue encountered when serializing
+    table_initializer ... 'NoneType' object has no attribute 'name'" three times an export
+    (once per frozen function) after a character vocabulary's table was made eagerly."""
+    _, loaded = exported
+    assert not [m for m in loaded["export_logs"] if "Issue encountered" in m]
 
 
 def test_saved_model_cli_show_and_run(exported):
-    keras_side, _ = exported
-    path = str(keras_side["luong-dot"]["paths"]["savedmodel"])
-    show = subprocess.run(
-        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all",
-         "--dir", path],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert show.returncode == 0, show.stderr[-2000:]
+    keras_side, loaded = exported
+    show, run = loaded["saved_model_cli"]
+    assert show["returncode"] == 0, show["stderr"][-2000:]
     for name in ("serving_default", "beam_search", "attention"):
-        assert f"signature_def['{name}']" in show.stdout
+        assert f"signature_def['{name}']" in show["stdout"]
     # The session-based loader TF Serving uses (tensorflow_text imported first for its ops).
-    code = (
-        "import sys, tensorflow_text\n"
-        "from tensorflow.python.tools.saved_model_cli import main\n"
-        "sys.argv = ['saved_model_cli', 'run', '--dir', sys.argv[1], '--tag_set', 'serve',\n"
-        "            '--signature_def', 'serving_default', '--input_exprs',\n"
-        '            \'text=["16+75", "52+7"]\']\n'
-        "main()\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run["returncode"] == 0, run["stderr"][-3000:]
     expected = keras_side["luong-dot"]["greedy"][0][:2]
-    assert f"[b'{expected[0]}' b'{expected[1]}']" in run.stdout, run.stdout
+    assert f"[b'{expected[0]}' b'{expected[1]}']" in run["stdout"], run["stdout"]
 
 
-def test_versions_count_up_and_bad_options_are_named(exported, tmp_path):
+def test_one_call_links_savedmodel_and_tflite_versions(exported):
+    """A SavedModel exported alone got version 1; the next call, both formats, gave both
+    version 2 (the TFLite folder had no version yet), and their JSON files say so."""
     keras_side, _ = exported
-    run_dir = Path(keras_side["plain-reverse"]["paths"]["savedmodel"]).parents[2] / "runs"
-    run_dir = run_dir / "plain-reverse"
-    first = export(run_dir, formats=("savedmodel",), output_root=tmp_path, name="m")
-    second = export(run_dir, formats=("savedmodel",), output_root=tmp_path, name="m")
-    assert (first["savedmodel"].name, second["savedmodel"].name) == ("1", "2")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]  # nothing staged
-    with pytest.raises(ExportError, match="Unknown export format 'onnx'"):
-        export(run_dir, formats=("onnx",), output_root=tmp_path)
+    ours = keras_side[LINKED_FAMILY]
+    root = ours["run_dir"].parents[1] / "saved_models"
+    assert ours["first_paths"] == {"savedmodel": root / LINKED_FAMILY / "1"}
+    assert ours["paths"] == {
+        "savedmodel": root / LINKED_FAMILY / "2",
+        "tflite": root / f"{LINKED_FAMILY}-tflite" / "2",
+    }
+    # Nothing else there: no staging folder left behind.
+    assert sorted(p.name for p in (root / LINKED_FAMILY).iterdir()) == ["1", "2"]
+    assert sorted(p.name for p in (root / f"{LINKED_FAMILY}-tflite").iterdir()) == ["2"]
+    run_dir = str(ours["run_dir"].resolve())
+    both = {"savedmodel": f"{LINKED_FAMILY}/2", "tflite": f"{LINKED_FAMILY}-tflite/2"}
+    saved = json.loads(
+        (ours["paths"]["savedmodel"] / "assets.extra" / EXPORT_INFO_FILE).read_text()
+    )
+    lite = json.loads((ours["paths"]["tflite"] / TFLITE_INFO_FILE).read_text())
+    for info in (saved, lite):
+        assert info["run_dir"] == run_dir and info["name"] == LINKED_FAMILY
+        assert info["version"] == 2 and info["exported_together"] == both
+    first = ours["first_paths"]["savedmodel"] / "assets.extra" / EXPORT_INFO_FILE
+    first = json.loads(first.read_text())
+    assert first["version"] == 1
+    assert first["exported_together"] == {"savedmodel": f"{LINKED_FAMILY}/1"}
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_bad_options_write_nothing(exported, tmp_path):
+    """Every option is checked before anything is written: after a failing call the output
+    root holds exactly what it held before (no new version, no staging folder)."""
+    keras_side, _ = exported
+    run_dir = keras_side[LINKED_FAMILY]["run_dir"]
+    root = run_dir.parents[1] / "saved_models"
+    before = _files(root)
+    bad = [
+        # The reported case: a valid format list, then an unknown quantization.
+        ({"formats": ("savedmodel", "tflite"), "quantizations": ("int4",)},
+         "Unknown quantization 'int4'"),
+        ({"formats": ("savedmodel",), "quantizations": ("float32", "int4")}, "int4"),
+        ({"formats": ("onnx",)}, "Unknown export format 'onnx'"),
+        ({"formats": ()}, "No export format"),
+        ({"quantizations": ()}, "No TFLite quantization"),
+        ({"beam_size": 0}, "beam_size must be a positive integer"),
+        ({"beam_size": True}, "beam_size must be a positive integer"),
+        ({"beam_size": "3"}, "beam_size must be a positive integer"),
+        ({"name": "a/b"}, "one folder name"),
+        ({"name": ".."}, "one folder name"),
+        ({"name": ""}, "non-empty"),
+    ]  # fmt: skip
+    for options, message in bad:
+        with pytest.raises(ExportError, match=message):
+            export(run_dir, **{"output_root": root, "name": LINKED_FAMILY, **options})
+        assert _files(root) == before, options
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(ExportError, match="not a folder"):
+        export(run_dir, output_root=a_file)
+    with pytest.raises(RunDirectoryError):
+        export(tmp_path / "missing", output_root=root)
     with pytest.raises(ExportError, match="Unknown quantization 'int4'"):
         export_tflite(run_dir, tmp_path / "lite", quantizations=("int4",))
+    with pytest.raises(ExportError, match="beam_size"):
+        export_saved_model(run_dir, root, LINKED_FAMILY, beam_size=-1)
+    assert _files(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_unexpected_converter_failure_propagates(exported, tmp_path, monkeypatch):
+    """A converter crash is a bug, not bad input: it propagates as raised (not as an
+    ExportError, which the command line reports as the user's mistake), and nothing is left."""
+    keras_side, _ = exported
+    from_saved_model = tf.lite.TFLiteConverter.from_saved_model
+
+    def broken_converter(*args, **kwargs):
+        converter = from_saved_model(*args, **kwargs)
+
+        def convert():
+            raise RuntimeError("converter crashed")
+
+        converter.convert = convert
+        return converter
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", broken_converter)
+    output_root = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="converter crashed") as raised:
+        export(keras_side[LINKED_FAMILY]["run_dir"], output_root=output_root, name="m")
+    assert not isinstance(raised.value, ExportError)
+    assert not output_root.exists()  # the folders this call created are gone too
+
+
+def test_ops_outside_builtins_are_an_export_error(tmp_path):
+    """What the user can fix (a model needing Flex or custom ops) is an ExportError naming the
+    ops, chained to the converter's own error."""
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    class NeedsCustomOp(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([3, 3], tf.float32)])
+        def f(self, x):
+            return {"y": tf.linalg.svd(x)[0]}
+
+    module = NeedsCustomOp()
+    tf.saved_model.save(module, str(tmp_path), signatures={"f": module.f})
+    with pytest.raises(ExportError, match="not TFLite builtins: tf.Svd") as raised:
+        convert(str(tmp_path), "float32", signature_keys=("f",))
+    assert isinstance(raised.value.__cause__, ConverterError)
+
+
+def test_quantized_tflite_variants_run(exported):
+    """float16 and dynamic-range int8 files of one family: smaller, builtin only, they run at
+    two batch sizes with valid token ids; float16 gives float32's translation almost always."""
+    keras_side, loaded = exported
+    paths = {
+        p.name.split(".")[1]: p
+        for p in keras_side[QUANTIZED_FAMILY]["paths"]["tflite"].glob("*.tflite")
+    }
+    assert set(paths) == {"float32", "float16", "int8"}
+    size = {q: p.stat().st_size for q, p in paths.items()}
+    assert size["float16"] < size["float32"] and size["int8"] < size["float32"]
+    runs = loaded["tflite"][QUANTIZED_FAMILY]["quantized"]
+    steps = keras_side[QUANTIZED_FAMILY]["max_length"]
+    for q in ("float16", "int8"):
+        assert custom_ops(paths[q].read_bytes()) == []
+        for batch, run in zip(BATCHES, runs[q]["runs"], strict=True):
+            ids = np.array(run["token_ids"])
+            assert run["dtype"] == "int32" and ids.shape == (len(batch), steps), q
+            assert ids.min() >= 0 and ids.max() < run["vocabulary_size"], q
+            assert run["finite_scores"], q
+            # eos (3) once at most, then only padding (0).
+            for row in ids:
+                after = row[list(row).index(3) + 1 :] if 3 in row else []
+                assert all(token == 0 for token in after), (q, row)
+        assert len(runs[q]["translations"]) == len(AGREEMENT_TEXTS)
+    want, got = runs["float32"]["translations"], runs["float16"]["translations"]
+    agreement = np.mean([g == w for g, w in zip(got, want, strict=True)])
+    assert agreement >= 0.9, agreement
 
 
 @pytest.mark.slow
@@ -242,7 +497,7 @@ def test_quantized_tflite_variants_mostly_agree(exported, tmp_path):
     from tflite_runtime import TFLiteTranslator
 
     keras_side, _ = exported
-    run_dir = Path(keras_side["luong-dot"]["paths"]["savedmodel"]).parents[2] / "runs/luong-dot"
+    run_dir = keras_side["luong-dot"]["run_dir"]
     paths = export_tflite(run_dir, tmp_path, quantizations=("float32", "float16", "int8"))
     sizes = {q: p.stat().st_size for q, p in paths.items()}
     assert sizes["float16"] < sizes["float32"] and sizes["int8"] < sizes["float32"]
@@ -259,10 +514,11 @@ def test_export_command(exported, tmp_path, capsys):
     from keras_s2s.cli.main import main
 
     keras_side, _ = exported
-    run_dir = str(Path(keras_side["bahdanau"]["paths"]["savedmodel"]).parents[2] / "runs/bahdanau")
+    run_dir = str(keras_side[LINKED_FAMILY]["run_dir"])
     assert main(["export", run_dir, "--format", "all", "--output-root", str(tmp_path)]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert Path(figures["savedmodel"]) == tmp_path / "addition_seq2seq" / "1"
+    assert Path(figures["tflite"]) == tmp_path / "addition_seq2seq-tflite" / "1"
     assert (Path(figures["tflite"]) / "model.float32.tflite").is_file()
     assert (Path(figures["savedmodel"]) / "assets" / "vocabulary.chars.txt").is_file()
     code = main(["export", run_dir, "--format", "tflite", "--quantization", "int4"])
