@@ -202,7 +202,11 @@ class RunDirectory:
         """Loads `model.keras`; a run that did not finish needs `allow_unfinished=True`."""
         import keras
 
-        import keras_s2s.models  # noqa: F401  (registers the model classes)
+        # Register the classes a saved model names: the models, and the loss and metric it
+        # was compiled with.
+        import keras_s2s.models  # noqa: F401
+        import keras_s2s.training.losses  # noqa: F401
+        import keras_s2s.training.metrics  # noqa: F401
 
         if not allow_unfinished:
             self.check_finished()

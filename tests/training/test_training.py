@@ -81,8 +81,10 @@ def test_changed_vocabulary_is_detected(addition_run, tmp_path):
 
 
 def test_translate_and_evaluate_commands(addition_run):
+    """Real processes load a trained run (its loss and metric registered) and print only
+    keras-s2s's own lines: TensorFlow's start-up and runtime logs are not shown."""
     run_dir, _ = addition_run
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
     cli = [sys.executable, "-m", "keras_s2s.cli.main"]
     result = subprocess.run(
         cli + ["translate", str(run_dir)],
@@ -93,18 +95,29 @@ def test_translate_and_evaluate_commands(addition_run):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and json.loads(lines[-1])["count"] == 2
     result = subprocess.run(
-        cli + ["evaluate", str(run_dir), "--limit", "50"],
+        cli + ["evaluate", "--limit", "50", str(run_dir), "--split", "validation"],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["examples"] == 50 and 0.0 <= figures["exact_match"] <= 1.0
+    assert figures["examples"] == 50 and figures["exact_match"] >= 0.5
+    result = subprocess.run(
+        cli + ["evaluate", str(run_dir.parent / "nowhere")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"keras-s2s: error: Run directory not found: {run_dir.parent}/nowhere\n"
 
 
 def test_built_and_compiled_under_a_strategy_with_xla():
