@@ -85,7 +85,7 @@ def test_gradient_below_the_clip_norm_is_applied_unchanged():
     x, y, model = tanh_rnn(0)
     grads = gradients(model, x[:, -10:], y)
     norm = global_norm(grads)
-    assert norm < 0.5 * 5.0  # measured 0.73-1.19 over seeds 0-9
+    assert norm < 0.5 * 5.0  # measured 0.66-1.40 over seeds 0-9
     assert_update_is_scaled_gradient(applied_update(model, grads, 5.0), grads, norm)
 
 
