@@ -143,14 +143,17 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     tokenizer, model = namespace["tokenizer"], namespace["model"]
     uniform_loss = math.log(tokenizer.vocabulary_size)  # the loss of guessing uniformly
 
-    # The model.fit script learns (measured after its 2 epochs: loss 0.44-0.46 of the uniform
-    # guess's, token accuracy 0.45-0.49 where uniform guessing scores 1/63).
+    # The model.fit script learns to read the source. Guessing each next token from the
+    # target's prefix alone, at best (counts on the training targets), scores 0.565 on the test
+    # split; measured over 12 runs (oneDNN on/off, 1 or 2 threads) after the 6 epochs: token
+    # accuracy 0.94-0.98, loss 0.02-0.05 of the uniform guess's; exact match after 5 epochs
+    # 0.40-0.90, after 6 epochs 0.50-0.90.
     losses = [loss for fit in fits for loss in fit["loss"]]
     assert len(fits) == 2 and np.all(np.isfinite(losses))
-    assert losses[-1] < 0.6 * uniform_loss
-    assert fits[-1]["token_accuracy"][-1] > 0.25
+    assert losses[-1] < 0.2 * uniform_loss
+    assert fits[-1]["token_accuracy"][-1] > 0.85
     scores = namespace["scores"]
-    assert 0.0 <= scores["exact_match"] <= 1.0 and 0.0 <= scores["chrf"] <= 100.0
+    assert 0.2 < scores["exact_match"] <= 1.0 and 0.0 <= scores["chrf"] <= 100.0
     examples = keras_translator.translate(["september 27, 1994", "27/09/94"])
     assert all(len(t) <= keras_translator.max_target_length + 1 for t in examples)
     # The ExactMatch callback scores the model honestly: free-running greedy decoding.
@@ -159,6 +162,7 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     hypotheses = fresh.translate(test_sources[:200])
     exact = np.mean([h == r for h, r in zip(hypotheses, test_targets[:200], strict=True)])
     assert namespace["callback"].history == [pytest.approx(exact, abs=1.01 / 200)]
+    assert exact > 0.25
 
     # The pipeline trains one epoch into a finished run directory (deterministic: val loss
     # 0.54 of the uniform guess's, val token accuracy 0.22 with or without oneDNN, 1 or 2

@@ -73,6 +73,9 @@ EDGE_CASES = [
 ]  # fmt: skip
 LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
+# Attention scores whose export shares every path with the other Luong families but their
+# score function: trained and exported only when slow tests are selected (`pytest -m slow`).
+SLOW_FAMILIES = ("luong-scaled-rnn", "luong-concat")
 LINKED_FAMILY = "plain-reverse"
 # Exported with float16 and int8 TFLite variants too (the smallest family).
 QUANTIZED_FAMILY = "plain-reverse"
@@ -157,14 +160,17 @@ class _Records(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, request):
     """Trains, exports and loads every family (about 3-4 minutes on 2 cores)."""
     root = tmp_path_factory.mktemp("export")
     data_file = addition_file(root / "addition.txt")
     output_root = root / "saved_models"
     jobs, keras_side = {}, {}
     export_logs = _Records()  # what TensorFlow logs (Python logging) while exporting
+    with_slow = "not slow" not in (request.config.getoption("markexpr") or "")
     for family, overrides in FAMILIES.items():
+        if family in SLOW_FAMILIES and not with_slow:
+            continue
         run_dir = root / "runs" / family
         train(small_config(data_file, overrides), run_dir, verbose=0)
         options = {"output_root": output_root, "name": family, "beam_size": BEAM_SIZE}
@@ -235,14 +241,17 @@ def test_artifacts_load_without_keras_s2s(exported):
 def test_tflite_wrapper_needs_no_tensorflow(exported):
     """The TFLite process ran every family (the parity tests below read its results) with
     tensorflow, tensorflow_text, keras and keras_s2s unimportable."""
-    _, loaded = exported
+    keras_side, loaded = exported
     lite = loaded["tflite"]
     assert lite["tensorflow_importable"] is False
     assert lite["loaded"] == []
-    assert all(family in lite for family in FAMILIES)
+    assert all(family in lite for family in keras_side)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(
+    "family",
+    [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in FAMILIES],
+)
 def test_savedmodel_equals_keras(exported, family):
     keras_side, loaded = exported
     ours, served = keras_side[family], loaded["savedmodel"][family]
@@ -262,7 +271,10 @@ def test_savedmodel_equals_keras(exported, family):
         assert np.all((np.abs(sums - 1) < 1e-4) | (np.abs(sums) < 1e-6))  # 0 after eos
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(
+    "family",
+    [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in FAMILIES],
+)
 def test_tflite_equals_keras(exported, family):
     keras_side, loaded = exported
     ours, lite = keras_side[family], loaded["tflite"][family]
@@ -278,7 +290,7 @@ def test_tflite_equals_keras(exported, family):
 
 def test_serving_edge_cases_never_fail_the_batch(exported):
     keras_side, loaded = exported
-    for family in FAMILIES:
+    for family in keras_side:
         cases = loaded["savedmodel"][family]["edge_cases"]
         assert len(cases["translations"]) == len(EDGE_CASES)
         assert cases["truncated"] == [False, False, True, False, False, False]
@@ -296,7 +308,7 @@ def test_empty_batch_gets_empty_results(exported):
     """B = 0 to every signature: each output has its usual dtype and rank, batch 0."""
     keras_side, loaded = exported
     flags = {"truncated": [[0], "bool"], "invalid_utf8": [[0], "bool"]}
-    for family in FAMILIES:
+    for family in keras_side:
         empty = loaded["savedmodel"][family]["empty"]
         assert empty["serving_default"] == {
             "translations": [[0], "string"], "scores": [[0], "float32"], **flags
