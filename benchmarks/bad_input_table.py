@@ -16,22 +16,9 @@ import tempfile
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "keras_s2s.cli.main"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def make_run(path: Path, status: str = "finished") -> Path:
-    """A finished run directory by hand (an untrained Luong model; no training needed)."""
-    from keras_s2s.models import Seq2Seq
-    from keras_s2s.run_directory import RunDirectory
-    from keras_s2s.tokenizers import CharTokenizer
-
-    tokenizer = CharTokenizer.build(["0123456789+"])
-    model = Seq2Seq(tokenizer.vocabulary_size, tokenizer.vocabulary_size, 4, 8, decoder="luong")
-    run = RunDirectory(path)
-    run.create({"name": "handmade", "data": {}, "evaluation": {"batch_size": 8}})
-    meta = {"max_source_length": 8, "max_target_length": 5, "pipeline": "handmade"}
-    run.write_metadata({**meta, **run.save_tokenizers(tokenizer, tokenizer), "status": status})
-    run.save_model(model)
-    return path
+from tests.cli.test_bad_input import make_run  # noqa: E402  (a run directory made by hand)
 
 
 def damaged_copy(run: Path, folder: Path, file: str, damage) -> Path:

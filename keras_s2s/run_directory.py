@@ -169,10 +169,11 @@ class RunDirectory:
             "failed": f"training failed: {meta.get('error', 'see its log')}",
             "interrupted": "training was interrupted",
         }.get(status, status)
+        epoch = f", epoch {meta['checkpoint_epoch']}" if "checkpoint_epoch" in meta else ""
         checkpoint = (
-            f"its last checkpoint ({MODEL_FILE}, epoch {meta['checkpoint_epoch']}) can be used "
-            "with --allow-unfinished (allow_unfinished=True)"
-            if self.model_path.is_file() and "checkpoint_epoch" in meta
+            f"its last checkpoint ({MODEL_FILE}{epoch}) can be used with --allow-unfinished "
+            "(allow_unfinished=True)"
+            if self.model_path.is_file()
             else "it saved no model"
         )
         raise RunDirectoryError(
