@@ -58,16 +58,21 @@ def test_contract(tmp_path, options):
     )
 
 
-@pytest.mark.parametrize("options", MATRIX, ids=_id)
-def test_decode_step_matches_training_call(options):
-    model = Seq2Seq(**TINY, **options)
-    full = np.asarray(model(INPUTS))
+def teacher_forced_steps(model):
+    """The logits of `decode_step` fed DECODER_IN one position at a time: [B, T, V]."""
     state = model.encode(SOURCE)
     steps = []
     for t in range(DECODER_IN.shape[1]):
         logits, state = model.decode_step(DECODER_IN[:, t], state, t)
         steps.append(np.asarray(logits))
-    np.testing.assert_allclose(np.stack(steps, axis=1), full, rtol=1e-5, atol=1e-5)
+    return np.stack(steps, axis=1)
+
+
+@pytest.mark.parametrize("options", MATRIX, ids=_id)
+def test_decode_step_matches_training_call(options):
+    model = Seq2Seq(**TINY, **options)
+    full = np.asarray(model(INPUTS))
+    np.testing.assert_allclose(teacher_forced_steps(model), full, rtol=1e-5, atol=1e-5)
 
 
 def test_reverse_source_reverses_real_tokens_only():
@@ -299,12 +304,7 @@ def test_dropout_acts_in_training_only(options):
     assert np.abs(np.asarray(model(INPUTS, training=True)) - inference).max() > 1e-4
     # Decoding reads no dropout: the decode steps equal the inference call, and greedy search
     # gives the same tokens and scores twice.
-    state = model.encode(SOURCE)
-    steps = []
-    for t in range(DECODER_IN.shape[1]):
-        logits, state = model.decode_step(DECODER_IN[:, t], state, t)
-        steps.append(np.asarray(logits))
-    np.testing.assert_allclose(np.stack(steps, axis=1), inference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(teacher_forced_steps(model), inference, rtol=1e-5, atol=1e-5)
     first, second = (
         greedy_search(model.decode_step, model.encode(SOURCE), len(SOURCE), max_length=5)
         for _ in range(2)
