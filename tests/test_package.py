@@ -4,6 +4,7 @@ import ast
 import inspect
 import math
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -202,3 +203,25 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     lengths = np.sum(~np.isnan(chosen), axis=1)
     penalty = ((5.0 + lengths) / 6.0) ** 0.6
     np.testing.assert_allclose(served_scores, np.nansum(chosen, axis=1) / penalty, atol=1e-3)
+
+
+def test_imports_are_lazy():
+    """`import keras_s2s.layers` (a fit script) loads no data or scoring dependencies, and
+    `keras-s2s --help` loads no TensorFlow at all."""
+    heavy = ["tensorflow_datasets", "tensorflow_text", "sentencepiece", "sacrebleu"]
+    script = (
+        "import sys, keras_s2s.layers, keras_s2s.training as t; t.MaskedAccuracy; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.strip() == "[]"
+    script = (
+        "import sys\nfrom keras_s2s.cli.main import main\ntry:\n    main(['--help'])\n"
+        "except SystemExit:\n    pass\nprint('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False False"
