@@ -291,8 +291,9 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     )
     try:
         summary = _fit(
-            config, model_config, run, splits, source_tokenizer, target_tokenizer, verbose
-        )
+            config, model_config, (monitor, mode), run, splits, source_tokenizer,
+            target_tokenizer, verbose,
+        )  # fmt: skip
     except KeyboardInterrupt:
         run.write_metadata({"status": "interrupted"})
         raise
@@ -311,12 +312,13 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     return summary
 
 
-def _fit(config, model_config, run, splits, source_tokenizer, target_tokenizer, verbose):
-    """Builds, compiles and fits the model; returns the training figures."""
+def _fit(config, model_config, monitored, run, splits, source_tokenizer, target_tokenizer, verbose):
+    """Builds, compiles and fits the model; returns the training figures. `monitored` is
+    `(monitor, mode)` from `monitor_and_mode`."""
     data, training = config["data"], config["training"]
     max_source, max_target = data["max_source_length"], data["max_target_length"]
     exact_match_split = training["exact_match_split"]
-    monitor, mode = monitor_and_mode(config)
+    monitor, mode = monitored
 
     def dataset(split, shuffle):
         return make_dataset(
