@@ -1,0 +1,158 @@
+"""`EncoderDecoder`: the contract every model family implements.
+
+Everything outside `keras_s2s.models` (trainer, `Translator`, evaluation, exporters, CLI) asks a
+model only what this class defines; none of it names a family's constructor arguments or
+variants. A family (a folder under `keras_s2s/models/`) subclasses it and is registered by its
+`model.type` name in `keras_s2s.models.MODELS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import keras
+
+#: Constructor arguments every family takes and that come from the data or the runtime, not
+#: from a pipeline's `[model]` section.
+DATA_ARGUMENTS = ("source_vocabulary_size", "target_vocabulary_size", "pad_id")
+_NOT_CONFIG = {"self", "kwargs", "dtype", "name", *DATA_ARGUMENTS}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataNeeds:
+    """What a model config needs from the data (see `EncoderDecoder.adapt_to_data`).
+
+    Attributes:
+        arguments: the `[model]` arguments with anything derived from the data filled in.
+        fixed_lengths: True if every batch must be padded to the data's max lengths
+            (`data.max_source_length`, `data.max_target_length + 1`) instead of bucketed.
+    """
+
+    arguments: dict
+    fixed_lengths: bool = False
+
+
+class EncoderDecoder(keras.Model):
+    """Base class of the model families: a functional model plus the decoding contract.
+
+    Shape letters: B batch, S source length, T target length, V target vocabulary.
+
+    A subclass builds a functional graph with the named inputs `encoder_token_ids` `[B, S]` and
+    `decoder_token_ids` `[B, T]` (int32, right-padded with `pad_id`; the decoder input starts
+    with bos) and the output logits `[B, T, V]`; its config is its constructor arguments. It
+    implements:
+
+    - `encode(encoder_token_ids, max_length=None) -> state`: the decoding state, a dict of
+      tensors with a leading batch dim whose shapes never change during decoding;
+    - `decode_step(token_ids [B], state, step) -> (logits [B, V], state)`: the training path on
+      one position (`step`, an int32 scalar, is the position of `token_ids`: 0 for bos);
+    - `constant_state_keys`: the keys of the state that `decode_step` passes through unchanged
+      (encoder memory, cross-attention keys and values): beam search tiles them once and never
+      reorders them;
+    - `attention_weights(state) -> [B, S] | None`: the attention over the source of the last
+      step, for plots and the SavedModel's `attention` signature (None: no attention);
+    - `static_copy(source_length, target_length)`: a model with the same weights and static
+      shapes (for unrolled training and TFLite export);
+    - `adapt_to_data` and `validate_arguments`: what a pipeline's `[model]` section needs from
+      the data, and its checks, without building anything.
+    """
+
+    #: Keys of the decoding state that `decode_step` never changes.
+    constant_state_keys: tuple[str, ...] = ()
+
+    # === Config side (class methods: nothing is built) ===
+
+    @classmethod
+    def config_arguments(cls) -> dict:
+        """`{name: default}` of the constructor arguments a pipeline's `[model]` section may set
+        (no default: `inspect.Parameter.empty`)."""
+        parameters = inspect.signature(cls.__init__).parameters
+        return {name: p.default for name, p in parameters.items() if name not in _NOT_CONFIG}
+
+    @classmethod
+    def arguments_with_defaults(cls, **arguments) -> dict:
+        """`arguments` over the constructor's defaults (data arguments default to 1)."""
+        parameters = inspect.signature(cls.__init__).parameters
+        values = {
+            name: p.default if p.default is not inspect.Parameter.empty else 1
+            for name, p in parameters.items()
+            if name not in ("self", "kwargs")
+        }
+        values.update(arguments)
+        return values
+
+    @classmethod
+    def validate_arguments(cls, **arguments) -> None:
+        """Raises `ValueError` naming the first invalid constructor argument, without building
+        anything. Arguments left out take the constructor's defaults."""
+
+    @classmethod
+    def adapt_to_data(
+        cls, arguments: dict, max_source_length: int, max_target_length: int
+    ) -> DataNeeds:
+        """The `[model]` arguments completed from the data's max lengths (decoder inputs are
+        `max_target_length + 1` long: bos + target). Raises `ValueError` if given arguments
+        contradict the data. By default nothing is needed."""
+        del max_source_length, max_target_length
+        return DataNeeds(dict(arguments))
+
+    # === Decoding contract ===
+
+    def encode(self, encoder_token_ids, max_length=None):
+        """Encodes the source once; returns the initial decoding state. `max_length`: the most
+        decode steps that will follow (a fixed-size cache is allocated for them)."""
+        raise NotImplementedError
+
+    def decode_step(self, token_ids, state, step):
+        """Previous tokens `[B]` + state -> next-token logits `[B, V]` + the new state."""
+        raise NotImplementedError
+
+    @property
+    def has_attention(self) -> bool:
+        """True if `attention_weights` returns the attention over the source."""
+        return False
+
+    def attention_weights(self, state):
+        """The attention weights `[B, S]` of the last decode step (None without attention)."""
+        del state
+        return None
+
+    def static_arguments(self, source_length: int, target_length: int) -> dict:
+        """Constructor arguments that give this model static shapes (see `static_copy`)."""
+        del source_length, target_length
+        return {}
+
+    def static_copy(self, source_length: int, target_length: int):
+        """A model with the same weights whose sources are `source_length` wide and whose
+        decoder inputs are `target_length` long, with whatever that allows (unrolled loops):
+        what TFLite export converts."""
+        config = {**self.get_config(), **self.static_arguments(source_length, target_length)}
+        clone = type(self).from_config(config)
+        clone.set_weights(self.get_weights())
+        return clone
+
+    # === Serialization: config = constructor arguments ===
+
+    def get_config(self):
+        parameters = inspect.signature(type(self).__init__).parameters
+        config = {
+            name: getattr(self, name)
+            for name in parameters
+            if name not in ("self", "kwargs", "dtype")
+        }
+        config.update(
+            {
+                "name": self.name,
+                "trainable": self.trainable,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
