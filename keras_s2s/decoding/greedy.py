@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_s2s.decoding.protocol import StepFn
+from keras_s2s.decoding.protocol import StepFn, join_state, split_state
 from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -25,6 +25,7 @@ def greedy_search(
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
     collect=None,
+    constant_state_keys: tuple[str, ...] = (),
 ):
     """Decodes `max_length` tokens at most, in one `tf.while_loop` with fixed shapes.
 
@@ -38,19 +39,24 @@ def greedy_search(
         max_length: the most tokens to generate, eos included.
         collect: optional `state -> tensor [B, ...]` read after every step (e.g.
             `lambda s: s["attention"]`); its values are returned stacked `[B, max_length, ...]`.
+        constant_state_keys: keys of the dict `state` whose entries never change during
+            decoding (as for `beam_search`): they are closed over instead of carried through
+            the loop. `step_fn` and `collect` still receive the whole state; the entries
+            `step_fn` returns under these keys are ignored.
 
     Returns:
         `(token_ids, scores)`: int32 `[B, max_length]` (eos included, then `pad_id`) and float32
         `[B]` log-probabilities of each output sequence (eos included); with `collect`, a third
         item, the collected values.
     """
+    state, constants = split_state(state, constant_state_keys)
     tokens = tf.fill([batch_size], tf.constant(bos_id, tf.int32))
     output = tf.fill([batch_size, max_length], tf.constant(pad_id, tf.int32))
     scores = tf.zeros([batch_size], tf.float32)
     finished = tf.zeros([batch_size], tf.bool)
     columns = tf.range(max_length)
     if collect is not None:
-        first = collect(state)
+        first = collect(join_state(state, constants))
         shape = tf.concat([[batch_size, max_length], tf.shape(first)[1:]], axis=0)
         collected = tf.zeros(shape, first.dtype)
     else:
@@ -65,7 +71,8 @@ def greedy_search(
         return (step < max_length) & ~tf.reduce_all(finished)
 
     def body(step, tokens, output, scores, finished, collected, state):
-        logits, state = step_fn(tokens, state, step)
+        logits, state = step_fn(tokens, join_state(state, constants), step)
+        state, _ = split_state(state, constant_state_keys, missing_ok=True)
         log_probs = tf.nn.log_softmax(never_pad_or_bos(logits, pad_id, bos_id), axis=-1)
         next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         next_tokens = tf.where(finished, pad_id, next_tokens)
@@ -74,7 +81,7 @@ def greedy_search(
         # Write column `step` without growing anything (fixed shapes for XLA/TFLite).
         output = tf.where(at_step(step, 2), next_tokens[:, None], output)
         if collect is not None:
-            value = tf.expand_dims(collect(state), 1)
+            value = tf.expand_dims(collect(join_state(state, constants)), 1)
             collected = tf.where(at_step(step, len(collected.shape)), value, collected)
         finished |= next_tokens == eos_id
         return step + 1, next_tokens, output, scores, finished, collected, state
