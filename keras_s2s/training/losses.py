@@ -9,18 +9,54 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
     Padding labels get weight 0 and the sum is divided by the number of real tokens, so adding
     padding columns to a batch changes neither the loss nor its gradient.
 
+    With label smoothing eps, each real token's target distribution over the V vocabulary ids
+    is `(1 - eps) * one_hot(label) + eps / V` (Keras's `CategoricalCrossentropy` convention:
+    the label keeps 1 - eps + eps/V, every id, pad and bos included, gets eps/V), so the loss of
+    a token is
+
+        (1 - eps) * -log p(label) + eps * mean over the V ids of -log p(id)
+
+    computed in float32 whatever the dtype of the predictions (float16 logits under mixed
+    precision). Its minimum is the entropy of the smoothed target, not 0.
+
     Args:
         pad_id: the label id that is padding.
         from_logits: whether predictions are logits (the keras-s2s models output logits).
+        label_smoothing: eps in [0, 1); 0 is the plain cross-entropy (the Transformer paper
+            uses 0.1).
+
+    Call arguments:
+        y_true: int labels `[B, T]`.
+        y_pred: logits (or probabilities) `[B, T, V]`.
+        sample_weight: optional `[B, T]` weights, multiplied with the padding mask.
+
+    Example:
+
+    >>> loss = keras_s2s.training.MaskedSparseCategoricalCrossentropy(label_smoothing=0.1)
+
+    References:
+        Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR 2016,
+        section 7; Vaswani et al., "Attention Is All You Need", NeurIPS 2017, section 5.4.
     """
 
     def __init__(
-        self, pad_id=0, from_logits=True, name="masked_sparse_categorical_crossentropy", **kwargs
+        self,
+        pad_id=0,
+        from_logits=True,
+        label_smoothing=0.0,
+        name="masked_sparse_categorical_crossentropy",
+        **kwargs,
     ):
         kwargs.setdefault("reduction", "mean_with_sample_weight")
         super().__init__(name=name, **kwargs)
+        if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(
+                "`label_smoothing` must be in [0, 1). "
+                f"Received: label_smoothing={label_smoothing!r}"
+            )
         self.pad_id = pad_id
         self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
@@ -29,11 +65,30 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         return super().__call__(y_true, y_pred, sample_weight=mask)
 
     def call(self, y_true, y_pred):
-        return keras.losses.sparse_categorical_crossentropy(
-            y_true, y_pred, from_logits=self.from_logits
-        )
+        y_pred = ops.cast(y_pred, "float32")
+        if not self.label_smoothing:
+            return keras.losses.sparse_categorical_crossentropy(
+                y_true, y_pred, from_logits=self.from_logits
+            )
+        if self.from_logits:
+            log_probs = ops.log_softmax(y_pred, axis=-1)  # [B, T, V]
+        else:
+            epsilon = keras.config.epsilon()
+            probs = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+            log_probs = ops.log(ops.clip(probs, epsilon, 1.0 - epsilon))
+        labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
+        nll = -ops.squeeze(ops.take_along_axis(log_probs, labels, axis=-1), -1)  # [B, T]
+        uniform = -ops.mean(log_probs, axis=-1)  # [B, T]
+        eps = self.label_smoothing
+        return (1.0 - eps) * nll + eps * uniform
 
     def get_config(self):
         config = super().get_config()
-        config.update({"pad_id": self.pad_id, "from_logits": self.from_logits})
+        config.update(
+            {
+                "pad_id": self.pad_id,
+                "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing,
+            }
+        )
         return config
