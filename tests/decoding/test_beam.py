@@ -153,3 +153,162 @@ def test_dict_cache_state_passes_through_beam_search_under_xla():
     )
     np.testing.assert_array_equal(ids.numpy()[:, 0], greedy.numpy())
     assert np.all(np.isfinite(scores.numpy()))
+
+
+# === Constant state (`constant_state_keys`) ===
+
+CONSTANT_KEYS = ("memory", "keys")
+
+
+def attention_step(seed, vocabulary=V, width=4):
+    """A fake attention decoder with seeded weights: its state has a varying RNN state `h`
+    `[B, D]` and a constant `memory` and attention `keys` `[B, S, D]`, both of which change
+    the logits. Returns `(step_fn, initial_state(batch_size))`."""
+    rng = np.random.default_rng(seed)
+    embedding = tf.constant(rng.normal(size=(vocabulary, width)), tf.float32)
+    recurrent = tf.constant(rng.normal(size=(width, width)), tf.float32)
+    output = tf.constant(rng.normal(size=(2 * width, vocabulary)) * 1.5, tf.float32)
+
+    def step_fn(token_ids, state, step):
+        h = tf.tanh(tf.gather(embedding, token_ids) + state["h"] @ recurrent)
+        weights = tf.nn.softmax(tf.einsum("bsd,bd->bs", state["keys"], h))
+        context = tf.einsum("bs,bsd->bd", weights, state["memory"])
+        logits = tf.concat([h, context], axis=-1) @ output
+        return logits, {**state, "h": h}
+
+    def initial_state(batch_size, source_length=3):
+        return {
+            "h": tf.constant(rng.normal(size=(batch_size, width)), tf.float32),
+            "memory": tf.constant(rng.normal(size=(batch_size, source_length, width)), tf.float32),
+            "keys": tf.constant(rng.normal(size=(batch_size, source_length, width)), tf.float32),
+        }
+
+    return step_fn, initial_state
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_constant_state_keys_do_not_change_the_results(seed, jit_compile):
+    step_fn, initial_state = attention_step(seed)
+    state = initial_state(batch_size=3)
+
+    @tf.function(jit_compile=jit_compile)
+    def decode(keys):
+        return beam_search(
+            step_fn, state, 3, max_length=6, beam_size=3, length_penalty_alpha=0.6,
+            num_results=2, constant_state_keys=keys,
+        )  # fmt: skip
+
+    # Tiled rows are equal within an example, so skipping their gather changes nothing.
+    for expected, got in zip(decode(()), decode(CONSTANT_KEYS), strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_constant_state_is_tiled_once_and_never_gathered():
+    step_fn, initial_state = attention_step(0)
+    state = initial_state(batch_size=2)
+    seen = []
+
+    def recording_step(token_ids, state, step):
+        seen.append((state["memory"], state["keys"]))
+        logits, state = step_fn(token_ids, state, step)
+        # Returned constant entries are ignored: this change must not reach the next step.
+        return logits, {**state, "memory": state["memory"] + 1.0}
+
+    # Eagerly the loop runs in Python: every step receives the very tensors tiled before it.
+    beam_search(recording_step, state, 2, 5, beam_size=3, constant_state_keys=CONSTANT_KEYS)
+    assert len(seen) >= 2
+    memory, keys = seen[0]
+    np.testing.assert_array_equal(memory.numpy(), np.repeat(state["memory"].numpy(), 3, axis=0))
+    np.testing.assert_array_equal(keys.numpy(), np.repeat(state["keys"].numpy(), 3, axis=0))
+    assert all(m is memory and k is keys for m, k in seen)
+
+
+def loop_body_gathers(keys) -> int:
+    """The GatherV2 ops in the traced beam search loop body."""
+    step_fn, initial_state = attention_step(0)
+    state = initial_state(batch_size=2)
+    decode = tf.function(
+        lambda: beam_search(step_fn, state, 2, 5, beam_size=3, constant_state_keys=keys)
+    )
+    graph = decode.get_concrete_function().graph
+    (loop,) = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+    functions = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    body = functions[loop.get_attr("body").name]
+    return sum(node.op == "GatherV2" for node in body.node_def)
+
+
+def test_constant_state_gathers_are_gone_from_the_loop_body():
+    # One gather per state tensor reordered by parent beam: two fewer with memory and keys.
+    assert loop_body_gathers(()) - loop_body_gathers(CONSTANT_KEYS) == 2
+
+
+def test_constant_state_keys_must_name_entries_of_a_dict_state():
+    step_fn, initial_state = attention_step(0)
+    state = initial_state(batch_size=1)
+    with pytest.raises(ValueError, match="does not have: \\['cache'\\]"):
+        beam_search(step_fn, state, 1, 3, beam_size=2, constant_state_keys=("memory", "cache"))
+    with pytest.raises(ValueError, match="not a string"):
+        beam_search(step_fn, state, 1, 3, beam_size=2, constant_state_keys="memory")
+    with pytest.raises(ValueError, match="needs a dict state"):
+        beam_search(TRAP, [tf.zeros([1, 1])], 1, 3, beam_size=2, constant_state_keys=("memory",))
+
+
+def test_greedy_accepts_constant_state_keys():
+    step_fn, initial_state = attention_step(3)
+    state = initial_state(batch_size=3)
+    collect = lambda s: s["memory"][:, 0, 0] + s["h"][:, 0]  # noqa: E731
+    expected = greedy_search(step_fn, state, 3, 6, collect=collect)
+    got = greedy_search(step_fn, state, 3, 6, collect=collect, constant_state_keys=CONSTANT_KEYS)
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+
+
+def brute_force(step_fn, state, max_length, alpha):
+    """Every hypothesis of one example (`state` has batch 1): `{tokens: score}`, scored as beam
+    search scores them (eos-ended: log-prob / penalty(length); the others: log-prob /
+    penalty(max_length))."""
+    scores, frontier, tokens = {}, [((), 0.0)], [BOS]
+    for step in range(max_length):
+        logits, state = step_fn(tf.constant(tokens, tf.int32), state, tf.constant(step))
+        logits = np.asarray(logits, "float64")
+        logits[:, [PAD, BOS]] = -np.inf
+        log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+        grown, rows, tokens = [], [], []
+        for row, (prefix, log_prob) in enumerate(frontier):
+            for token in range(logits.shape[-1]):
+                if token in (PAD, BOS):
+                    continue
+                hypothesis, total = prefix + (token,), log_prob + log_probs[row, token]
+                if token == EOS or step + 1 == max_length:
+                    length = step + 1 if token == EOS else max_length
+                    scores[hypothesis] = total / float(length_penalty(length, alpha))
+                else:
+                    grown.append((hypothesis, total))
+                    rows.append(row)
+                    tokens.append(token)
+        frontier, rows = grown, tf.constant(rows, tf.int32)
+        state = tf.nest.map_structure(lambda t, rows=rows: tf.gather(t, rows), state)
+    return scores
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("alpha", [0.0, 0.8])
+def test_a_beam_that_keeps_every_hypothesis_finds_the_brute_force_n_best(seed, alpha):
+    # Vocabulary of 6: outputs 1, eos, 4, 5. With max_length 3 there are at most 36 candidates
+    # at a step (9 prefixes x 4), so a beam of 36 prunes nothing and must be exact.
+    vocabulary, max_length, n, batch = 6, 3, 3, 2
+    step_fn, initial_state = attention_step(seed, vocabulary=vocabulary)
+    state = initial_state(batch_size=batch)
+    ids, scores, _ = beam_search(
+        step_fn, state, batch, max_length, beam_size=36, length_penalty_alpha=alpha,
+        num_results=n, constant_state_keys=CONSTANT_KEYS,
+    )  # fmt: skip
+    for row in range(batch):
+        row_state = tf.nest.map_structure(lambda t, row=row: t[row : row + 1], state)
+        expected = brute_force(step_fn, row_state, max_length, alpha)
+        best = sorted(expected.values(), reverse=True)[:n]
+        np.testing.assert_allclose(scores.numpy()[row], best, atol=1e-4)
+        for hypothesis, score in zip(ids.numpy()[row], scores.numpy()[row], strict=True):
+            tokens = tuple(int(t) for t in hypothesis if t != PAD)
+            np.testing.assert_allclose(expected[tokens], score, atol=1e-4)
