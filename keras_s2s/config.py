@@ -56,7 +56,24 @@ DEFAULTS: dict[str, Any] = {
         # Examples per batch instead of a token budget (0: bucket by length under
         # batch_tokens). Models with static lengths (model.unroll) get fixed-shape batches.
         "batch_size": 0,
+        # The learning rate of "constant"; the formula's `scale` of "inverse_sqrt".
         "learning_rate": 1e-3,
+        # "constant": `learning_rate` at every update. "inverse_sqrt": the Transformer's
+        # warm-up (`keras_s2s.training.InverseSquareRootSchedule`), at update n = 1, 2, ...
+        #   lr(n) = learning_rate * schedule_dim^-0.5 * min(n^-0.5, n * warmup_steps^-1.5)
+        # rising linearly to its peak at n = warmup_steps, then falling as n^-0.5; there
+        # `learning_rate` is a multiplier (the paper: 1.0), not a rate.
+        "learning_rate_schedule": "constant",
+        "warmup_steps": 4000,
+        # d_model of "inverse_sqrt": the model's width (`hidden_dim`, 512 in the paper).
+        "schedule_dim": 512,
+        # Adam's moment decay rates and epsilon, Keras's defaults (the Transformer paper:
+        # 0.9, 0.98, 1e-9).
+        "adam_beta_1": 0.9,
+        "adam_beta_2": 0.999,
+        "adam_epsilon": 1e-7,
+        # Label smoothing eps of the masked loss, in [0, 1) (the Transformer paper: 0.1).
+        "label_smoothing": 0.0,
         # Global-norm gradient clipping (Keras `global_clipnorm`); 0 turns clipping off.
         "global_clipnorm": 5.0,
         "seed": 42,
@@ -87,6 +104,7 @@ _CHOICES = {
     ("training", "strategy"): ("default", "one_device"),
     ("training", "exact_match_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),
+    ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),
 }
 _POSITIVE = {
     ("data", "max_source_length"),
@@ -98,6 +116,9 @@ _POSITIVE = {
     ("training", "batch_tokens"),
     ("training", "learning_rate"),
     ("training", "steps_per_execution"),
+    ("training", "warmup_steps"),
+    ("training", "schedule_dim"),
+    ("training", "adam_epsilon"),
     ("evaluation", "batch_size"),
     ("evaluation", "examples_beam_size"),
 }
@@ -107,6 +128,12 @@ _NON_NEGATIVE = {
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
     ("training", "batch_size"),
+}
+# In [0, 1).
+_FRACTION = {
+    ("training", "adam_beta_1"),
+    ("training", "adam_beta_2"),
+    ("training", "label_smoothing"),
 }
 
 
@@ -250,6 +277,11 @@ def validate(config: dict, origin: str = "config") -> None:
             if where in _NON_NEGATIVE and value < 0:
                 raise ConfigError(
                     f"Invalid value for '{section}.{key}' in {origin}: {value!r} (must be >= 0)"
+                )
+            if where in _FRACTION and not 0 <= value < 1:
+                raise ConfigError(
+                    f"Invalid value for '{section}.{key}' in {origin}: {value!r} "
+                    "(must be in [0, 1))"
                 )
 
 

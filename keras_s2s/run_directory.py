@@ -208,6 +208,7 @@ class RunDirectory:
         import keras_s2s.models  # noqa: F401
         import keras_s2s.training.losses  # noqa: F401
         import keras_s2s.training.metrics  # noqa: F401
+        import keras_s2s.training.schedules  # noqa: F401
 
         if not allow_unfinished:
             self.check_finished()

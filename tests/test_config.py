@@ -88,3 +88,38 @@ def test_every_named_pipeline_passes_the_whole_config_check(name):
     assert not monitor.startswith("test_")
     if config["training"]["exact_match_split"] == "test":
         assert config["training"]["checkpoint"] == "last"
+
+
+def test_optimizer_schedule_and_smoothing_keys(tmp_path):
+    """The Transformer's settings load from a pipeline file; a bad value is named."""
+    assert DEFAULTS["training"]["learning_rate_schedule"] == "constant"
+    defaults = DEFAULTS["training"]
+    assert (defaults["adam_beta_1"], defaults["adam_beta_2"]) == (0.9, 0.999)
+    assert defaults["adam_epsilon"] == 1e-7  # Keras's default
+    assert defaults["label_smoothing"] == 0.0
+    good = tmp_path / "transformer.toml"
+    good.write_text(
+        "[training]\n"
+        'learning_rate_schedule = "inverse_sqrt"\nlearning_rate = 1\nwarmup_steps = 4000\n'
+        "schedule_dim = 512\nadam_beta_2 = 0.98\nadam_epsilon = 1e-9\nlabel_smoothing = 0.1\n"
+    )
+    training = load_pipeline(str(good))["training"]
+    assert (training["adam_beta_2"], training["adam_epsilon"]) == (0.98, 1e-9)
+    bad = tmp_path / "bad.toml"
+    for line, message in [
+        (
+            'learning_rate_schedule = "noam"',
+            r"'training.learning_rate_schedule' .*'noam' \(choose from constant, inverse_sqrt\)",
+        ),
+        ("warmup_steps = 0", r"'training.warmup_steps' .*0 \(must be > 0\)"),
+        ("warmup_steps = 4000.0", r"'training.warmup_steps' .*4000.0 \(expected int\)"),
+        ("schedule_dim = -512", r"'training.schedule_dim' .*-512 \(must be > 0\)"),
+        ("adam_beta_1 = 1.0", r"'training.adam_beta_1' .*1.0 \(must be in \[0, 1\)\)"),
+        ("adam_beta_2 = -0.5", r"'training.adam_beta_2' .*-0.5 \(must be in \[0, 1\)\)"),
+        ("adam_epsilon = 0.0", r"'training.adam_epsilon' .*0.0 \(must be > 0\)"),
+        ('adam_epsilon = "1e-9"', r"'training.adam_epsilon' .*'1e-9' \(expected float\)"),
+        ("label_smoothing = 1", r"'training.label_smoothing' .*1 \(must be in \[0, 1\)\)"),
+    ]:
+        bad.write_text(f"[training]\n{line}\n")
+        with pytest.raises(ConfigError, match=rf"Invalid value for {message}"):
+            load_pipeline(str(bad))

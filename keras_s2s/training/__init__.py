@@ -1,4 +1,5 @@
-"""Training: the masked loss and metric, strategy, compile settings and the pipeline trainer.
+"""Training: the masked loss and metric, the optimizer and learning rate schedule, strategy,
+compile settings and the pipeline trainer.
 
 Names are imported on first use, so a `fit` script that takes the loss and metric does not
 load the data pipeline's dependencies (tensorflow-datasets, tensorflow-text, sacrebleu).
@@ -8,12 +9,14 @@ import importlib
 
 _NAMES = {
     "ExactMatch": "keras_s2s.training.exact_match",
+    "InverseSquareRootSchedule": "keras_s2s.training.schedules",
     "MaskedAccuracy": "keras_s2s.training.metrics",
     "MaskedSparseCategoricalCrossentropy": "keras_s2s.training.losses",
     "RunCheckpoint": "keras_s2s.training.trainer",
     "build_model": "keras_s2s.training.trainer",
     "check_config": "keras_s2s.training.trainer",
     "compile_model": "keras_s2s.training.trainer",
+    "make_optimizer": "keras_s2s.training.optimizers",
     "make_strategy": "keras_s2s.training.trainer",
     "train": "keras_s2s.training.trainer",
 }

@@ -20,6 +20,7 @@ from keras_s2s.run_directory import FINISHED, RunDirectory
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
+from keras_s2s.training.optimizers import make_optimizer, training_settings
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
@@ -171,11 +172,13 @@ def build_model(
 
 
 def compile_model(model: keras.Model, training: dict) -> keras.Model:
-    """Compiles with Adam, global-norm clipping, the masked loss and masked token accuracy."""
-    clip = training["global_clipnorm"] or None
+    """Compiles with `make_optimizer(training)` (Adam: learning rate schedule, betas, epsilon,
+    global-norm clipping), the masked loss with `training.label_smoothing` and masked token
+    accuracy. Keys left out of `training` take their defaults."""
+    training = training_settings(training)
     model.compile(
-        optimizer=keras.optimizers.Adam(training["learning_rate"], global_clipnorm=clip),
-        loss=MaskedSparseCategoricalCrossentropy(),
+        optimizer=make_optimizer(training),
+        loss=MaskedSparseCategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
         metrics=[MaskedAccuracy()],
         jit_compile=training["jit_compile"],
         steps_per_execution=training["steps_per_execution"],

@@ -1,0 +1,48 @@
+"""The optimizer a pipeline's `[training]` section describes."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_s2s.config import DEFAULTS, merge, validate
+from keras_s2s.training.schedules import InverseSquareRootSchedule
+
+
+def training_settings(training: dict) -> dict:
+    """`training` (a whole `[training]` section or only some of its keys) merged over the
+    defaults and validated: an unknown key or a bad value is a `ConfigError` naming it."""
+    config = merge(DEFAULTS, {"training": training})
+    validate(config, origin="the training settings")
+    return config["training"]
+
+
+def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
+    """Adam as the `[training]` keys say: learning rate and its schedule, betas, epsilon and
+    global-norm clipping.
+
+    Keys left out take their defaults (`keras_s2s.config.DEFAULTS["training"]`), which are
+    Keras's Adam defaults with `global_clipnorm = 5.0`. With
+    `learning_rate_schedule = "inverse_sqrt"` the rate is an `InverseSquareRootSchedule` of
+    `schedule_dim` and `warmup_steps` whose `scale` is `learning_rate`.
+
+    Example:
+
+    >>> optimizer = keras_s2s.training.make_optimizer({
+    ...     "learning_rate_schedule": "inverse_sqrt", "learning_rate": 1.0,
+    ...     "schedule_dim": 512, "warmup_steps": 4000,
+    ...     "adam_beta_2": 0.98, "adam_epsilon": 1e-9,
+    ... })
+    """
+    settings = training_settings(training)
+    learning_rate = settings["learning_rate"]
+    if settings["learning_rate_schedule"] == "inverse_sqrt":
+        learning_rate = InverseSquareRootSchedule(
+            settings["schedule_dim"], settings["warmup_steps"], scale=learning_rate
+        )
+    return keras.optimizers.Adam(
+        learning_rate,
+        beta_1=settings["adam_beta_1"],
+        beta_2=settings["adam_beta_2"],
+        epsilon=settings["adam_epsilon"],
+        global_clipnorm=settings["global_clipnorm"] or None,
+    )
