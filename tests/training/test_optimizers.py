@@ -172,3 +172,28 @@ def test_a_run_trained_with_the_schedule_and_smoothing_loads(tmp_path):
     assert loaded["loss"] == "MaskedSparseCategoricalCrossentropy"
     assert loaded["label_smoothing"] == 0.1
     assert RunDirectory(tmp_path / "run").metadata()["status"] == "finished"
+
+
+def test_a_mixed_precision_step_with_the_transformer_settings():
+    """float16 logits, the loss in float32: a jit-compiled training step's loss is finite and
+    equals the float32 loss of the logits the model produced."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16)
+        compile_model(model, {**TRANSFORMER, "jit_compile": True})
+        x = {
+            "encoder_token_ids": np.array([[4, 5, 0]] * 4, "int32"),
+            "decoder_token_ids": np.array([[2, 6, 7]] * 4, "int32"),
+        }
+        y = np.array([[6, 7, 3]] * 4, "int32")
+        logits = model(x)
+        assert logits.dtype == "float16"
+        expected = float(MaskedSparseCategoricalCrossentropy(label_smoothing=0.1)(y, logits))
+        assert model.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(
+            expected, rel=1e-3
+        )
+        loss = model.train_on_batch(x, y, return_dict=True)["loss"]
+        assert model.jit_compile is True and np.isfinite(loss)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
