@@ -10,6 +10,18 @@ import numpy as np
 import tensorflow as tf
 
 
+def _keyword_inputs(layer_or_model, inputs) -> bool:
+    """A layer's dict inputs are keyword arguments (`layer(**inputs)`, as keras-hub's
+    `run_layer_test`); a `keras.Model` takes its named inputs as one dict."""
+    return isinstance(inputs, dict) and not isinstance(layer_or_model, keras.Model)
+
+
+def _call(layer_or_model, inputs, **kwargs):
+    if _keyword_inputs(layer_or_model, inputs):
+        return layer_or_model(**inputs, **kwargs)
+    return layer_or_model(inputs, **kwargs)
+
+
 def _as_model(layer_or_model, inputs):
     if isinstance(layer_or_model, keras.Model):
         return layer_or_model
@@ -19,7 +31,7 @@ def _as_model(layer_or_model, inputs):
         }
     else:
         symbolic = keras.Input(shape=inputs.shape[1:], dtype=inputs.dtype)
-    return keras.Model(symbolic, layer_or_model(symbolic))
+    return keras.Model(symbolic, _call(layer_or_model, symbolic))
 
 
 @contextlib.contextmanager
@@ -54,18 +66,27 @@ def run_contract(
     loss=None,
     expected_output_shape=None,
     mixed_precision=False,
+    expected_num_trainable_weights=None,
+    expected_num_non_trainable_weights=None,
+    expected_mixed_precision_dtype=None,
 ):
     """Checks a layer or model class:
 
+    - `inputs` is an array, or a dict: a layer's keyword arguments (`layer(**inputs)`), a
+      model's named inputs (`model(inputs)`);
     - every sublayer is built once the object is (constructed functional model, clone, restored
       model), so Keras has no "unbuilt state" to warn about; and no such warning is issued;
+    - with `expected_num_trainable_weights` / `expected_num_non_trainable_weights`, the numbers
+      of weights once built;
     - `get_config()` returns exactly the constructor arguments and `from_config` rebuilds it;
     - eager and symbolic calls agree on the output shape;
     - `.keras` save/load gives equal outputs;
     - with `train_labels`, one training step runs with `jit_compile=True` (asserting that Keras
       kept it on: `"auto"` silently turns it off on CPU);
-    - with `mixed_precision`, a `mixed_float16` instance computes in float16 with float32
-      variables and gives finite outputs close to float32 ones.
+    - with `mixed_precision`, a `mixed_float16` instance has float32 variables and gives finite
+      outputs close to float32 ones, of dtype `expected_mixed_precision_dtype` (default: the
+      float16 compute dtype for a layer; a model passes what its outputs are, e.g. float32
+      logits).
     """
     with no_unbuilt_state_warning():
         return _run_contract(
@@ -77,16 +98,37 @@ def run_contract(
             loss,
             expected_output_shape,
             mixed_precision,
+            expected_num_trainable_weights,
+            expected_num_non_trainable_weights,
+            expected_mixed_precision_dtype,
         )
 
 
 def _run_contract(
-    cls, init_kwargs, inputs, tmp_path, train_labels, loss, expected_output_shape, mixed_precision
+    cls,
+    init_kwargs,
+    inputs,
+    tmp_path,
+    train_labels,
+    loss,
+    expected_output_shape,
+    mixed_precision,
+    expected_num_trainable_weights,
+    expected_num_non_trainable_weights,
+    expected_mixed_precision_dtype,
 ):
     obj = cls(**init_kwargs)
-    eager = keras.ops.convert_to_numpy(obj(inputs))
+    eager = keras.ops.convert_to_numpy(_call(obj, inputs))
     if expected_output_shape is not None:
         assert tuple(eager.shape) == tuple(expected_output_shape)
+    if expected_num_trainable_weights is not None:
+        assert len(obj.trainable_weights) == expected_num_trainable_weights, [
+            w.path for w in obj.trainable_weights
+        ]
+    if expected_num_non_trainable_weights is not None:
+        assert len(obj.non_trainable_weights) == expected_num_non_trainable_weights, [
+            w.path for w in obj.non_trainable_weights
+        ]
 
     # Config round trip: the config holds every constructor argument, and rebuilds an equal one.
     config = obj.get_config()
@@ -103,7 +145,10 @@ def _run_contract(
         symbolic = {k: keras.KerasTensor(v.shape, dtype=str(v.dtype)) for k, v in inputs.items()}
     else:
         symbolic = keras.KerasTensor(inputs.shape, dtype=str(inputs.dtype))
-    out_spec = obj.compute_output_spec(symbolic)
+    if _keyword_inputs(obj, inputs):
+        out_spec = obj.compute_output_spec(**symbolic)
+    else:
+        out_spec = obj.compute_output_spec(symbolic)
     assert tuple(out_spec.shape) == tuple(eager.shape)
 
     # .keras save/load, equal outputs.
@@ -113,7 +158,7 @@ def _run_contract(
     restored = keras.saving.load_model(path)
     assert_sublayers_built(restored)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(restored(inputs)), eager, rtol=1e-5, atol=1e-6
+        keras.ops.convert_to_numpy(_call(restored, inputs)), eager, rtol=1e-5, atol=1e-6
     )
 
     if train_labels is not None:
@@ -126,9 +171,17 @@ def _run_contract(
 
     if mixed_precision:
         half = cls(**init_kwargs, dtype="mixed_float16")
+        if not half.built:  # A layer creates its weights on its first call.
+            _call(half, inputs)
         half.set_weights(obj.get_weights())
         assert all(v.dtype == "float32" for v in half.weights)
-        out = keras.ops.convert_to_numpy(half(inputs)).astype("float32")
+        out = _call(half, inputs)
+        expected_dtype = expected_mixed_precision_dtype
+        if expected_dtype is None and not isinstance(half, keras.Model):
+            expected_dtype = "float16"
+        if expected_dtype is not None:
+            assert keras.backend.standardize_dtype(out.dtype) == expected_dtype, out.dtype
+        out = keras.ops.convert_to_numpy(out).astype("float32")
         assert np.all(np.isfinite(out))
         np.testing.assert_allclose(out, eager, atol=2e-2)
     return obj

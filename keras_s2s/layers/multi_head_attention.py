@@ -1,0 +1,204 @@
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product attention with a fixed-size key/value cache.
+
+    `Attention(Q, K, V) = softmax(Q K^T / sqrt(Dh)) V` in each of H heads, on learned
+    projections of the query and of the value sequence, then an output projection back to the
+    query width D: `MultiHead(Q, V) = concat(head_1, ..., head_H) W_O`.
+
+    Shape letters: B batch, T queries, S keys/values, L cache length, D query width, E value
+    width, H `num_heads`, Dh `key_dim`.
+
+    The attention mask is boolean, True where a query may attend to a key; the softmax applies
+    it (`keras.layers.Softmax(mask=)` fills masked scores with a value that suits the dtype),
+    so a masked key gets weight exactly 0. The softmax is computed in float32 under mixed
+    precision. Dropout applies to the attention weights in training.
+
+    Keys and values come from one of three places, so the training call and a cached decode
+    step run the same code:
+    - no `cache`: projected from `value` (or from `query`: self-attention);
+    - `cache=(key, value)` with `cache_update_index=None`: used as they are, e.g. the
+      cross-attention keys/values of a source, computed once by `project_key_value(memory)`;
+    - `cache=(key, value)` `[B, L, H, Dh]` with `cache_update_index=i`: `value`'s (or
+      `query`'s) projections are written into the cache at positions `i..i+T-1` with
+      `ops.slice_update` (fixed shapes: XLA and TFLite builtins), and the query attends over
+      the whole cache (a causal mask hides positions not yet written).
+
+    Args:
+        num_heads: int, H.
+        key_dim: int, Dh, the width of each head's queries, keys and values.
+        dropout: float, dropout rate on the attention weights.
+        use_bias: bool, biases in the four projections.
+        kernel_initializer: initializer of the projection kernels.
+        bias_initializer: initializer of the projection biases.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        query: `[B, T, D]`.
+        value: `[B, S, E]` (or `[B, T, E]` when writing a cache); None: `query`.
+        attention_mask: bool, broadcastable to `[B, T, S]` (S = L with a cache), True = may
+            attend. Build it from a padding mask `[B, S]` and a causal mask combined with `&`.
+        cache: optional `(key, value)`, each `[B, S, H, Dh]` (see above).
+        cache_update_index: int or int32 scalar tensor, where to write into `cache`.
+        return_attention_scores: bool, also return the attention weights.
+        training: bool, dropout on the attention weights if True.
+
+    Returns:
+        `output` `[B, T, D]`; with a `cache`, `(output, cache)` (the updated cache); with
+        `return_attention_scores`, the weights `[B, H, T, S]` are appended to the tuple.
+
+    Example:
+    ```python
+    attention = keras_s2s.layers.MultiHeadAttention(num_heads=4, key_dim=8)
+    query, memory = np.ones((2, 5, 32), "float32"), np.ones((2, 7, 32), "float32")
+    memory_mask = np.array([[True] * 7, [True] * 3 + [False] * 4])
+    output = attention(query, memory, attention_mask=memory_mask[:, None, :])  # [2, 5, 32]
+    key_value = attention.project_key_value(memory)  # once per source
+    step = attention(query[:, :1], attention_mask=memory_mask[:, None, :], cache=key_value)
+    ```
+
+    References:
+        Vaswani et al., 2017, "Attention Is All You Need", section 3.2.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        dropout=0.0,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        # float32 whatever the policy: a float16 softmax over long rows loses mass.
+        self.softmax = keras.layers.Softmax(axis=-1, dtype="float32", name="softmax")
+        self.attention_dropout = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="attention_dropout"
+        )
+
+    def _dense(self, units, name):
+        return keras.layers.Dense(
+            units,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            bias_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.bias_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, query_shape, value_shape=None):
+        width = query_shape[-1]
+        # Without `value` (self-attention, or a precomputed cache), values are query-wide.
+        value_width = width if value_shape is None else value_shape[-1]
+        units = self.num_heads * self.key_dim
+        self.query_dense = self._dense(units, "query")
+        self.query_dense.build((None, None, width))
+        self.key_dense = self._dense(units, "key")
+        self.key_dense.build((None, None, value_width))
+        self.value_dense = self._dense(units, "value")
+        self.value_dense.build((None, None, value_width))
+        self.output_dense = self._dense(width, "output")
+        self.output_dense.build((None, None, units))
+        self.built = True
+
+    def _split_heads(self, x):
+        # [B, T, H * Dh] -> [B, T, H, Dh]
+        shape = ops.shape(x)
+        return ops.reshape(x, (shape[0], shape[1], self.num_heads, self.key_dim))
+
+    def project_key_value(self, value):
+        """`value` `[B, S, E]` -> `(key, value)` projections, each `[B, S, H, Dh]`: what a
+        source's cross-attention reuses at every decode step (`cache=` without an index)."""
+        return self._split_heads(self.key_dense(value)), self._split_heads(self.value_dense(value))
+
+    def call(
+        self,
+        query,
+        value=None,
+        attention_mask=None,
+        cache=None,
+        cache_update_index=None,
+        return_attention_scores=False,
+        training=None,
+    ):
+        if value is None:
+            value = query
+        if cache is None:
+            if cache_update_index is not None:
+                raise ValueError(
+                    "`cache_update_index` needs a `cache`. "
+                    f"Received: cache=None, cache_update_index={cache_update_index}"
+                )
+            keys, values = self.project_key_value(value)
+        elif cache_update_index is None:
+            keys, values = cache
+        else:
+            new_keys, new_values = self.project_key_value(value)
+            start = [0, ops.cast(cache_update_index, "int32"), 0, 0]
+            keys = ops.slice_update(cache[0], start, ops.cast(new_keys, cache[0].dtype))
+            values = ops.slice_update(cache[1], start, ops.cast(new_values, cache[1].dtype))
+            cache = (keys, values)
+
+        # Scaling the query, not the scores, keeps float16 products small.
+        queries = self._split_heads(self.query_dense(query)) * (1.0 / math.sqrt(self.key_dim))
+        queries = ops.transpose(queries, (0, 2, 1, 3))  # [B, H, T, Dh]
+        keys = ops.transpose(keys, (0, 2, 3, 1))  # [B, H, Dh, S]
+        values = ops.transpose(values, (0, 2, 1, 3))  # [B, H, S, Dh]
+        scores = ops.cast(ops.matmul(queries, ops.cast(keys, queries.dtype)), "float32")
+        mask = None
+        if attention_mask is not None:
+            mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)  # [B, 1, T, S]
+        weights = ops.cast(self.softmax(scores, mask=mask), self.compute_dtype)  # [B, H, T, S]
+        dropped = self.attention_dropout(weights, training=training)
+        context = ops.matmul(dropped, ops.cast(values, dropped.dtype))  # [B, H, T, Dh]
+        context = ops.transpose(context, (0, 2, 1, 3))
+        shape = ops.shape(context)
+        context = ops.reshape(context, (shape[0], shape[1], self.num_heads * self.key_dim))
+        output = self.output_dense(context)
+
+        outputs = (output,)
+        if cache is not None:
+            outputs += (cache,)
+        if return_attention_scores:
+            outputs += (weights,)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    # No `compute_output_shape`: the output structure depends on `cache` and
+    # `return_attention_scores`, so Keras traces `call` for symbolic inputs.
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
