@@ -153,6 +153,35 @@ def test_future_target_positions_change_nothing():
 # === Cached decoding: the training path on one position ===
 
 
+def test_decode_state_is_flat_fixed_and_constant_where_declared():
+    model = Transformer(**VARIANTS[0])
+    state = model.encode(SOURCE, max_length=5)
+    layers = range(model.num_decoder_layers)
+    assert set(state) == {"memory_mask", "attention"} | {
+        f"{kind}_{part}_{i}"
+        for kind in ("self", "cross")
+        for part in ("key", "value")
+        for i in layers
+    }
+    assert set(model.constant_state_keys) == {"memory_mask"} | {
+        f"cross_{part}_{i}" for part in ("key", "value") for i in layers
+    }
+    assert state["self_key_1"].shape == (3, 5, 2, 8) and state["cross_value_0"].shape == (
+        3,
+        6,
+        2,
+        8,
+    )
+    for t in range(5):
+        _, new_state = model.decode_step(DECODER_IN[:, min(t, 3)], state, t)
+        assert {k: (v.shape, v.dtype) for k, v in new_state.items()} == {
+            k: (v.shape, v.dtype) for k, v in state.items()
+        }
+        for key in model.constant_state_keys:
+            assert new_state[key] is state[key]
+        state = new_state
+
+
 def greedy_by_recomputing(model, source, max_length):
     """Greedy decoding that runs the training call on the whole prefix at every step.
     Returns tokens `[B, L]` (pad after eos) and each step's logits `[B, L, V]`."""
@@ -234,6 +263,13 @@ def test_beam_search_runs_on_the_model():
         model.decode_step, model.encode(SOURCE, max_length=6), 3, 6, beam_size=3, num_results=2
     )
     assert tokens.shape == (3, 2, 6)
+    # Keeping the constant state out of the loop (tiled once, never gathered) changes nothing.
+    same_tokens, _, same_log_probs = beam_search(
+        model.decode_step, model.encode(SOURCE, max_length=6), 3, 6, beam_size=3, num_results=2,
+        constant_state_keys=model.constant_state_keys,
+    )  # fmt: skip
+    np.testing.assert_array_equal(same_tokens, tokens)
+    np.testing.assert_allclose(same_log_probs, log_probs, atol=1e-5)
     # Each hypothesis' log-probability is what the training call gives it.
     for rank in range(2):
         hyp = np.asarray(tokens[:, rank])
@@ -294,9 +330,10 @@ def test_mixed_precision_training_step_and_decoding():
 
 
 def test_small_transformer_learns_two_digit_addition(tfds_dir):
-    """Exact match >= 0.3 on the 500 test additions ("16+75" -> "91") after 8 epochs of the
-    6000 training ones; measured 0.69-0.71 over three seeds, in about 25 s on 2 shared cores
-    (D=32, 2+2 layers, batch 64, Adam(3e-3, 0.9, 0.98, 1e-9))."""
+    """Exact match >= 0.3 on the 500 test additions ("16+75" -> "91") after 10 epochs of the
+    6000 training ones; measured 0.68-0.71 over three seeds (final loss 0.25-0.29, first epoch
+    1.6-1.7), in 15-18 s on 2 shared cores (D=32, 1+1 layers, batch 64,
+    Adam(3e-3, 0.9, 0.98, 1e-9))."""
     from keras_s2s.data import as_strings, load_tfds_split, make_dataset
     from keras_s2s.tokenizers import CharTokenizer
 
@@ -321,13 +358,13 @@ def test_small_transformer_learns_two_digit_addition(tfds_dir):
     size = tokenizer.vocabulary_size
     model = Transformer(
         size, size, hidden_dim=32, intermediate_dim=64, num_heads=4,
-        num_encoder_layers=2, num_decoder_layers=2, dropout=0.0,
+        num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
     )  # fmt: skip
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
         loss=MaskedSparseCategoricalCrossentropy(),
     )
-    history = model.fit(dataset, epochs=8, verbose=0)
+    history = model.fit(dataset, epochs=10, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
 
     sources = tokenizer.tokenize(tf.constant(test_sources)).to_tensor(shape=[None, 5])
