@@ -11,6 +11,8 @@ from keras_s2s.decoding import beam_search, greedy_search
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
 
+_NO_ATTENTION = "This model reports no attention weights over the source"
+
 
 class Translator:
     """Translates batches of strings with a trained model and its tokenizers.
@@ -20,7 +22,8 @@ class Translator:
     longer than `max_source_length` tokens are truncated.
 
     Args:
-        model: a model implementing the decoding protocol (`encode`, `decode_step`).
+        model: a model of any family (`keras_s2s.models.EncoderDecoder`: `encode`,
+            `decode_step`, `constant_state_keys`, `attention_weights`).
         source_tokenizer, target_tokenizer: the tokenizers the model was trained with.
         max_source_length: source tokens kept.
         max_target_length: target tokens generated at most (eos excluded).
@@ -72,7 +75,8 @@ class Translator:
 
     @property
     def has_attention(self) -> bool:
-        return getattr(self.model, "decoder", None) in ("bahdanau", "luong")
+        """Whether the model reports attention weights over the source (`attention`)."""
+        return self.model.has_attention
 
     def encode_sources(self, strings, return_truncated: bool = False):
         """Strings `[B]` -> source ids `[B, S]` (truncated, right-padded, S >= 1).
@@ -92,6 +96,9 @@ class Translator:
         t = self.target_tokenizer
         return {"bos_id": t.bos_id, "eos_id": t.eos_id, "pad_id": t.pad_id}
 
+    def _decoding_options(self):
+        return {**self._special_ids(), "constant_state_keys": self.model.constant_state_keys}
+
     def _function(self, key, fn):
         if key not in self._functions:
             # Batches differ in source width: trace once for any width, not once per width.
@@ -104,17 +111,17 @@ class Translator:
         """Source ids `[B, S]` -> `(token_ids [B, N, T], scores [B, N])` (greedy when K = 1)."""
 
         def decode(source_ids, alpha):
-            state = self.model.encode(source_ids)
-            batch = tf.shape(source_ids)[0]
             max_length = self.max_target_length + 1
+            state = self.model.encode(source_ids, max_length=max_length)
+            batch = tf.shape(source_ids)[0]
             if beam_size == 1:
                 ids, scores = greedy_search(
-                    self.model.decode_step, state, batch, max_length, **self._special_ids()
+                    self.model.decode_step, state, batch, max_length, **self._decoding_options()
                 )
                 return ids[:, None], scores[:, None]
             ids, scores, _ = beam_search(
                 self.model.decode_step, state, batch, max_length, beam_size=beam_size,
-                length_penalty_alpha=alpha, num_results=num_results, **self._special_ids(),
+                length_penalty_alpha=alpha, num_results=num_results, **self._decoding_options(),
             )  # fmt: skip
             return ids, scores
 
@@ -130,14 +137,14 @@ class Translator:
         Returns `(token_ids [B, T], scores [B], weights [B, T, S])`.
         """
         if not self.has_attention:
-            raise ValueError("This model has no attention (decoder is not bahdanau or luong)")
+            raise ValueError(_NO_ATTENTION)
 
         def decode(source_ids):
-            state = self.model.encode(source_ids)
+            max_length = self.max_target_length + 1
+            state = self.model.encode(source_ids, max_length=max_length)
             return greedy_search(
-                self.model.decode_step, state, tf.shape(source_ids)[0],
-                self.max_target_length + 1, collect=lambda s: s["attention"],
-                **self._special_ids(),
+                self.model.decode_step, state, tf.shape(source_ids)[0], max_length,
+                collect=self.model.attention_weights, **self._decoding_options(),
             )  # fmt: skip
 
         return self._function(("attention",), decode)(tf.convert_to_tensor(source_ids, tf.int32))
@@ -197,7 +204,7 @@ class Translator:
         target token t.
         """
         if not self.has_attention:
-            raise ValueError("This model has no attention (decoder is not bahdanau or luong)")
+            raise ValueError(_NO_ATTENTION)
 
         source_ids = self.encode_sources(tf.constant([text]))
         ids, _, weights = self.decode_with_attention(source_ids)

@@ -62,8 +62,8 @@ def test_overrides():
 def test_model_keys_are_checked_against_the_constructor():
     with pytest.raises(ConfigError, match="Unknown config key 'model.hiden_dim'"):
         build_model({**DEFAULTS["model"], "hiden_dim": 3}, 10, 10)
-    with pytest.raises(ConfigError, match="Unknown model type 'transformer'"):
-        build_model({"type": "transformer"}, 10, 10)
+    with pytest.raises(ConfigError, match="Unknown model type 'rnnlm'"):
+        build_model({"type": "rnnlm"}, 10, 10)
     with pytest.raises(ConfigError, match="cell='xyz'"):
         build_model({"type": "seq2seq", "cell": "xyz"}, 10, 10)
 

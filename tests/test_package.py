@@ -51,7 +51,10 @@ def test_layers_and_models_use_keras_only(subpackage):
 
 
 def test_every_public_class_is_registered_for_serialization():
-    classes = [getattr(m, n) for m in (layers, models, training) for n in m.__all__]
+    from keras_s2s.models import seq2seq
+
+    modules = (layers, models, seq2seq, training)
+    classes = [getattr(m, n) for m in modules for n in m.__all__]
     serializable = (keras.layers.Layer, keras.losses.Loss, keras.metrics.Metric)
     classes = [c for c in classes if inspect.isclass(c) and issubclass(c, serializable)]
     assert len(classes) >= 4

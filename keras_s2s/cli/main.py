@@ -144,7 +144,7 @@ def cmd_translate(args):
     }
     if args.plot_attention:
         if not translator.has_attention:
-            raise ConfigError("--plot-attention needs an attention model (decoder bahdanau/luong)")
+            raise ConfigError("--plot-attention needs a model that reports attention weights")
         if not texts:
             raise ConfigError("--plot-attention needs at least one input text")
         source, target, weights = translator.attention(texts[0])

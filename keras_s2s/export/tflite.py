@@ -1,15 +1,15 @@
 """TFLite export: builtin ops only, the greedy loop inside the model, ids in and ids out.
 
-The trained model is rebuilt with static lengths and unrolled RNNs (same weights, see
-`Seq2Seq(source_length=, target_length=, unroll=True)`), which is what lets its encoder convert
-to builtin ops with any batch size; the greedy loop converts to a builtin WHILE over the
-model's fixed-size state. Three signatures:
+The trained model is rebuilt with static shapes (same weights, `EncoderDecoder.static_copy`:
+e.g. unrolled RNNs), which is what lets its encoder convert to builtin ops with any batch size;
+the greedy loop converts to a builtin WHILE over the model's fixed-size state. Three signatures:
 
 - `translate`: `encoder_token_ids` int32 `[B, S]` -> `token_ids` int32 `[B, T]`, `scores`
   float32 `[B]`, `logits` float32 `[B, T, V]` (greedy; eos, then padding);
 - `encode`: `encoder_token_ids` -> the decoding state, as flat named tensors;
-- `decode_step`: `token_ids` int32 `[B]` + the state -> `logits` `[B, V]` + the next state,
-  so an app can run beam search (or anything else) itself.
+- `decode_step`: `token_ids` int32 `[B]`, `step` int32 scalar (the position of `token_ids`, 0
+  for bos) + the state -> `logits` `[B, V]` + the next state, so an app can run beam search
+  (or anything else) itself.
 
 Tokenization runs outside, in `tflite_translator.py` (shipped beside the model; it needs only
 numpy, ai-edge-litert and, for SentencePiece vocabularies, sentencepiece).
@@ -40,20 +40,13 @@ RUNTIME_FILE = "tflite_translator.py"
 
 
 def static_model(model, source_length: int, target_length: int):
-    """A copy of `model` with static lengths and unrolled loops, holding the same weights."""
-    config = {
-        **model.get_config(),
-        "source_length": source_length,
-        "target_length": target_length,
-        "unroll": True,
-    }
+    """`model.static_copy(...)`: the same weights with static shapes; `ExportError` if the
+    model cannot be rebuilt so."""
     try:
-        clone = type(model).from_config(config)
+        return model.static_copy(source_length, target_length)
     except (TypeError, ValueError) as e:
         name = type(model).__name__
         raise ExportError(f"{name} cannot be rebuilt with static lengths: {e}") from None
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def _flat(state) -> dict:
@@ -83,17 +76,20 @@ class _Module(tf.Module):
         ids = tf.TensorSpec([None, source_length], tf.int32, name="encoder_token_ids")
         self.translate = tf.function(self._translate, input_signature=[ids])
         self.encode = tf.function(self._encode, input_signature=[ids])
-        example = model.encode(tf.zeros([1, source_length], tf.int32))
+        example = model.encode(tf.zeros([1, source_length], tf.int32), max_length=max_length)
         self._structure = example
         state_specs = {
             key: tf.TensorSpec([None, *value.shape[1:]], value.dtype, name=key)
             for key, value in _flat(example).items()
         }
         token_spec = tf.TensorSpec([None], tf.int32, name="token_ids")
-        self.decode_step = tf.function(self._decode_step, input_signature=[token_spec, state_specs])
+        step_spec = tf.TensorSpec([], tf.int32, name="step")
+        self.decode_step = tf.function(
+            self._decode_step, input_signature=[token_spec, step_spec, state_specs]
+        )
 
     def _translate(self, encoder_token_ids):
-        state = self.model.encode(encoder_token_ids)
+        state = self.model.encode(encoder_token_ids, max_length=self.max_length)
         batch = tf.shape(encoder_token_ids)[0]
         vocabulary = self.model.target_vocabulary_size
         state["logits"] = tf.zeros([batch, vocabulary], tf.float32)
@@ -105,18 +101,18 @@ class _Module(tf.Module):
 
         token_ids, scores, logits = greedy_search(
             step, state, batch, self.max_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID,
-            collect=lambda s: s["logits"],
+            collect=lambda s: s["logits"], constant_state_keys=self.model.constant_state_keys,
         )  # fmt: skip
         return {"token_ids": token_ids, "scores": scores, "logits": logits}
 
     def _encode(self, encoder_token_ids):
-        return _flat(self.model.encode(encoder_token_ids))
+        return _flat(self.model.encode(encoder_token_ids, max_length=self.max_length))
 
-    def _decode_step(self, token_ids, state):
+    def _decode_step(self, token_ids, step, state):
         structured = tf.nest.pack_sequence_as(
             self._structure, [state[key] for key in _flat(self._structure)]
         )
-        logits, new_state = self.model.decode_step(token_ids, structured)
+        logits, new_state = self.model.decode_step(token_ids, structured, step)
         return {"logits": tf.cast(logits, tf.float32), **_flat(new_state)}
 
 

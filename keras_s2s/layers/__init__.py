@@ -1,6 +1,5 @@
 """Layers of keras-s2s (keras and keras.ops only)."""
 
-from keras_s2s.layers.bahdanau_decoder import BahdanauDecoder
 from keras_s2s.layers.lstm_cell import LSTMCell
 from keras_s2s.layers.luong_attention import LuongAttention
 from keras_s2s.layers.multi_head_attention import MultiHeadAttention
@@ -9,7 +8,6 @@ from keras_s2s.layers.reverse_sequence import ReverseSequence
 from keras_s2s.layers.simple_rnn_cell import SimpleRNNCell
 
 __all__ = [
-    "BahdanauDecoder",
     "LSTMCell",
     "LuongAttention",
     "MultiHeadAttention",

@@ -33,6 +33,7 @@ class DataNeeds:
     fixed_lengths: bool = False
 
 
+@keras.saving.register_keras_serializable(package="keras_s2s")
 class EncoderDecoder(keras.Model):
     """Base class of the model families: a functional model plus the decoding contract.
 

@@ -15,7 +15,7 @@ from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_exampl
 from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
-from keras_s2s.models import MODELS
+from keras_s2s.models import MODELS, DataNeeds
 from keras_s2s.run_directory import FINISHED, RunDirectory
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
@@ -39,12 +39,18 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     raise ConfigError(f"Unknown strategy '{name}' (training.strategy)")
 
 
-def check_model_config(model_config: dict):
-    """Returns `(model class, constructor arguments)`; raises `ConfigError` on a bad key or value.
+def check_model_config(
+    model_config: dict,
+    max_source_length: int | None = None,
+    max_target_length: int | None = None,
+):
+    """Returns `(model class, DataNeeds)`; raises `ConfigError` on a bad key or value.
 
-    Keys must be constructor arguments of the model type; a value must have the type of the
-    argument's default (an int for an int, a bool for a bool, ...); then the model class checks
-    the values itself (`validate_arguments`), without building anything.
+    Keys must be constructor arguments of the model type (`config_arguments`); a value must
+    have the type of the argument's default (an int for an int, a bool for a bool, ...). Given
+    the data's max lengths, the model family completes its arguments from them
+    (`adapt_to_data`); then it checks the values itself (`validate_arguments`), without
+    building anything.
     """
     arguments = dict(model_config)
     model_type = arguments.pop("type")
@@ -53,31 +59,34 @@ def check_model_config(model_config: dict):
             f"Unknown model type '{model_type}' (model.type); choose from {', '.join(MODELS)}"
         )
     cls = MODELS[model_type]
-    parameters = inspect.signature(cls.__init__).parameters
-    internal = {"self", "kwargs", "source_vocabulary_size", "target_vocabulary_size", "dtype"}
-    internal |= {"pad_id"}
-    accepted = set(parameters) - internal
+    accepted = cls.config_arguments()
     for key, value in arguments.items():
         if key not in accepted:
             raise ConfigError(
                 f"Unknown config key 'model.{key}' for model type '{model_type}'. "
                 f"Known keys: {', '.join(sorted(accepted))}"
             )
-        default = parameters[key].default
-        if default is not None and not type_ok(value, default):
-            raise ConfigError(
-                f"Invalid value for 'model.{key}': {value!r} (expected {type(default).__name__})"
-            )
+        default = accepted[key]
+        if default is not None and default is not inspect.Parameter.empty:
+            if not type_ok(value, default):
+                raise ConfigError(
+                    f"Invalid value for 'model.{key}': {value!r} "
+                    f"(expected {type(default).__name__})"
+                )
     try:
-        cls.validate_arguments(**arguments)
+        if max_source_length is not None and max_target_length is not None:
+            needs = cls.adapt_to_data(arguments, max_source_length, max_target_length)
+        else:
+            needs = DataNeeds(arguments)
+        cls.validate_arguments(**needs.arguments)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"Invalid model config: {e}") from None
-    return cls, arguments
+    return cls, needs
 
 
-def check_config(config: dict) -> dict:
-    """Checks a merged pipeline config as far as it can be without data; returns the model
-    config with its static lengths (see `static_lengths`).
+def check_config(config: dict) -> DataNeeds:
+    """Checks a merged pipeline config as far as it can be without data; returns what the
+    model needs from the data (its arguments completed from the data's max lengths).
 
     Commands call it before they read data or write anything: unknown keys and invalid values
     of every section (the model's included), a checkpoint monitor that is not logged, and a
@@ -85,12 +94,11 @@ def check_config(config: dict) -> dict:
     """
     validate(config)
     data = config["data"]
-    model_config = static_lengths(
+    _, needs = check_model_config(
         config["model"], data["max_source_length"], data["max_target_length"]
     )
-    check_model_config(model_config)
     monitor_and_mode(config)
-    return model_config
+    return needs
 
 
 def monitor_and_mode(config: dict) -> tuple[str, str]:
@@ -124,28 +132,6 @@ def monitor_and_mode(config: dict) -> tuple[str, str]:
     return monitor, "min" if monitor.endswith("loss") else "max"
 
 
-def static_lengths(model_config: dict, max_source_length: int, max_target_length: int) -> dict:
-    """`model_config` with the data's lengths as the model's static lengths, if it has them.
-
-    An unrolled model, one reading fixed-width sources (`mask_source_padding = false`) or one
-    given any static length needs `source_length` = `data.max_source_length` and
-    `target_length` = `data.max_target_length + 1` (bos + target); they are filled in, or
-    checked if given.
-    """
-    static = any(model_config.get(k) for k in ("unroll", "source_length", "target_length"))
-    if not static and model_config.get("mask_source_padding", True):
-        return model_config
-    expected = {"source_length": max_source_length, "target_length": max_target_length + 1}
-    config = {**expected, **model_config}
-    for key, value in expected.items():
-        if config[key] != value:
-            raise ConfigError(
-                f"model.{key}={config[key]} does not match the data (expected {value} from "
-                "data.max_source_length / data.max_target_length + 1); leave it out to derive it"
-            )
-    return config
-
-
 def build_model(
     model_config: dict,
     source_vocabulary_size: int,
@@ -153,19 +139,16 @@ def build_model(
     max_source_length: int | None = None,
     max_target_length: int | None = None,
 ):
-    """Builds the model a pipeline's `model` section describes (its constructor arguments).
-
-    With the data's max lengths, an unrolled model gets its static lengths from them (see
-    `static_lengths`).
+    """Builds the model a pipeline's `model` section describes (`type` and constructor
+    arguments). With the data's max lengths, the model family completes its arguments from
+    them (e.g. the static lengths of an unrolled RNN, see `EncoderDecoder.adapt_to_data`).
     """
-    if max_source_length is not None and max_target_length is not None:
-        model_config = static_lengths(model_config, max_source_length, max_target_length)
-    cls, arguments = check_model_config(model_config)
+    cls, needs = check_model_config(model_config, max_source_length, max_target_length)
     try:
         return cls(
             source_vocabulary_size=source_vocabulary_size,
             target_vocabulary_size=target_vocabulary_size,
-            **arguments,
+            **needs.arguments,
         )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"Invalid model config: {e}") from None
@@ -243,7 +226,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
 
     Returns a summary dict (the figures `keras-s2s train` prints).
     """
-    model_config = check_config(config)  # Fail on a config typo before any data work.
+    check_config(config)  # Fail on a config typo before any data work.
     data, training = config["data"], config["training"]
     max_source, max_target = data["max_source_length"], data["max_target_length"]
     run = RunDirectory(output_dir)
@@ -294,9 +277,8 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     )
     try:
         summary = _fit(
-            config, model_config, (monitor, mode), run, splits, source_tokenizer,
-            target_tokenizer, verbose,
-        )  # fmt: skip
+            config, (monitor, mode), run, splits, source_tokenizer, target_tokenizer, verbose
+        )
     except KeyboardInterrupt:
         run.write_metadata({"status": "interrupted"})
         raise
@@ -315,11 +297,12 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     return summary
 
 
-def _fit(config, model_config, monitored, run, splits, source_tokenizer, target_tokenizer, verbose):
+def _fit(config, monitored, run, splits, source_tokenizer, target_tokenizer, verbose):
     """Builds, compiles and fits the model; returns the training figures. `monitored` is
     `(monitor, mode)` from `monitor_and_mode`."""
     data, training = config["data"], config["training"]
     max_source, max_target = data["max_source_length"], data["max_target_length"]
+    _, needs = check_model_config(config["model"], max_source, max_target)
     exact_match_split = training["exact_match_split"]
     monitor, mode = monitored
 
@@ -335,7 +318,7 @@ def _fit(config, model_config, monitored, run, splits, source_tokenizer, target_
             shuffle_buffer=data["shuffle_buffer"] if shuffle else 0,
             seed=training["seed"],
             batch_size=training["batch_size"],
-            fixed_lengths=model_config.get("source_length") is not None,
+            fixed_lengths=needs.fixed_lengths,
         )
 
     callbacks = [_EpochTrainSeconds()]
@@ -351,7 +334,11 @@ def _fit(config, model_config, monitored, run, splits, source_tokenizer, target_
     strategy = make_strategy(training["strategy"])
     with strategy.scope():
         model = build_model(
-            model_config, source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size
+            config["model"],
+            source_tokenizer.vocabulary_size,
+            target_tokenizer.vocabulary_size,
+            max_source,
+            max_target,
         )
         compile_model(model, training)
 

@@ -91,7 +91,7 @@ def run_tflite(directory, request):
     first = np.array(request["source_ids"][0], np.int32)
     state = translator.signature("encode")(encoder_token_ids=first)
     bos = np.full(len(first), translator.bos_id, np.int32)
-    step = translator.signature("decode_step")(token_ids=bos, **state)
+    step = translator.signature("decode_step")(token_ids=bos, step=np.int32(0), **state)
     out["first_step_logits"] = step["logits"].tolist()
     out["state_names"] = sorted(state)
     texts = [bytes.fromhex(h) for h in request["edge_cases"]]

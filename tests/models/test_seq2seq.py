@@ -133,10 +133,11 @@ def test_invalid_arguments_are_named():
 def test_peeky_feeds_the_summary_to_every_step():
     model = Seq2Seq(**TINY, decoder="peeky")
     state = model.encode(SOURCE)
-    assert state["summary"].shape == (3, 16)
+    summary = state["memory"]["summary"]
+    assert summary.shape == (3, 16)
     # Changing only the summary changes every step's logits (it enters input and output).
     logits, _ = model.decode_step(DECODER_IN[:, 0], state)
-    other, _ = model.decode_step(DECODER_IN[:, 0], {**state, "summary": state["summary"] + 1.0})
+    other, _ = model.decode_step(DECODER_IN[:, 0], {**state, "memory": {"summary": summary + 1.0}})
     assert np.all(np.abs(np.asarray(logits) - np.asarray(other)).max(axis=-1) > 1e-4)
     out_kernel = model.output_projection.kernel
     assert out_kernel.shape == (16 + 16, 10)  # decoder output + summary
@@ -146,7 +147,7 @@ def test_bidirectional_concat_bridges_states_to_the_decoder_size():
     model = Seq2Seq(**TINY, bidirectional=True, merge_mode="concat", num_layers=2)
     state = model.encode(SOURCE)
     assert [[tuple(s.shape) for s in layer] for layer in state["rnn"]] == [[(3, 16), (3, 16)]] * 2
-    assert len(model.bridges) == 2
+    assert len(model.encoder.bridges) == 2
 
 
 def test_encoder_ignores_source_padding():

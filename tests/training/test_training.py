@@ -224,15 +224,18 @@ def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
 
 def test_static_lengths_must_match_the_data():
     from keras_s2s.errors import ConfigError
-    from keras_s2s.training.trainer import static_lengths
+    from keras_s2s.training.trainer import check_model_config
 
-    assert static_lengths({"type": "seq2seq"}, 7, 4) == {"type": "seq2seq"}
-    filled = static_lengths({"type": "seq2seq", "unroll": True}, 7, 4)
-    assert (filled["source_length"], filled["target_length"]) == (7, 5)
-    fixed_width = static_lengths({"type": "seq2seq", "mask_source_padding": False}, 7, 4)
-    assert (fixed_width["source_length"], fixed_width["target_length"]) == (7, 5)
+    _, needs = check_model_config({"type": "seq2seq"}, 7, 4)
+    assert (needs.arguments, needs.fixed_lengths) == ({}, False)
+    _, filled = check_model_config({"type": "seq2seq", "unroll": True}, 7, 4)
+    assert (filled.arguments["source_length"], filled.arguments["target_length"]) == (7, 5)
+    assert filled.fixed_lengths
+    _, fixed_width = check_model_config({"type": "seq2seq", "mask_source_padding": False}, 7, 4)
+    args = fixed_width.arguments
+    assert (args["source_length"], args["target_length"], fixed_width.fixed_lengths) == (7, 5, True)
     with pytest.raises(ConfigError, match=r"model.target_length=4 does not match the data"):
-        static_lengths({"type": "seq2seq", "unroll": True, "target_length": 4}, 7, 4)
+        check_model_config({"type": "seq2seq", "unroll": True, "target_length": 4}, 7, 4)
 
 
 @pytest.mark.parametrize(

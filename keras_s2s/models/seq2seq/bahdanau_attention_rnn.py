@@ -1,16 +1,13 @@
 import keras
 from keras import ops
 
-_CELLS = {
-    "lstm": keras.layers.LSTMCell,
-    "gru": keras.layers.GRUCell,
-    "rnn": keras.layers.SimpleRNNCell,
-}
+from keras_s2s.models.seq2seq._utils import as_list
+from keras_s2s.models.seq2seq.rnn_layers import RNN_CELLS, num_states
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class BahdanauDecoder(keras.layers.Layer):
-    """A recurrent attention decoder: additive attention from the previous state, fed back in.
+class BahdanauAttentionRNN(keras.layers.Layer):
+    """A recurrent layer with additive attention from the previous state, its context fed in.
 
     At each step t, with s the previous decoder hidden state and h_s the encoder outputs:
 
@@ -19,8 +16,9 @@ class BahdanauDecoder(keras.layers.Layer):
         c = sum_s a_s h_s
         s' = RNNCell([y_{t-1}; c], s)
 
-    The loop is written out (`keras.ops.while_loop`) because Keras 3's `RNN` takes no constants; the
-    decode step (`step`) is the same code the training call scans, so the two cannot drift.
+    The loop is written out (`keras.ops.while_loop`) because Keras 3's `RNN` takes no constants;
+    every position runs `step`, and a one-position call (a decode step) is the same loop body
+    without a loop around it.
 
     Shape letters: B batch, T target length, S source length, E input width, M memory width,
     H `units`.
@@ -39,9 +37,12 @@ class BahdanauDecoder(keras.layers.Layer):
         initial_state: list of `[B, H]` cell states.
         memory: `[B, S, M]` encoder outputs.
         memory_mask: bool `[B, S]`, True on real source tokens.
+        memory_keys: optional `memory_keys(memory)`, computed once per source so that decode
+            steps do not recompute it.
 
     Returns:
-        `(outputs [B, T, H], contexts [B, T, M], final_states)`.
+        `(outputs [B, T, H], contexts [B, T, M], final_weights [B, S], final_states)`: the
+        last position's attention weights, and the final cell states.
 
     References:
         Bahdanau et al., 2015, "Neural Machine Translation by Jointly Learning to Align and
@@ -52,15 +53,17 @@ class BahdanauDecoder(keras.layers.Layer):
         self, units, cell="lstm", attention_units=None, dropout=0.0, unroll=False, **kwargs
     ):
         super().__init__(**kwargs)
-        if cell not in _CELLS:
-            raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
+        if cell not in RNN_CELLS:
+            raise ValueError(
+                f"`cell` must be one of {', '.join(RNN_CELLS)}. Received: cell={cell!r}"
+            )
         self.units = units
         self.cell = cell
         self.attention_units = attention_units
         self.dropout = dropout
         self.unroll = unroll
-        self.num_states = 2 if cell == "lstm" else 1
-        self.rnn_cell = _CELLS[cell](
+        self.num_states = num_states(cell)
+        self.rnn_cell = RNN_CELLS[cell](
             units, dropout=dropout, dtype=self.dtype_policy, name="rnn_cell"
         )
         size = attention_units or units
@@ -71,7 +74,12 @@ class BahdanauDecoder(keras.layers.Layer):
         self.softmax = keras.layers.Softmax(axis=-1, dtype=self.dtype_policy, name="softmax")
 
     def build(
-        self, inputs_shape, initial_state_shape=None, memory_shape=None, memory_mask_shape=None
+        self,
+        inputs_shape,
+        initial_state_shape=None,
+        memory_shape=None,
+        memory_mask_shape=None,
+        memory_keys_shape=None,
     ):
         self.memory_dense.build(memory_shape)
         self.query_dense.build((None, self.units))
@@ -94,10 +102,9 @@ class BahdanauDecoder(keras.layers.Layer):
         output, new_states = self.rnn_cell(
             ops.concatenate([x, context], axis=-1), list(states), training=training
         )
-        new_states = list(new_states) if isinstance(new_states, list | tuple) else [new_states]
-        return output, context, weights, new_states
+        return output, context, weights, as_list(new_states)
 
-    def call(self, inputs, initial_state, memory, memory_mask, training=None):
+    def call(self, inputs, initial_state, memory, memory_mask, memory_keys=None, training=None):
         # The cell caches its dropout mask for reuse at every step. As keras.layers.RNN does,
         # draw it once per call before the loop (a mask first drawn inside the while loop's body
         # cannot be read outside it) and clear it after, so no call reads another's tensor.
@@ -105,24 +112,24 @@ class BahdanauDecoder(keras.layers.Layer):
             # Shaped like the cell's input [y_{t-1}; c], [B, E + M].
             self.rnn_cell.get_dropout_mask(ops.concatenate([inputs[:, 0], memory[:, 0]], axis=-1))
         try:
-            return self._loop(inputs, initial_state, memory, memory_mask, training)
+            keys = self.memory_keys(memory) if memory_keys is None else memory_keys
+            return self._loop(inputs, initial_state, memory, keys, memory_mask, training)
         finally:
             self.rnn_cell.reset_dropout_mask()
             self.rnn_cell.reset_recurrent_dropout_mask()
 
-    def _loop(self, inputs, initial_state, memory, memory_mask, training):
-        keys = self.memory_keys(memory)
-        if self.unroll:
+    def _loop(self, inputs, initial_state, memory, keys, memory_mask, training):
+        if self.unroll or inputs.shape[1] == 1:
             if inputs.shape[1] is None:
                 raise ValueError("`unroll=True` needs a static target length; got None")
             states, outputs, contexts = list(initial_state), [], []
             for t in range(inputs.shape[1]):
-                output, context, _, states = self.step(
+                output, context, weights, states = self.step(
                     inputs[:, t], states, memory, keys, memory_mask, training
                 )
                 outputs.append(output)
                 contexts.append(context)
-            return ops.stack(outputs, axis=1), ops.stack(contexts, axis=1), states
+            return ops.stack(outputs, axis=1), ops.stack(contexts, axis=1), weights, states
 
         # A while loop writing fixed-size [B, T, .] buffers in place: it compiles with XLA
         # (bounded iterations) and keeps no growing lists.
@@ -130,34 +137,43 @@ class BahdanauDecoder(keras.layers.Layer):
         time = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)  # [1, T]
         outputs = ops.zeros_like(inputs[..., :1]) * ops.zeros_like(initial_state[0])[:, None, :]
         contexts = ops.zeros_like(inputs[..., :1]) * ops.zeros_like(memory[:, :1, :])
+        weights = ops.zeros_like(memory[..., 0])  # [B, S]
 
-        def cond(t, states, outputs, contexts):
+        def cond(t, states, outputs, contexts, weights):
             return t < steps
 
-        def body(t, states, outputs, contexts):
+        def body(t, states, outputs, contexts, weights):
             x = ops.take(inputs, t, axis=1)
-            output, context, _, states = self.step(x, states, memory, keys, memory_mask, training)
+            output, context, weights, states = self.step(
+                x, states, memory, keys, memory_mask, training
+            )
             # Write column t (slice_update has no gradient in TensorFlow; `where` does).
             at_t = ops.expand_dims(ops.equal(time, t), -1)
             outputs = ops.where(at_t, ops.expand_dims(output, 1), outputs)
             contexts = ops.where(at_t, ops.expand_dims(context, 1), contexts)
-            return t + 1, states, outputs, contexts
+            return t + 1, states, outputs, contexts, weights
 
-        _, states, outputs, contexts = ops.while_loop(
+        _, states, outputs, contexts, weights = ops.while_loop(
             cond,
             body,
-            (ops.convert_to_tensor(0, "int32"), list(initial_state), outputs, contexts),
+            (ops.convert_to_tensor(0, "int32"), list(initial_state), outputs, contexts, weights),
             maximum_iterations=steps,
         )
-        return outputs, contexts, list(states)
+        return outputs, contexts, weights, list(states)
 
     def compute_output_shape(
-        self, inputs_shape, initial_state_shape=None, memory_shape=None, memory_mask_shape=None
+        self,
+        inputs_shape,
+        initial_state_shape=None,
+        memory_shape=None,
+        memory_mask_shape=None,
+        memory_keys_shape=None,
     ):
         batch, steps = inputs_shape[0], inputs_shape[1]
         return (
             (batch, steps, self.units),
             (batch, steps, memory_shape[-1]),
+            (batch, memory_shape[1]),
             [(batch, self.units)] * self.num_states,
         )
 

@@ -3,27 +3,18 @@ import inspect
 import keras
 from keras import ops
 
-from keras_s2s.layers.bahdanau_decoder import BahdanauDecoder
-from keras_s2s.layers.luong_attention import LuongAttention
 from keras_s2s.layers.reverse_sequence import ReverseSequence
+from keras_s2s.models.base import DataNeeds, EncoderDecoder
+from keras_s2s.models.seq2seq.decoders import DECODERS
+from keras_s2s.models.seq2seq.rnn_encoder import RNNEncoder
+from keras_s2s.models.seq2seq.rnn_layers import RNN_LAYERS
 
-_CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
 _MERGE_MODES = ("concat", "sum", "ave")
-_DECODERS = ("plain", "peeky", "bahdanau", "luong")
 _SCORES = ("dot", "general", "scaled", "concat")
 
 
-def _as_list(states):
-    return list(states) if isinstance(states, list | tuple) else [states]
-
-
-def _along_time(vector, sequence):
-    """Broadcasts `vector [B, H]` along the time axis of `sequence [B, T, D]` -> `[B, T, H]`."""
-    return ops.expand_dims(vector, 1) + ops.zeros_like(sequence[..., :1])
-
-
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class Seq2Seq(keras.Model):
+class Seq2Seq(EncoderDecoder):
     """Encoder-decoder RNN, plain, Peeky or with attention over all encoder outputs.
 
     Shape letters: B batch, S source length, T target length, H `hidden_dim`, V target
@@ -101,27 +92,23 @@ class Seq2Seq(keras.Model):
         """Raises `ValueError` naming the first invalid constructor argument, without building
         anything (pipelines check their `[model]` section with it before reading data).
         Arguments left out take the constructor's defaults (vocabulary sizes: 1)."""
-        parameters = inspect.signature(cls.__init__).parameters
-        values = {
-            name: p.default if p.default is not inspect.Parameter.empty else 1
-            for name, p in parameters.items()
-            if name not in ("self", "kwargs")
-        }
-        values.update(arguments)
+        values = cls.arguments_with_defaults(**arguments)
         cell, merge_mode, decoder = values["cell"], values["merge_mode"], values["decoder"]
         attention_score, dropout = values["attention_score"], values["dropout"]
         source_length, target_length = values["source_length"], values["target_length"]
         unroll, mask_source_padding = values["unroll"], values["mask_source_padding"]
-        if cell not in _CELLS:
-            raise ValueError(f"`cell` must be one of {', '.join(_CELLS)}. Received: cell={cell!r}")
+        if cell not in RNN_LAYERS:
+            raise ValueError(
+                f"`cell` must be one of {', '.join(RNN_LAYERS)}. Received: cell={cell!r}"
+            )
         if merge_mode not in _MERGE_MODES:
             raise ValueError(
                 f"`merge_mode` must be one of {', '.join(_MERGE_MODES)}. "
                 f"Received: merge_mode={merge_mode!r}"
             )
-        if decoder not in _DECODERS:
+        if decoder not in DECODERS:
             raise ValueError(
-                f"`decoder` must be one of {', '.join(_DECODERS)}. Received: decoder={decoder!r}"
+                f"`decoder` must be one of {', '.join(DECODERS)}. Received: decoder={decoder!r}"
             )
         if attention_score not in _SCORES:
             raise ValueError(
@@ -197,18 +184,6 @@ class Seq2Seq(keras.Model):
         )
 
         # === Layers ===
-        # Read while wiring the graph below.
-        self.pad_id = pad_id
-        self.residual = residual
-        self.decoder = decoder
-        self.merge_mode = merge_mode
-        self.bidirectional = bidirectional
-        self.source_length = source_length
-        self.target_length = target_length
-        self.unroll = unroll
-        rnn = _CELLS[cell]
-        num_states = 2 if cell == "lstm" else 1
-        self.mask_source_padding = mask_source_padding
         self.reverse = (
             ReverseSequence(pad_id=pad_id if mask_source_padding else None, name="reverse_source")
             if reverse_source
@@ -221,70 +196,60 @@ class Seq2Seq(keras.Model):
             dtype=dtype,
             name="source_embedding",
         )
-        self.encoder_layers = []
-        self.bridges = []
-        for i in range(num_layers):
-            layer = rnn(
-                hidden_dim,
-                return_sequences=True,
-                return_state=True,
-                dropout=dropout,
-                unroll=unroll,
-                dtype=dtype,
-                name=f"encoder_rnn_{i}",
-            )
-            if bidirectional:
-                layer = keras.layers.Bidirectional(
-                    layer, merge_mode=merge_mode, dtype=dtype, name=f"encoder_birnn_{i}"
-                )
-                if unroll:
-                    # Keras 3.15's unrolled loop zeroes masked outputs with the mask in forward
-                    # order while a backward layer's outputs are reversed, zeroing real steps
-                    # instead. For right-padded sources, the backward layer's padded steps come
-                    # first and already output zeros, so the zeroing is not needed.
-                    layer.backward_layer.zero_output_for_mask = False
-            self.encoder_layers.append(layer)
-            if bidirectional and merge_mode == "concat":
-                self.bridges.append(
-                    [
-                        keras.layers.Dense(hidden_dim, dtype=dtype, name=f"bridge_{i}_{k}")
-                        for k in range(num_states)
-                    ]
-                )
+        self.encoder = RNNEncoder(
+            hidden_dim,
+            cell=cell,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            merge_mode=merge_mode,
+            residual=residual,
+            dropout=dropout,
+            unroll=unroll,
+            dtype=dtype,
+            name="encoder",
+        )
         self.target_embedding = keras.layers.Embedding(
             target_vocabulary_size, embedding_dim, dtype=dtype, name="target_embedding"
         )
         # The decoder input is causal and right-padded, so padding never influences a real
         # position: it needs no mask (its labels are masked in the loss instead).
-        self.decoder_layers = [
-            BahdanauDecoder(
-                hidden_dim,
-                cell=cell,
-                dropout=dropout,
-                unroll=unroll,
-                dtype=dtype,
-                name="decoder_attention_rnn",
-            )
-            if decoder == "bahdanau" and i == 0
-            else rnn(
-                hidden_dim,
-                return_sequences=True,
-                return_state=True,
-                dropout=dropout,
-                unroll=unroll,
-                dtype=dtype,
-                name=f"decoder_rnn_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.attention = (
-            LuongAttention(attention_score, dtype=dtype, name="attention")
-            if decoder == "luong"
-            else None
+        decoder_class = DECODERS[decoder]
+        options = {"attention_score": attention_score}
+        accepted = inspect.signature(decoder_class.__init__).parameters
+        self.rnn_decoder = decoder_class(
+            hidden_dim,
+            cell=cell,
+            num_layers=num_layers,
+            residual=residual,
+            dropout=dropout,
+            unroll=unroll,
+            dtype=dtype,
+            name="decoder",
+            **{key: value for key, value in options.items() if key in accepted},
         )
         self.output_projection = keras.layers.Dense(
             target_vocabulary_size, dtype=dtype, name="output_projection"
         )
+
+        # === Config ===
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.cell = cell
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.residual = residual
+        self.decoder = decoder
+        self.attention_score = attention_score
+        self.reverse_source = reverse_source
+        self.mask_source_padding = mask_source_padding
+        self.dropout = dropout
+        self.source_length = source_length
+        self.target_length = target_length
+        self.unroll = unroll
+        self.pad_id = pad_id
 
         # === Functional model ===
         encoder_token_ids = keras.Input(
@@ -293,8 +258,7 @@ class Seq2Seq(keras.Model):
         decoder_token_ids = keras.Input(
             shape=(target_length,), dtype="int32", name="decoder_token_ids"
         )
-        state = self._encode(encoder_token_ids)
-        logits = self._decode_sequence(decoder_token_ids, state)
+        logits, _ = self._decode(decoder_token_ids, self._encode(encoder_token_ids))
         super().__init__(
             inputs={
                 "encoder_token_ids": encoder_token_ids,
@@ -305,76 +269,67 @@ class Seq2Seq(keras.Model):
             **kwargs,
         )
 
-        # === Config ===
-        self.source_vocabulary_size = source_vocabulary_size
-        self.target_vocabulary_size = target_vocabulary_size
-        self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
-        self.cell = cell
-        self.num_layers = num_layers
-        self.attention_score = attention_score
-        self.reverse_source = reverse_source
-        self.dropout = dropout
-
-    def _merge_directions(self, index, states):
-        """Bidirectional final states `[fwd..., bwd...]` -> decoder-sized states `[B, H]`."""
-        half = len(states) // 2
-        forward, backward = states[:half], states[half:]
-        if self.merge_mode == "concat":
-            return [
-                bridge(ops.concatenate([f, b], axis=-1))
-                for bridge, f, b in zip(self.bridges[index], forward, backward, strict=True)
-            ]
-        if self.merge_mode == "sum":
-            return [f + b for f, b in zip(forward, backward, strict=True)]
-        return [(f + b) / 2.0 for f, b in zip(forward, backward, strict=True)]
-
     def _encode(self, encoder_token_ids, training=None):
         if self.reverse is not None:
             encoder_token_ids = self.reverse(encoder_token_ids)
         # Padding is masked, or (fixed width) read like any token.
         mask = ops.not_equal(encoder_token_ids, self.pad_id) if self.mask_source_padding else None
         x = self.source_embedding(encoder_token_ids)
-        rnn_states = []
-        for i, layer in enumerate(self.encoder_layers):
-            outputs, *states = layer(x, mask=mask, training=training)
-            x = outputs + x if self.residual and i > 0 else outputs
-            rnn_states.append(self._merge_directions(i, states) if self.bidirectional else states)
-        state = {"rnn": rnn_states}
-        if self.decoder == "peeky":
-            state["summary"] = rnn_states[-1][0]  # top layer's final hidden state [B, H]
-        if self.decoder in ("bahdanau", "luong"):
-            state["memory"] = x  # top encoder outputs [B, S, M]
-            if mask is None:  # Attention may attend to every position.
-                mask = ops.ones_like(encoder_token_ids, dtype="bool")
-            state["memory_mask"] = mask
-        return state
+        outputs, states = self.encoder(x, mask=mask, training=training)
+        if mask is None:  # Attention may attend to every position.
+            mask = ops.ones_like(encoder_token_ids, dtype="bool")
+        return {"rnn": states, "memory": self.rnn_decoder.memory(outputs, mask, states)}
 
-    def _decode_sequence(self, decoder_token_ids, state, training=None):
+    def _decode(self, decoder_token_ids, state, training=None):
+        """The decoder on token ids `[B, T]` (the whole target, or one position) -> logits
+        `[B, T, V]` and the state after the last position."""
         x = self.target_embedding(decoder_token_ids)
-        if self.decoder == "peeky":
-            x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
-        contexts = None
-        for i, layer in enumerate(self.decoder_layers):
-            if isinstance(layer, BahdanauDecoder):
-                outputs, contexts, _ = layer(
-                    x, state["rnn"][i], state["memory"], state["memory_mask"], training=training
+        outputs = self.rnn_decoder(x, state["rnn"], state["memory"], training=training)
+        new_state = {**state, "rnn": outputs["states"]}
+        if "attention" in outputs:
+            new_state["attention"] = outputs["attention"]
+        return self.output_projection(outputs["features"]), new_state
+
+    # === Data needs (see EncoderDecoder) ===
+
+    @classmethod
+    def adapt_to_data(cls, arguments, max_source_length, max_target_length):
+        """An unrolled model, one reading fixed-width sources (`mask_source_padding=False`) or
+        one given any static length gets `source_length = max_source_length` and
+        `target_length = max_target_length + 1` (bos + target), and fixed-width batches; static
+        lengths given that differ from those are a `ValueError`."""
+        static = any(arguments.get(k) for k in ("unroll", "source_length", "target_length"))
+        if not static and arguments.get("mask_source_padding", True):
+            return DataNeeds(dict(arguments))
+        expected = {"source_length": max_source_length, "target_length": max_target_length + 1}
+        completed = {**expected, **arguments}
+        for key, value in expected.items():
+            if completed[key] != value:
+                raise ValueError(
+                    f"model.{key}={completed[key]} does not match the data (expected {value} "
+                    "from data.max_source_length / data.max_target_length + 1); leave it out to "
+                    "derive it"
                 )
-            else:
-                outputs, *_ = layer(x, initial_state=state["rnn"][i], training=training)
-            x = outputs + x if self.residual and i > 0 else outputs
-        if self.attention is not None:
-            contexts, _ = self.attention(x, state["memory"], state["memory_mask"])
-        if contexts is not None:
-            x = ops.concatenate([x, contexts], axis=-1)
-        if self.decoder == "peeky":
-            x = ops.concatenate([x, _along_time(state["summary"], x)], axis=-1)
-        return self.output_projection(x)
+        return DataNeeds(completed, fixed_lengths=True)
 
-    # === Decoding protocol (see keras_s2s.decoding) ===
+    # === Decoding contract (see EncoderDecoder) ===
 
-    def encode(self, encoder_token_ids):
-        """Encodes the source once. Returns the initial decoding state (a dict of tensors)."""
+    constant_state_keys = ("memory",)
+
+    @property
+    def has_attention(self):
+        return self.rnn_decoder.has_attention
+
+    def attention_weights(self, state):
+        return state["attention"] if self.has_attention else None
+
+    def static_arguments(self, source_length, target_length):
+        return {"source_length": source_length, "target_length": target_length, "unroll": True}
+
+    def encode(self, encoder_token_ids, max_length=None):
+        """Encodes the source once. Returns the initial decoding state: `{"rnn": states per
+        layer, "memory": what the decoder reads at every step}` (+ `"attention"` `[B, S]`)."""
+        del max_length  # An RNN's state does not grow.
         encoder_token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
         if self.source_length is not None:
             # Pad to the static length (masked, or read as in training at the fixed width).
@@ -385,69 +340,16 @@ class Seq2Seq(keras.Model):
             )
             encoder_token_ids = ops.reshape(encoder_token_ids[:, :length], (-1, length))
         state = self._encode(encoder_token_ids, training=False)
-        if self.decoder in ("bahdanau", "luong"):
-            memory = state["memory"]
-            state["attention"] = ops.zeros_like(memory[..., 0])  # [B, S]
-            # The memory side of the attention score, once per source, not once per step.
-            attention = self.attention or self.decoder_layers[0]
-            state["memory_keys"] = attention.memory_keys(memory)
+        # What the decode steps share, computed once per source, not once per step.
+        state["memory"] = self.rnn_decoder.precompute(state["memory"])
+        if self.has_attention:
+            state["attention"] = ops.zeros_like(encoder_token_ids, dtype=self.compute_dtype)
         return state
 
     def decode_step(self, token_ids, state, step=None):
-        """One decoder step: previous tokens `[B]` + state -> logits `[B, V]` + new state."""
+        """One decoder step: previous tokens `[B]` + state -> logits `[B, V]` + new state (the
+        training path on one position)."""
         del step  # An RNN's position lives in its state.
-        x = self.target_embedding(ops.convert_to_tensor(token_ids, "int32"))
-        if self.decoder == "peeky":
-            x = ops.concatenate([x, state["summary"]], axis=-1)
-        new_states, context, new_state = [], None, dict(state)
-        for i, layer in enumerate(self.decoder_layers):
-            if isinstance(layer, BahdanauDecoder):
-                outputs, context, new_state["attention"], states = layer.step(
-                    x, state["rnn"][i], state["memory"], state["memory_keys"], state["memory_mask"]
-                )
-            else:
-                outputs, states = layer.cell(x, list(state["rnn"][i]), training=False)
-            x = outputs + x if self.residual and i > 0 else outputs
-            new_states.append(_as_list(states))
-        if self.attention is not None:
-            context, new_state["attention"] = self.attention(
-                x, state["memory"], state["memory_mask"], memory_keys=state["memory_keys"]
-            )
-        if context is not None:
-            x = ops.concatenate([x, context], axis=-1)
-        if self.decoder == "peeky":
-            x = ops.concatenate([x, state["summary"]], axis=-1)
-        new_state["rnn"] = new_states
-        return self.output_projection(x), new_state
-
-    def get_config(self):
-        return {
-            "source_vocabulary_size": self.source_vocabulary_size,
-            "target_vocabulary_size": self.target_vocabulary_size,
-            "embedding_dim": self.embedding_dim,
-            "hidden_dim": self.hidden_dim,
-            "cell": self.cell,
-            "num_layers": self.num_layers,
-            "bidirectional": self.bidirectional,
-            "merge_mode": self.merge_mode,
-            "residual": self.residual,
-            "decoder": self.decoder,
-            "attention_score": self.attention_score,
-            "reverse_source": self.reverse_source,
-            "mask_source_padding": self.mask_source_padding,
-            "dropout": self.dropout,
-            "source_length": self.source_length,
-            "target_length": self.target_length,
-            "unroll": self.unroll,
-            "pad_id": self.pad_id,
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        token_ids = ops.convert_to_tensor(token_ids, "int32")
+        logits, state = self._decode(token_ids[:, None], state, training=False)
+        return logits[:, 0], state
