@@ -166,12 +166,8 @@ def test_decode_state_is_flat_fixed_and_constant_where_declared():
     assert set(model.constant_state_keys) == {"memory_mask"} | {
         f"cross_{part}_{i}" for part in ("key", "value") for i in layers
     }
-    assert state["self_key_1"].shape == (3, 5, 2, 8) and state["cross_value_0"].shape == (
-        3,
-        6,
-        2,
-        8,
-    )
+    assert state["self_key_1"].shape == (3, 5, 2, 8)  # [B, L, H, Dh]
+    assert state["cross_value_0"].shape == (3, 6, 2, 8)  # [B, S, H, Dh]
     for t in range(5):
         _, new_state = model.decode_step(DECODER_IN[:, min(t, 3)], state, t)
         assert {k: (v.shape, v.dtype) for k, v in new_state.items()} == {
