@@ -22,15 +22,26 @@ def _call(layer_or_model, inputs, **kwargs):
     return layer_or_model(inputs, **kwargs)
 
 
+def _flat_numpy(outputs) -> list:
+    """A layer's outputs (a tensor, or a nest of them: tuples, lists, dicts) as numpy arrays."""
+    return [keras.ops.convert_to_numpy(t) for t in keras.tree.flatten(outputs)]
+
+
+def _input(value, name=None):
+    return keras.Input(shape=value.shape[1:], dtype=str(value.dtype), name=name)
+
+
 def _as_model(layer_or_model, inputs):
+    """A functional model around a layer; inputs may be nested (e.g. a list of RNN states)."""
     if isinstance(layer_or_model, keras.Model):
         return layer_or_model
     if isinstance(inputs, dict):
         symbolic = {
-            k: keras.Input(shape=v.shape[1:], dtype=v.dtype, name=k) for k, v in inputs.items()
+            k: _input(v, k) if hasattr(v, "shape") else keras.tree.map_structure(_input, v)
+            for k, v in inputs.items()
         }
     else:
-        symbolic = keras.Input(shape=inputs.shape[1:], dtype=inputs.dtype)
+        symbolic = _input(inputs)
     return keras.Model(symbolic, _call(layer_or_model, symbolic))
 
 
@@ -118,9 +129,9 @@ def _run_contract(
     expected_mixed_precision_dtype,
 ):
     obj = cls(**init_kwargs)
-    eager = keras.ops.convert_to_numpy(_call(obj, inputs))
-    if expected_output_shape is not None:
-        assert tuple(eager.shape) == tuple(expected_output_shape)
+    eager = _flat_numpy(_call(obj, inputs))
+    if expected_output_shape is not None:  # of the first output
+        assert tuple(eager[0].shape) == tuple(expected_output_shape)
     if expected_num_trainable_weights is not None:
         assert len(obj.trainable_weights) == expected_num_trainable_weights, [
             w.path for w in obj.trainable_weights
@@ -141,15 +152,15 @@ def _run_contract(
         assert_sublayers_built(clone)
 
     # Symbolic call: same output shape as eager (batch dim unknown).
-    if isinstance(inputs, dict):
-        symbolic = {k: keras.KerasTensor(v.shape, dtype=str(v.dtype)) for k, v in inputs.items()}
-    else:
-        symbolic = keras.KerasTensor(inputs.shape, dtype=str(inputs.dtype))
+    symbolic = keras.tree.map_structure(
+        lambda v: keras.KerasTensor(v.shape, dtype=str(v.dtype)), inputs
+    )
     if _keyword_inputs(obj, inputs):
         out_spec = obj.compute_output_spec(**symbolic)
     else:
         out_spec = obj.compute_output_spec(symbolic)
-    assert tuple(out_spec.shape) == tuple(eager.shape)
+    specs = keras.tree.flatten(out_spec)
+    assert [tuple(t.shape) for t in specs] == [tuple(t.shape) for t in eager]
 
     # .keras save/load, equal outputs.
     model = _as_model(obj, inputs)
@@ -157,9 +168,8 @@ def _run_contract(
     model.save(path)
     restored = keras.saving.load_model(path)
     assert_sublayers_built(restored)
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(_call(restored, inputs)), eager, rtol=1e-5, atol=1e-6
-    )
+    for got, want in zip(_flat_numpy(_call(restored, inputs)), eager, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
     if train_labels is not None:
         trainable = _as_model(cls(**init_kwargs), inputs)
@@ -175,13 +185,17 @@ def _run_contract(
             _call(half, inputs)
         half.set_weights(obj.get_weights())
         assert all(v.dtype == "float32" for v in half.weights)
-        out = _call(half, inputs)
+        outputs = keras.tree.flatten(_call(half, inputs))
         expected_dtype = expected_mixed_precision_dtype
         if expected_dtype is None and not isinstance(half, keras.Model):
             expected_dtype = "float16"
-        if expected_dtype is not None:
-            assert keras.backend.standardize_dtype(out.dtype) == expected_dtype, out.dtype
-        out = keras.ops.convert_to_numpy(out).astype("float32")
-        assert np.all(np.isfinite(out))
-        np.testing.assert_allclose(out, eager, atol=2e-2)
+        if expected_dtype is not None:  # of the first output
+            dtype = keras.backend.standardize_dtype(outputs[0].dtype)
+            assert dtype == expected_dtype, dtype
+        for out, want in zip(outputs, eager, strict=True):
+            if not keras.backend.is_float_dtype(out.dtype):
+                continue
+            out = keras.ops.convert_to_numpy(out).astype("float32")
+            assert np.all(np.isfinite(out))
+            np.testing.assert_allclose(out, want, atol=2e-2)
     return obj

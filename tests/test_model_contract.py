@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "keras_s2s"
 OUTSIDE = sorted(
     path
     for path in PACKAGE.rglob("*.py")
-    if not path.relative_to(PACKAGE).parts[0] in ("models", "layers", "pipelines")
+    if path.relative_to(PACKAGE).parts[0] not in ("models", "layers", "pipelines")
 )
 # Also the names of the data's lengths in export metadata (`source_length` of a TFLite
 # export): they are never passed to a model from outside (no module outside models/ reads or

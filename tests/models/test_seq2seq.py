@@ -55,6 +55,7 @@ def test_contract(tmp_path, options):
         loss=MaskedSparseCategoricalCrossentropy(),
         expected_output_shape=(3, 4, 10),
         mixed_precision=options.get("cell") == "lstm",
+        expected_mixed_precision_dtype="float32",  # logits, for the loss and the decoders
     )
 
 

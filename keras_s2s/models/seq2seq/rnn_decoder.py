@@ -28,8 +28,8 @@ class RNNDecoder(keras.layers.Layer):
     Call arguments:
         inputs: `[B, T, E]`, the embedded decoder inputs.
         initial_state: per layer, its states (`[h, c]` for an LSTM, `[h]` otherwise), `[B, H]`.
-        memory: the dict `memory(...)` made from the encoder's results (empty for this plain
-            decoder).
+        memory: the dict `memory(...)` made from the encoder's results (None or empty for this
+            plain decoder).
 
     Returns:
         A dict: `"features"` `[B, T, O]`, what the output layer reads; `"states"`, the final
@@ -122,7 +122,7 @@ class RNNDecoder(keras.layers.Layer):
             width = self.units
         self._build_features((inputs_shape[0], inputs_shape[1], self.units), memory_shape)
 
-    def call(self, inputs, initial_state, memory, training=None):
+    def call(self, inputs, initial_state, memory=None, training=None):
         memory = memory or {}
         x = self._decoder_inputs(inputs, memory)
         final_states, context, weights = [], None, None

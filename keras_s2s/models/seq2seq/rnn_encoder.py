@@ -97,6 +97,15 @@ class RNNEncoder(keras.layers.Layer):
                     ]
                 )
 
+    def build(self, inputs_shape, mask_shape=None):
+        shape = tuple(inputs_shape)
+        width = self.compute_output_shape(inputs_shape)[0][-1]
+        for i, layer in enumerate(self.rnn_layers):
+            layer.build(shape)
+            for bridge in self.bridges[i] if self.bridges else []:
+                bridge.build((shape[0], 2 * self.units))
+            shape = (*shape[:2], width)
+
     def _merge_directions(self, index, states):
         """Bidirectional final states `[fwd..., bwd...]` -> decoder-sized states `[B, H]`."""
         half = len(states) // 2

@@ -288,7 +288,8 @@ class Seq2Seq(EncoderDecoder):
         new_state = {**state, "rnn": outputs["states"]}
         if "attention" in outputs:
             new_state["attention"] = outputs["attention"]
-        return self.output_projection(outputs["features"]), new_state
+        # float32 logits under mixed precision: the softmax of the loss and the decoders.
+        return ops.cast(self.output_projection(outputs["features"]), "float32"), new_state
 
     # === Data needs (see EncoderDecoder) ===
 
