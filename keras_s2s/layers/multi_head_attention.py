@@ -124,15 +124,38 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense.build((None, None, units))
         self.built = True
 
-    def _split_heads(self, x):
-        # [B, T, H * Dh] -> [B, T, H, Dh]
+    def _project(self, x, denses, scale=None):
+        """`x` `[B, T, E]` through several same-input projections in one matmul:
+        `x [W_1 | W_2 | ...] + [b_1 | b_2 | ...]` -> `[B, T, len(denses), H, Dh]`.
+
+        One `[B*T, E] x [E, n*H*Dh]` product instead of n: fewer, larger matmuls, and in the
+        backward pass one input gradient instead of n summed. The weights stay separate
+        (`query`, `key`, `value`); concatenating them copies n*E*H*Dh numbers, not activations.
+        `scale` multiplies the first projection (the queries' 1/sqrt(Dh)) through its weights.
+        """
+        kernels = [ops.cast(dense.kernel, self.compute_dtype) for dense in denses]
+        biases = [ops.cast(dense.bias, self.compute_dtype) for dense in denses if dense.use_bias]
+        if scale is not None:
+            kernels[0] = kernels[0] * scale
+            biases[:1] = [b * scale for b in biases[:1]]
+        kernel = kernels[0] if len(kernels) == 1 else ops.concatenate(kernels, axis=-1)
         shape = ops.shape(x)
-        return ops.reshape(x, (shape[0], shape[1], self.num_heads, self.key_dim))
+        y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), kernel)  # [B*T, n*H*Dh]
+        if biases:
+            y = y + (biases[0] if len(biases) == 1 else ops.concatenate(biases, axis=-1))
+        return ops.reshape(y, (shape[0], shape[1], len(denses), self.num_heads, self.key_dim))
+
+    @staticmethod
+    def _heads_first(projected):
+        """`[B, T, n, H, Dh]` -> n tensors `[B, H, T, Dh]`, with one transpose (unstacking the
+        leading axis; its gradient is a stack, where slicing's would pad zeros)."""
+        return ops.unstack(ops.transpose(projected, (2, 0, 3, 1, 4)), axis=0)
 
     def project_key_value(self, value):
         """`value` `[B, S, E]` -> `(key, value)` projections, each `[B, S, H, Dh]`: what a
         source's cross-attention reuses at every decode step (`cache=` without an index)."""
-        return self._split_heads(self.key_dense(value)), self._split_heads(self.value_dense(value))
+        key, value = ops.unstack(self._project(value, [self.key_dense, self.value_dense]), axis=2)
+        return key, value
 
     def call(
         self,
@@ -144,37 +167,53 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention_scores=False,
         training=None,
     ):
-        if value is None:
-            value = query
-        if cache is None:
-            if cache_update_index is not None:
-                raise ValueError(
-                    "`cache_update_index` needs a `cache`. "
-                    f"Received: cache=None, cache_update_index={cache_update_index}"
-                )
-            keys, values = self.project_key_value(value)
-        elif cache_update_index is None:
+        if cache is None and cache_update_index is not None:
+            raise ValueError(
+                "`cache_update_index` needs a `cache`. "
+                f"Received: cache=None, cache_update_index={cache_update_index}"
+            )
+        # Scaling the queries (through their weights), not the scores, keeps float16
+        # products small.
+        scale = 1.0 / math.sqrt(self.key_dim)
+        key_value_denses = [self.key_dense, self.value_dense]
+        if cache is not None and cache_update_index is None:
+            # Precomputed keys/values (cross-attention while decoding): project the query only.
+            (queries,) = self._heads_first(self._project(query, [self.query_dense], scale))
             keys, values = cache
+        elif value is None:
+            # Self-attention: queries, keys and values of `query` in one product.
+            projected = self._project(query, [self.query_dense] + key_value_denses, scale)
+            if cache is None:
+                queries, keys, values = self._heads_first(projected)
+            else:
+                (queries,) = self._heads_first(projected[:, :, :1])
+                keys, values = ops.unstack(projected[:, :, 1:], axis=2)  # [B, T, H, Dh]
         else:
-            new_keys, new_values = self.project_key_value(value)
-            start = [0, ops.cast(cache_update_index, "int32"), 0, 0]
-            keys = ops.slice_update(cache[0], start, ops.cast(new_keys, cache[0].dtype))
-            values = ops.slice_update(cache[1], start, ops.cast(new_values, cache[1].dtype))
-            cache = (keys, values)
+            (queries,) = self._heads_first(self._project(query, [self.query_dense], scale))
+            projected = self._project(value, key_value_denses)
+            if cache is None:
+                keys, values = self._heads_first(projected)
+            else:
+                keys, values = ops.unstack(projected, axis=2)  # [B, T, H, Dh]
+        if cache is not None:
+            if cache_update_index is not None:
+                # Write the new positions into the fixed-size cache `[B, L, H, Dh]`.
+                start = [0, ops.cast(cache_update_index, "int32"), 0, 0]
+                keys = ops.slice_update(cache[0], start, ops.cast(keys, cache[0].dtype))
+                values = ops.slice_update(cache[1], start, ops.cast(values, cache[1].dtype))
+                cache = (keys, values)
+            keys = ops.transpose(ops.cast(keys, self.compute_dtype), (0, 2, 1, 3))  # [B,H,L,Dh]
+            values = ops.transpose(ops.cast(values, self.compute_dtype), (0, 2, 1, 3))
 
-        # Scaling the query, not the scores, keeps float16 products small.
-        queries = self._split_heads(self.query_dense(query)) * (1.0 / math.sqrt(self.key_dim))
-        queries = ops.transpose(queries, (0, 2, 1, 3))  # [B, H, T, Dh]
-        keys = ops.transpose(keys, (0, 2, 3, 1))  # [B, H, Dh, S]
-        values = ops.transpose(values, (0, 2, 1, 3))  # [B, H, S, Dh]
-        scores = ops.cast(ops.matmul(queries, ops.cast(keys, queries.dtype)), "float32")
+        # Q K^T without transposing K (a batched matmul with adjoint keys).
+        scores = ops.cast(ops.einsum("bhtd,bhsd->bhts", queries, keys), "float32")
         mask = None
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)  # [B, 1, T, S]
         weights = ops.cast(self.softmax(scores, mask=mask), self.compute_dtype)  # [B, H, T, S]
         dropped = self.attention_dropout(weights, training=training)
-        context = ops.matmul(dropped, ops.cast(values, dropped.dtype))  # [B, H, T, Dh]
-        context = ops.transpose(context, (0, 2, 1, 3))
+        context = ops.matmul(dropped, values)  # [B, H, T, Dh]
+        context = ops.transpose(context, (0, 2, 1, 3))  # [B, T, H, Dh]
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self.num_heads * self.key_dim))
         output = self.output_dense(context)
