@@ -86,12 +86,15 @@ EDGE_CASES = [
 ]  # fmt: skip
 LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
-# Attention scores whose export shares every path with the other Luong families but their
-# score function: trained and exported only when slow tests are selected (`pytest -m slow`).
-SLOW_FAMILIES = ("luong-scaled-rnn", "luong-concat")
+# Attention scores (and a deep residual stack) whose export shares every path with the other
+# Luong families but their score function (depth): trained and exported only when slow tests
+# are selected (`pytest -m slow`).
+SLOW_FAMILIES = ("luong-scaled-rnn", "luong-concat", "luong-general-deep")
 LINKED_FAMILY = "plain-reverse"
 # Exported with float16 and int8 TFLite variants too (the smallest family).
 QUANTIZED_FAMILY = "plain-reverse"
+# Loaded with the session-based loader of TF Serving (`saved_model_cli run`) too.
+CLI_FAMILIES = ("luong-dot", "transformer")
 AGREEMENT_TEXTS = [f"{a}+{b}" for a in range(3, 100, 8) for b in range(0, 100, 10)]
 
 
@@ -239,13 +242,15 @@ def exported(tmp_path_factory, request):
         kind: _start([sys.executable, script, kind, str(request)])
         for kind in ("savedmodel", "tflite")
     }
-    cli = _saved_model_cli(jobs["luong-dot"]["savedmodel"])
+    cli = {family: _saved_model_cli(jobs[family]["savedmodel"]) for family in CLI_FAMILIES}
     loaded = {}
     for kind, process in processes.items():
         result = _finish(process)
         assert result["returncode"] == 0, result["stderr"][-3000:]
         loaded[kind] = json.loads(result["stdout"].strip().splitlines()[-1])
-    loaded["saved_model_cli"] = [_finish(p) for p in cli]
+    loaded["saved_model_cli"] = {
+        family: [_finish(p) for p in processes] for family, processes in cli.items()
+    }
     loaded["export_logs"] = export_logs.messages
     return keras_side, loaded
 
@@ -365,15 +370,16 @@ def test_export_logs_no_table_initializer_warnings(exported):
     assert not [m for m in loaded["export_logs"] if "Issue encountered" in m]
 
 
-def test_saved_model_cli_show_and_run(exported):
+@pytest.mark.parametrize("family", CLI_FAMILIES)
+def test_saved_model_cli_show_and_run(exported, family):
     keras_side, loaded = exported
-    show, run = loaded["saved_model_cli"]
+    show, run = loaded["saved_model_cli"][family]
     assert show["returncode"] == 0, show["stderr"][-2000:]
     for name in ("serving_default", "beam_search", "attention"):
         assert f"signature_def['{name}']" in show["stdout"]
     # The session-based loader TF Serving uses (tensorflow_text imported first for its ops).
     assert run["returncode"] == 0, run["stderr"][-3000:]
-    expected = keras_side["luong-dot"]["greedy"][0][:2]
+    expected = keras_side[family]["greedy"][0][:2]
     assert f"[b'{expected[0]}' b'{expected[1]}']" in run["stdout"], run["stdout"]
 
 
