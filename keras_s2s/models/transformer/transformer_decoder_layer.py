@@ -1,8 +1,7 @@
 import keras
 from keras import ops
 
-from keras_s2s.layers.multi_head_attention import MultiHeadAttention
-from keras_s2s.models.transformer.positionwise_feed_forward import PositionwiseFeedForward
+from keras_s2s.models.transformer._transformer_layer import TransformerLayer
 
 
 def causal_mask(query_length, key_length, start_index=0):
@@ -14,7 +13,7 @@ def causal_mask(query_length, key_length, start_index=0):
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class TransformerDecoderLayer(keras.layers.Layer):
+class TransformerDecoderLayer(TransformerLayer):
     """One Transformer decoder layer: masked self-attention, cross-attention over the encoder
     outputs, then a position-wise feed-forward network.
 
@@ -79,98 +78,20 @@ class TransformerDecoderLayer(keras.layers.Layer):
         Xiong et al., 2020, "On Layer Normalization in the Transformer Architecture" (pre-norm).
     """
 
-    def __init__(
-        self,
-        intermediate_dim,
-        num_heads,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        normalize_first=False,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.normalize_first = normalize_first
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.self_attention_dropout = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="self_attention_dropout"
-        )
+    def __init__(self, intermediate_dim, num_heads, dropout=0.0, **kwargs):
+        super().__init__(intermediate_dim, num_heads, dropout=dropout, **kwargs)
         self.cross_attention_dropout = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="cross_attention_dropout"
         )
-        self.feedforward_dropout = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="feedforward_dropout"
-        )
-
-    def _initializers(self):
-        return {
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        }
-
-    def _norm(self, shape, name):
-        norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
-        norm.build(shape)
-        return norm
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
-        hidden_dim = decoder_sequence_shape[-1]
-        if hidden_dim % self.num_heads:
-            raise ValueError(
-                f"The input width {hidden_dim} must be divisible by `num_heads`. "
-                f"Received: num_heads={self.num_heads}"
-            )
-        head_dim = hidden_dim // self.num_heads
-        self.self_attention = MultiHeadAttention(
-            self.num_heads,
-            head_dim,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name="self_attention",
-            **self._initializers(),
-        )
-        self.self_attention.build(decoder_sequence_shape)
-        self.self_attention_layer_norm = self._norm(decoder_sequence_shape, "self_attention_norm")
+        self._build_self_attention(decoder_sequence_shape)
         # Built from `cross_key_value` alone, the encoder outputs are taken to be D wide.
-        self.cross_attention = MultiHeadAttention(
-            self.num_heads,
-            head_dim,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name="cross_attention",
-            **self._initializers(),
-        )
+        self.cross_attention = self._attention(decoder_sequence_shape, "cross_attention")
         self.cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
         self.cross_attention_layer_norm = self._norm(decoder_sequence_shape, "cross_attention_norm")
-        self.feedforward = PositionwiseFeedForward(
-            self.intermediate_dim,
-            activation=self.activation,
-            dtype=self.dtype_policy,
-            name="feedforward",
-            **self._initializers(),
-        )
-        self.feedforward.build(decoder_sequence_shape)
-        self.feedforward_layer_norm = self._norm(decoder_sequence_shape, "feedforward_norm")
+        self._build_feedforward(decoder_sequence_shape)
         self.built = True
-
-    def _residual(self, x, sublayer, dropout, norm, training):
-        """Post-norm `norm(x + dropout(sublayer(x)))` or pre-norm
-        `x + dropout(sublayer(norm(x)))`; `sublayer` returns its output and any extras."""
-        output, *extras = sublayer(norm(x) if self.normalize_first else x)
-        x = x + dropout(output, training=training)
-        return (x if self.normalize_first else norm(x)), extras
 
     def call(
         self,
@@ -243,13 +164,7 @@ class TransformerDecoderLayer(keras.layers.Layer):
             x, cross_attention, self.cross_attention_dropout, self.cross_attention_layer_norm,
             training,
         )  # fmt: skip
-        x, _ = self._residual(
-            x,
-            lambda h: (self.feedforward(h),),
-            self.feedforward_dropout,
-            self.feedforward_layer_norm,
-            training,
-        )
+        x = self._feedforward_block(x, training)
 
         outputs = (x,)
         if new_cache is not None:
@@ -260,18 +175,3 @@ class TransformerDecoderLayer(keras.layers.Layer):
 
     # No `compute_output_shape`: the output structure depends on the cache and
     # `return_attention_scores`, so Keras traces `call` for symbolic inputs.
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "intermediate_dim": self.intermediate_dim,
-                "num_heads": self.num_heads,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "normalize_first": self.normalize_first,
-                **self._initializers(),
-            }
-        )
-        return config

@@ -1,12 +1,11 @@
 import keras
 from keras import ops
 
-from keras_s2s.layers.multi_head_attention import MultiHeadAttention
-from keras_s2s.models.transformer.positionwise_feed_forward import PositionwiseFeedForward
+from keras_s2s.models.transformer._transformer_layer import TransformerLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class TransformerEncoderLayer(keras.layers.Layer):
+class TransformerEncoderLayer(TransformerLayer):
     """One Transformer encoder layer: self-attention, then a position-wise feed-forward network.
 
     Each sublayer is wrapped in a residual connection with dropout on its output and a layer
@@ -49,113 +48,23 @@ class TransformerEncoderLayer(keras.layers.Layer):
         Xiong et al., 2020, "On Layer Normalization in the Transformer Architecture" (pre-norm).
     """
 
-    def __init__(
-        self,
-        intermediate_dim,
-        num_heads,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        normalize_first=False,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.normalize_first = normalize_first
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.self_attention_dropout = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="self_attention_dropout"
-        )
-        self.feedforward_dropout = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="feedforward_dropout"
-        )
-
-    def _initializers(self):
-        return {
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        }
-
     def build(self, encoder_sequence_shape):
-        hidden_dim = encoder_sequence_shape[-1]
-        if hidden_dim % self.num_heads:
-            raise ValueError(
-                f"The input width {hidden_dim} must be divisible by `num_heads`. "
-                f"Received: num_heads={self.num_heads}"
-            )
-        self.self_attention = MultiHeadAttention(
-            self.num_heads,
-            hidden_dim // self.num_heads,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name="self_attention",
-            **self._initializers(),
-        )
-        self.self_attention.build(encoder_sequence_shape)
-        self.self_attention_layer_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="self_attention_norm"
-        )
-        self.self_attention_layer_norm.build(encoder_sequence_shape)
-        self.feedforward = PositionwiseFeedForward(
-            self.intermediate_dim,
-            activation=self.activation,
-            dtype=self.dtype_policy,
-            name="feedforward",
-            **self._initializers(),
-        )
-        self.feedforward.build(encoder_sequence_shape)
-        self.feedforward_layer_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="feedforward_norm"
-        )
-        self.feedforward_layer_norm.build(encoder_sequence_shape)
+        self._build_self_attention(encoder_sequence_shape)
+        self._build_feedforward(encoder_sequence_shape)
         self.built = True
 
     def call(self, encoder_sequence, encoder_padding_mask=None, training=None):
         attention_mask = None
         if encoder_padding_mask is not None:
             attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)  # [B,1,S]
-
-        x = encoder_sequence
-        residual = x
-        if self.normalize_first:
-            x = self.self_attention_layer_norm(x)
-        x = self.self_attention(x, attention_mask=attention_mask, training=training)
-        x = residual + self.self_attention_dropout(x, training=training)
-        if not self.normalize_first:
-            x = self.self_attention_layer_norm(x)
-
-        residual = x
-        if self.normalize_first:
-            x = self.feedforward_layer_norm(x)
-        x = self.feedforward(x)
-        x = residual + self.feedforward_dropout(x, training=training)
-        if not self.normalize_first:
-            x = self.feedforward_layer_norm(x)
-        return x
+        x, _ = self._residual(
+            encoder_sequence,
+            lambda h: (self.self_attention(h, attention_mask=attention_mask, training=training),),
+            self.self_attention_dropout,
+            self.self_attention_layer_norm,
+            training,
+        )
+        return self._feedforward_block(x, training)
 
     def compute_output_shape(self, encoder_sequence_shape):
         return encoder_sequence_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "intermediate_dim": self.intermediate_dim,
-                "num_heads": self.num_heads,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "normalize_first": self.normalize_first,
-                **self._initializers(),
-            }
-        )
-        return config
