@@ -68,6 +68,7 @@ def assert_sublayers_built(layer):
     assert not unbuilt, f"{layer.name} is built but not its sublayers {unbuilt}"
 
 
+@no_unbuilt_state_warning()  # a context manager decorates each call
 def run_contract(
     cls,
     init_kwargs: dict,
@@ -99,35 +100,6 @@ def run_contract(
       float16 compute dtype for a layer; a model passes what its outputs are, e.g. float32
       logits).
     """
-    with no_unbuilt_state_warning():
-        return _run_contract(
-            cls,
-            init_kwargs,
-            inputs,
-            tmp_path,
-            train_labels,
-            loss,
-            expected_output_shape,
-            mixed_precision,
-            expected_num_trainable_weights,
-            expected_num_non_trainable_weights,
-            expected_mixed_precision_dtype,
-        )
-
-
-def _run_contract(
-    cls,
-    init_kwargs,
-    inputs,
-    tmp_path,
-    train_labels,
-    loss,
-    expected_output_shape,
-    mixed_precision,
-    expected_num_trainable_weights,
-    expected_num_non_trainable_weights,
-    expected_mixed_precision_dtype,
-):
     obj = cls(**init_kwargs)
     eager = _flat_numpy(_call(obj, inputs))
     if expected_output_shape is not None:  # of the first output

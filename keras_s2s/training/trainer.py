@@ -226,7 +226,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
 
     Returns a summary dict (the figures `keras-s2s train` prints).
     """
-    check_config(config)  # Fail on a config typo before any data work.
+    needs = check_config(config)  # Fail on a config typo before any data work.
     data, training = config["data"], config["training"]
     max_source, max_target = data["max_source_length"], data["max_target_length"]
     run = RunDirectory(output_dir)
@@ -277,8 +277,9 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     )
     try:
         summary = _fit(
-            config, (monitor, mode), run, splits, source_tokenizer, target_tokenizer, verbose
-        )
+            config, needs, (monitor, mode), run, splits, source_tokenizer, target_tokenizer,
+            verbose,
+        )  # fmt: skip
     except KeyboardInterrupt:
         run.write_metadata({"status": "interrupted"})
         raise
@@ -297,12 +298,12 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     return summary
 
 
-def _fit(config, monitored, run, splits, source_tokenizer, target_tokenizer, verbose):
-    """Builds, compiles and fits the model; returns the training figures. `monitored` is
-    `(monitor, mode)` from `monitor_and_mode`."""
+def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokenizer, verbose):
+    """Builds, compiles and fits the model; returns the training figures. `needs` is what the
+    model needs from the data (`check_config`), `monitored` `(monitor, mode)` from
+    `monitor_and_mode`."""
     data, training = config["data"], config["training"]
     max_source, max_target = data["max_source_length"], data["max_target_length"]
-    _, needs = check_model_config(config["model"], max_source, max_target)
     exact_match_split = training["exact_match_split"]
     monitor, mode = monitored
 
