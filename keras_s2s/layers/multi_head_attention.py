@@ -47,11 +47,16 @@ class MultiHeadAttention(keras.layers.Layer):
         cache: optional `(key, value)`, each `[B, S, H, Dh]` (see above).
         cache_update_index: int or int32 scalar tensor, where to write into `cache`.
         return_attention_scores: bool, also return the attention weights.
+        query_packing: a `keras_s2s.layers.Packing` of the queries' real positions: `query`
+            is then `[N, D]`, those positions only, and so is the output (the projections
+            skip the padding; attention runs on the unpacked `[B, T, ...]` layout).
+        value_packing: a `Packing` of `value`'s real positions: `value` is then `[N_S, E]`.
         training: bool, dropout on the attention weights if True.
 
     Returns:
-        `output` `[B, T, D]`; with a `cache`, `(output, cache)` (the updated cache); with
-        `return_attention_scores`, the weights `[B, H, T, S]` are appended to the tuple.
+        `output` `[B, T, D]` (`[N, D]` with `query_packing`); with a `cache`, `(output, cache)`
+        (the updated cache); with `return_attention_scores`, the weights `[B, H, T, S]` are
+        appended to the tuple.
 
     Example:
     ```python
@@ -124,9 +129,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense.build((None, None, units))
         self.built = True
 
-    def _project(self, x, denses, scale=None):
+    def _project(self, x, denses, scale=None, packing=None):
         """`x` `[B, T, E]` through several same-input projections in one matmul:
-        `x [W_1 | W_2 | ...] + [b_1 | b_2 | ...]` -> `[B, T, len(denses), H, Dh]`.
+        `x [W_1 | W_2 | ...] + [b_1 | b_2 | ...]` -> `[B, T, len(denses), H, Dh]`. With a
+        `packing`, `x` is `[N, E]` (real positions) and the result is unpacked to `[B, T, ...]`.
 
         One `[B*T, E] x [E, n*H*Dh]` product instead of n: fewer, larger matmuls, and in the
         backward pass one input gradient instead of n summed. The weights stay separate
@@ -139,10 +145,14 @@ class MultiHeadAttention(keras.layers.Layer):
             kernels[0] = kernels[0] * scale
             biases[:1] = [b * scale for b in biases[:1]]
         kernel = kernels[0] if len(kernels) == 1 else ops.concatenate(kernels, axis=-1)
-        shape = ops.shape(x)
-        y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), kernel)  # [B*T, n*H*Dh]
+        y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), kernel)  # [B*T or N, n*H*Dh]
         if biases:
             y = y + (biases[0] if len(biases) == 1 else ops.concatenate(biases, axis=-1))
+        if packing is None:
+            shape = ops.shape(x)
+        else:
+            y = packing.unpack(y)
+            shape = ops.shape(y)
         return ops.reshape(y, (shape[0], shape[1], len(denses), self.num_heads, self.key_dim))
 
     @staticmethod
@@ -165,6 +175,8 @@ class MultiHeadAttention(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
         return_attention_scores=False,
+        query_packing=None,
+        value_packing=None,
         training=None,
     ):
         if cache is None and cache_update_index is not None:
@@ -178,19 +190,25 @@ class MultiHeadAttention(keras.layers.Layer):
         key_value_denses = [self.key_dense, self.value_dense]
         if cache is not None and cache_update_index is None:
             # Precomputed keys/values (cross-attention while decoding): project the query only.
-            (queries,) = self._heads_first(self._project(query, [self.query_dense], scale))
+            (queries,) = self._heads_first(
+                self._project(query, [self.query_dense], scale, query_packing)
+            )
             keys, values = cache
         elif value is None:
             # Self-attention: queries, keys and values of `query` in one product.
-            projected = self._project(query, [self.query_dense] + key_value_denses, scale)
+            projected = self._project(
+                query, [self.query_dense] + key_value_denses, scale, query_packing
+            )
             if cache is None:
                 queries, keys, values = self._heads_first(projected)
             else:
                 (queries,) = self._heads_first(projected[:, :, :1])
                 keys, values = ops.unstack(projected[:, :, 1:], axis=2)  # [B, T, H, Dh]
         else:
-            (queries,) = self._heads_first(self._project(query, [self.query_dense], scale))
-            projected = self._project(value, key_value_denses)
+            (queries,) = self._heads_first(
+                self._project(query, [self.query_dense], scale, query_packing)
+            )
+            projected = self._project(value, key_value_denses, packing=value_packing)
             if cache is None:
                 keys, values = self._heads_first(projected)
             else:
@@ -216,6 +234,8 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.transpose(context, (0, 2, 1, 3))  # [B, T, H, Dh]
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self.num_heads * self.key_dim))
+        if query_packing is not None:
+            context = query_packing.pack(context)  # [N, H*Dh]
         output = self.output_dense(context)
 
         outputs = (output,)

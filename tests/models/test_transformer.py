@@ -150,6 +150,31 @@ def test_future_target_positions_change_nothing():
         assert np.abs(got[:, t + 1 :] - want[:, t + 1 :]).max() > 1e-4
 
 
+@pytest.mark.parametrize("options", VARIANTS, ids=IDS)
+def test_training_call_on_real_positions_only_computes_the_same(options):
+    """In training the position-wise layers run on the real positions only (`Packing`): same
+    logits at real positions and same gradients as the padded (inference) call."""
+    model = Transformer(**dict(options, dropout=0.0))
+    loss_fn = MaskedSparseCategoricalCrossentropy(label_smoothing=0.1)
+
+    def logits_and_gradients(training):
+        with tf.GradientTape() as tape:
+            logits = model(INPUTS, training=training)
+            loss = loss_fn(LABELS, logits)
+        return np.asarray(logits), tape.gradient(loss, model.trainable_weights)
+
+    padded, padded_gradients = logits_and_gradients(False)
+    packed, packed_gradients = logits_and_gradients(True)
+    np.testing.assert_allclose(packed[REAL], padded[REAL], atol=1e-5)
+    for weight, want, got in zip(
+        model.trainable_weights, padded_gradients, packed_gradients, strict=True
+    ):
+        want, got = np.asarray(tf.convert_to_tensor(want)), np.asarray(tf.convert_to_tensor(got))
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4, err_msg=weight.path)
+    # The packed layers skip the padding: their outputs there are 0 (no work done).
+    assert np.all(packed[~REAL] == packed[~REAL][:1])
+
+
 # === Cached decoding: the training path on one position ===
 
 

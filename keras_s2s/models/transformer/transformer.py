@@ -3,10 +3,36 @@ import math
 import keras
 from keras import ops
 
+from keras_s2s.layers.packing import Packing
 from keras_s2s.layers.positional_encoding import PositionalEncoding
 from keras_s2s.models.base import EncoderDecoder
 from keras_s2s.models.transformer.transformer_decoder_layer import TransformerDecoderLayer
 from keras_s2s.models.transformer.transformer_encoder_layer import TransformerEncoderLayer
+
+
+class _OutputDense(keras.layers.Dense):
+    """The output layer; in training (without XLA) it projects the real positions only."""
+
+    def call(self, inputs, padding_mask=None, training=None):
+        packing = Packing.for_mask(padding_mask, training)
+        if packing is None:
+            return super().call(inputs)
+        return packing.unpack(super().call(packing.pack(inputs)))
+
+
+class _TargetEmbedding(keras.layers.ReversibleEmbedding):
+    """The target embedding; read in reverse in training (without XLA), it projects the real
+    positions only."""
+
+    def call(self, inputs, reverse=False, padding_mask=None, training=None):
+        packing = Packing.for_mask(padding_mask, training) if reverse else None
+        if packing is None:
+            return super().call(inputs, reverse=reverse)
+        return packing.unpack(super().call(packing.pack(inputs), reverse=True))
+
+    def compute_output_spec(self, inputs, reverse=False, padding_mask=None, training=None):
+        return super().compute_output_spec(inputs, reverse=reverse)
+
 
 _POSITIVE = (
     "source_vocabulary_size",
@@ -169,7 +195,7 @@ class Transformer(EncoderDecoder):
             return keras.initializers.RandomNormal(stddev=hidden_dim**-0.5)
 
         # Tied or not, the target embedding can be read in reverse (x E^T, no extra weight).
-        self.target_embedding = keras.layers.ReversibleEmbedding(
+        self.target_embedding = _TargetEmbedding(
             target_vocabulary_size,
             hidden_dim,
             tie_weights=True,
@@ -217,7 +243,7 @@ class Transformer(EncoderDecoder):
         self.output_projection = (
             None
             if tie_output_embedding
-            else keras.layers.Dense(target_vocabulary_size, dtype=dtype, name="output_projection")
+            else _OutputDense(target_vocabulary_size, dtype=dtype, name="output_projection")
         )
         # Read while wiring the graph below.
         self.hidden_dim = hidden_dim
@@ -320,10 +346,13 @@ class Transformer(EncoderDecoder):
                     attention = outputs[2]
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
+        # Decode steps pass no padding mask: only the training call packs.
         if self.output_projection is None:
-            logits = self.target_embedding(x, reverse=True)
+            logits = self.target_embedding(
+                x, reverse=True, padding_mask=decoder_padding_mask, training=training
+            )
         else:
-            logits = self.output_projection(x)
+            logits = self.output_projection(x, padding_mask=decoder_padding_mask, training=training)
         return ops.cast(logits, "float32"), new_caches, attention
 
     # === Decoding contract (see keras_s2s.models.base) ===

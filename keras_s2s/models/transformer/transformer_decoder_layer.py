@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_s2s.layers.packing import Packing
 from keras_s2s.models.transformer._transformer_layer import TransformerLayer
 
 
@@ -57,8 +58,10 @@ class TransformerDecoderLayer(TransformerLayer):
         training: bool, dropout if True.
 
     Returns:
-        `outputs` `[B, T, D]`; with a cache, `(outputs, self_attention_cache)` (updated); with
-        `return_attention_scores`, the cross-attention weights `[B, H, T, S]` are appended.
+        `outputs` `[B, T, D]` (in training without XLA, the position-wise parts run on the real
+        positions only, `keras_s2s.layers.Packing`, and the outputs are 0 at padding); with a
+        cache, `(outputs, self_attention_cache)` (updated); with `return_attention_scores`, the
+        cross-attention weights `[B, H, T, S]` are appended.
 
     Example:
     ```python
@@ -129,12 +132,23 @@ class TransformerDecoderLayer(TransformerLayer):
         if encoder_padding_mask is not None:
             cross_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)  # [B,1,S]
 
+        # In training, the position-wise work runs on the real positions only.
+        packing = memory_packing = None
+        if self_attention_cache is None:
+            packing = Packing.for_mask(decoder_padding_mask, training)
+            if encoder_sequence is not None:
+                memory_packing = Packing.for_mask(encoder_padding_mask, training)
+        packed_memory = encoder_sequence
+        if memory_packing is not None:
+            packed_memory = memory_packing.pack(encoder_sequence)
+
         def self_attention(x):
             outputs = self.self_attention(
                 x,
                 attention_mask=self_mask,
                 cache=self_attention_cache,
                 cache_update_index=cache_update_index,
+                query_packing=packing,
                 training=training,
             )
             return outputs if self_attention_cache is not None else (outputs,)
@@ -142,10 +156,12 @@ class TransformerDecoderLayer(TransformerLayer):
         def cross_attention(x):
             outputs = self.cross_attention(
                 x,
-                encoder_sequence,
+                packed_memory,
                 attention_mask=cross_mask,
                 cache=cross_key_value,
                 return_attention_scores=True,
+                query_packing=packing,
+                value_packing=memory_packing,
                 training=training,
             )
             if cross_key_value is not None:
@@ -153,7 +169,7 @@ class TransformerDecoderLayer(TransformerLayer):
             return outputs
 
         x, extras = self._residual(
-            decoder_sequence,
+            decoder_sequence if packing is None else packing.pack(decoder_sequence),
             self_attention,
             self.self_attention_dropout,
             self.self_attention_layer_norm,
@@ -165,6 +181,8 @@ class TransformerDecoderLayer(TransformerLayer):
             training,
         )  # fmt: skip
         x = self._feedforward_block(x, training)
+        if packing is not None:
+            x = packing.unpack(x)
 
         outputs = (x,)
         if new_cache is not None:

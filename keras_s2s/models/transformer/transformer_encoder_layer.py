@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_s2s.layers.packing import Packing
 from keras_s2s.models.transformer._transformer_layer import TransformerLayer
 
 
@@ -34,7 +35,8 @@ class TransformerEncoderLayer(TransformerLayer):
         training: bool, dropout if True.
 
     Returns:
-        `[B, S, D]`.
+        `[B, S, D]`. In training (without XLA) the position-wise parts run on the real positions
+        only (`keras_s2s.layers.Packing`) and the output is 0 at padding positions.
 
     Example:
     ```python
@@ -57,14 +59,22 @@ class TransformerEncoderLayer(TransformerLayer):
         attention_mask = None
         if encoder_padding_mask is not None:
             attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)  # [B,1,S]
+        # In training, the position-wise work runs on the real positions only.
+        packing = Packing.for_mask(encoder_padding_mask, training)
+        x = encoder_sequence if packing is None else packing.pack(encoder_sequence)
         x, _ = self._residual(
-            encoder_sequence,
-            lambda h: (self.self_attention(h, attention_mask=attention_mask, training=training),),
+            x,
+            lambda h: (
+                self.self_attention(
+                    h, attention_mask=attention_mask, query_packing=packing, training=training
+                ),
+            ),
             self.self_attention_dropout,
             self.self_attention_layer_norm,
             training,
         )
-        return self._feedforward_block(x, training)
+        x = self._feedforward_block(x, training)
+        return x if packing is None else packing.unpack(x)
 
     def compute_output_shape(self, encoder_sequence_shape):
         return encoder_sequence_shape
