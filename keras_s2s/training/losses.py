@@ -1,5 +1,58 @@
 import keras
+import tensorflow as tf
 from keras import ops
+
+
+def smoothed_cross_entropy_with_logits(labels, logits, label_smoothing=0.0):
+    """The label-smoothed cross-entropy of each position, from float32 logits, with one fused
+    gradient.
+
+    With eps = `label_smoothing`, V = the vocabulary and lse = logsumexp(logits):
+
+        loss = (1 - eps) * -log p(label) + eps * mean over the V ids of -log p(id)
+             = lse - (1 - eps) * logits[label] - eps * mean(logits)
+        d loss / d logits = softmax(logits) - (1 - eps) * one_hot(label) - eps / V
+
+    The softmax of the forward pass is kept for the backward pass, and the gradient is one
+    tensor: autodiff of the same formula sums three `[B, T, V]` gradients, and the sparse
+    cross-entropy kernel plus a second logsumexp took twice as long (forward and backward at
+    `[64, 24, 8000]` on 2 CPU cores: 95 ms against 45 ms without XLA, 40 against 23 with it).
+
+    Args:
+        labels: int `[...]`, ids in [0, V).
+        logits: float32 `[..., V]`.
+        label_smoothing: eps in [0, 1).
+
+    Returns:
+        float32 `[...]`.
+    """
+    eps = float(label_smoothing)
+    labels = ops.cast(labels, "int32")
+    logits = tf.convert_to_tensor(logits)  # A variable's value: the gradient is the logits'.
+    vocabulary_size = logits.shape[-1]
+
+    @ops.custom_gradient
+    def cross_entropy(logits):
+        peak = ops.max(logits, axis=-1, keepdims=True)
+        exp = ops.exp(logits - peak)
+        total = ops.sum(exp, axis=-1, keepdims=True)
+        lse = ops.squeeze(peak + ops.log(total), -1)
+        picked = ops.squeeze(ops.take_along_axis(logits, labels[..., None], axis=-1), -1)
+        loss = lse - (1.0 - eps) * picked
+        if eps:
+            loss = loss - eps * ops.mean(logits, axis=-1)
+
+        def gradient(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            grad = exp / total - (1.0 - eps) * ops.one_hot(labels, vocabulary_size)
+            if eps:
+                grad = grad - eps / vocabulary_size
+            return grad * upstream[..., None]
+
+        return loss, gradient
+
+    return cross_entropy(logits)
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -66,18 +119,11 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
-        if not self.label_smoothing:
-            return keras.losses.sparse_categorical_crossentropy(
-                y_true, y_pred, from_logits=self.from_logits
-            )
         eps = self.label_smoothing
         if self.from_logits:
-            # -log p(label) by the fused sparse kernel; the mean of -log p over the ids is
-            # logsumexp(logits) - mean(logits): no [B, T, V] log-probabilities to gather from
-            # (6% of a Transformer training step, benchmarks/transformer_throughput.md).
-            nll = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
-            uniform = ops.logsumexp(y_pred, axis=-1) - ops.mean(y_pred, axis=-1)  # [B, T]
-            return (1.0 - eps) * nll + eps * uniform
+            return smoothed_cross_entropy_with_logits(y_true, y_pred, eps)
+        if not eps:
+            return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
         epsilon = keras.config.epsilon()
         probs = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
         log_probs = ops.log(ops.clip(probs, epsilon, 1.0 - epsilon))

@@ -131,3 +131,28 @@ def test_config_round_trip_and_bad_values():
     for eps in (1.0, -0.1, 1.5):
         with pytest.raises(ValueError, match=rf"label_smoothing={eps}"):
             MaskedSparseCategoricalCrossentropy(label_smoothing=eps)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_fused_gradient_equals_the_closed_form(eps, jit_compile):
+    """The loss's own gradient is softmax - smoothed target on real tokens (divided by their
+    count) and 0 on padding, with and without XLA."""
+    labels, logits = batch(2)
+    loss_fn = MaskedSparseCategoricalCrossentropy(label_smoothing=eps)
+
+    @tf.function(jit_compile=jit_compile)
+    def loss_and_gradient(logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            loss = loss_fn(labels, logits)
+        return loss, tape.gradient(loss, logits)
+
+    loss, gradient = loss_and_gradient(tf.constant(logits))
+    real = labels != 0
+    softmax = np.exp(logits - logits.max(-1, keepdims=True))
+    softmax /= softmax.sum(-1, keepdims=True)
+    target = (1 - eps) * np.eye(V)[labels] + eps / V
+    want = np.where(real[..., None], softmax - target, 0.0) / real.sum()
+    np.testing.assert_allclose(float(loss), reference(labels, logits, eps), rtol=1e-5)
+    np.testing.assert_allclose(gradient.numpy(), want, atol=1e-6)
