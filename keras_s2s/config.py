@@ -85,8 +85,9 @@ DEFAULTS: dict[str, Any] = {
         # The best checkpoint is chosen by this logged value (without validation data, the
         # training value of the same name, e.g. "token_accuracy"); never a test value.
         "monitor": "val_token_accuracy",
-        # "validation" or "test": log whole-sequence exact match on that split after every
-        # epoch (free-running greedy decoding) as "<split>_exact_match"; "" turns it off.
+        # "validation" or "test": log whole-sequence exact match, sacreBLEU and chrF on that
+        # split after every epoch (free-running greedy decoding) as "<split>_exact_match",
+        # "<split>_bleu" and "<split>_chrf"; "" turns it off.
         "exact_match_split": "",
         "strategy": "default",
     },

@@ -169,7 +169,8 @@ class Translator:
         length_penalty: float = 0.0,
         batch_size: int = 256,
     ) -> list[list[tuple[str, float]]]:
-        """Beam search: the `num_results` best `(translation, score)` pairs of each text.
+        """Beam search: the `num_results` best `(translation, score)` pairs of each text, in
+        the order of `texts` (translated in batches of similar lengths).
 
         Scores are log-probabilities divided by the GNMT length penalty with alpha =
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
@@ -178,17 +179,21 @@ class Translator:
             raise ValueError(
                 f"num_results must be between 1 and the beam size {beam_size}; got {num_results}"
             )
-        results = []
+        texts = list(texts)
+        # Batches of similar lengths (less padding, and a batch's decoding ends sooner); the
+        # results go back to the input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results = [None] * len(texts)
         for start in range(0, len(texts), batch_size):
-            chunk = tf.constant(list(texts[start : start + batch_size]), tf.string)
+            indices = order[start : start + batch_size]
+            chunk = tf.constant([texts[i] for i in indices], tf.string)
             strings, scores = self._translate_batch(chunk, beam_size, num_results, length_penalty)
-            for row_strings, row_scores in zip(strings.numpy(), scores.numpy(), strict=True):
-                results.append(
-                    [
-                        (s.decode("utf-8", errors="replace"), float(score))
-                        for s, score in zip(row_strings, row_scores, strict=True)
-                    ]
-                )
+            rows = zip(indices, strings.numpy(), scores.numpy(), strict=True)
+            for index, row_strings, row_scores in rows:
+                results[index] = [
+                    (s.decode("utf-8", errors="replace"), float(score))
+                    for s, score in zip(row_strings, row_scores, strict=True)
+                ]
         return results
 
     def translate(self, texts: list[str], beam_size: int = 1, batch_size: int = 512) -> list[str]:

@@ -9,12 +9,15 @@ from keras_s2s.tokenizers import Tokenizer
 
 
 class ExactMatch(keras.callbacks.Callback):
-    """Greedy-decodes `sources` at the end of every `every`-th epoch and logs the exact match.
+    """Greedy-decodes `sources` at the end of every `every`-th epoch and logs the exact match,
+    sacreBLEU and chrF.
 
     Decoding is free running (from bos, the model's own outputs fed back), and the detokenized
     strings are compared with `references` whole: the honest figure, unlike teacher-forced token
-    accuracy. The value is added to the epoch logs as `name` (so `ModelCheckpoint` or
-    `EarlyStopping` can monitor it) and kept in `self.history`.
+    accuracy. The exact match is added to the epoch logs as `name`, and BLEU and chrF (0-100,
+    `keras_s2s.evaluation.score_translations`) as `name` with `exact_match` replaced by `bleu`
+    and `chrf` (so `ModelCheckpoint` or `EarlyStopping` can monitor them); the exact match is
+    kept in `self.history`, all three in `self.scores`.
 
     Example:
     ```python
@@ -43,6 +46,7 @@ class ExactMatch(keras.callbacks.Callback):
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.every, self.name, self.batch_size = every, name, batch_size
         self.history: list[float] = []
+        self.scores: list[dict] = []
         self._translator = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -59,7 +63,17 @@ class ExactMatch(keras.callbacks.Callback):
                 self.max_target_length,
             )
         hypotheses = self._translator.translate(self.sources, batch_size=self.batch_size)
-        value = score_translations(hypotheses, self.references)["exact_match"]
-        self.history.append(value)
+        scores = score_translations(hypotheses, self.references)
+        self.history.append(scores["exact_match"])
+        self.scores.append(scores)
         if logs is not None:
-            logs[self.name] = value
+            for score, key in self.logged_names(self.name).items():
+                logs[key] = scores[score]
+
+    @staticmethod
+    def logged_names(name: str = "exact_match") -> dict[str, str]:
+        """`{score: logged name}` of a callback logging its exact match as `name`:
+        "validation_exact_match" -> "validation_bleu", "validation_chrf"; "em" -> "em_bleu"."""
+        suffix = "exact_match"
+        prefix = name[: -len(suffix)] if name.endswith(suffix) else f"{name}_"
+        return {"exact_match": name, "bleu": f"{prefix}bleu", "chrf": f"{prefix}chrf"}

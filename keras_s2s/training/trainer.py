@@ -122,7 +122,8 @@ def monitor_and_mode(config: dict) -> tuple[str, str]:
         monitor = monitor.removeprefix("validation_").removeprefix("val_")
     logged = {"loss", "token_accuracy"}
     logged |= {f"val_{name}" for name in logged} if has_validation else set()
-    logged |= {f"{exact_match_split}_exact_match"} if exact_match_split else set()
+    if exact_match_split:
+        logged |= set(ExactMatch.logged_names(f"{exact_match_split}_exact_match").values())
     logged = {name for name in logged if not name.startswith("test_")}
     if monitor not in logged:
         raise ConfigError(

@@ -222,6 +222,11 @@ def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
     history = RunDirectory(tmp_path / "run").metadata()["history"]
     assert len(history["test_exact_match"]) == 2
     assert all(0.0 <= v <= 1.0 for v in history["test_exact_match"])
+    # The same decoding's sacreBLEU and chrF, as `score_translations` computes them.
+    assert len(history["test_bleu"]) == len(history["test_chrf"]) == 2
+    assert all(0.0 <= v <= 100.0 for v in history["test_bleu"] + history["test_chrf"])
+    exact = history["test_exact_match"]
+    assert [b == 100.0 for b in history["test_bleu"]] == [e == 1.0 for e in exact]
     assert all(s > 0 for s in history["epoch_train_seconds"])
     assert "val_loss" not in history and summary["train_examples"] == 40 * 14 - 50
     assert (tmp_path / "run" / "model.keras").is_file()
