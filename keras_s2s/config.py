@@ -82,6 +82,9 @@ DEFAULTS: dict[str, Any] = {
         "early_stopping_patience": 0,
         # The model a run keeps: "best" by `monitor`, or "last" (the last epoch's).
         "checkpoint": "best",
+        # Average the weights of the last N epochs when training ends (0: off). The run keeps
+        # the average if its `monitor` value on validation is at least the kept epoch's.
+        "average_last_epochs": 0,
         # The best checkpoint is chosen by this logged value (without validation data, the
         # training value of the same name, e.g. "token_accuracy"); never a test value.
         "monitor": "val_token_accuracy",
@@ -128,6 +131,7 @@ _NON_NEGATIVE = {
     ("data", "test_size"),
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
+    ("training", "average_last_epochs"),
     ("training", "batch_size"),
 }
 # In [0, 1).

@@ -52,6 +52,15 @@ class ExactMatch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
+        scores = self.score()
+        self.history.append(scores["exact_match"])
+        self.scores.append(scores)
+        if logs is not None:
+            for score, key in self.logged_names(self.name).items():
+                logs[key] = scores[score]
+
+    def score(self) -> dict:
+        """Greedy-decodes the sources with the model as it is now; `score_translations`'s dict."""
         if self._translator is None:
             from keras_s2s.translator import Translator
 
@@ -63,12 +72,7 @@ class ExactMatch(keras.callbacks.Callback):
                 self.max_target_length,
             )
         hypotheses = self._translator.translate(self.sources, batch_size=self.batch_size)
-        scores = score_translations(hypotheses, self.references)
-        self.history.append(scores["exact_match"])
-        self.scores.append(scores)
-        if logs is not None:
-            for score, key in self.logged_names(self.name).items():
-                logs[key] = scores[score]
+        return score_translations(hypotheses, self.references)
 
     @staticmethod
     def logged_names(name: str = "exact_match") -> dict[str, str]:

@@ -17,6 +17,7 @@ from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS, DataNeeds
 from keras_s2s.run_directory import FINISHED, RunDirectory
+from keras_s2s.training.averaging import CheckpointAverage
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
@@ -129,6 +130,13 @@ def monitor_and_mode(config: dict) -> tuple[str, str]:
         raise ConfigError(
             f"training.monitor='{monitor}' is not logged by this run; "
             f"choose from {', '.join(sorted(logged))}"
+        )
+    if training["average_last_epochs"] and not (
+        monitor.startswith("val_") or monitor.startswith("validation_")
+    ):
+        raise ConfigError(
+            "training.average_last_epochs compares the average with the kept epoch on "
+            f"validation data; training.monitor='{monitor}' is not measured there"
         )
     return monitor, "min" if monitor.endswith("loss") else "max"
 
@@ -324,14 +332,18 @@ def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokeniz
         )
 
     callbacks = [_EpochTrainSeconds()]
+    decoding = None
     if exact_match_split:
         sources, references = as_strings(splits[exact_match_split])
-        callbacks.append(
-            ExactMatch(
-                sources, references, source_tokenizer, target_tokenizer, max_source, max_target,
-                name=f"{exact_match_split}_exact_match",
-            )
+        decoding = ExactMatch(
+            sources, references, source_tokenizer, target_tokenizer, max_source, max_target,
+            name=f"{exact_match_split}_exact_match",
         )  # fmt: skip
+        callbacks.append(decoding)
+    averaging = None
+    if training["average_last_epochs"]:
+        averaging = CheckpointAverage(training["average_last_epochs"], apply_on_train_end=False)
+        callbacks.append(averaging)
 
     strategy = make_strategy(training["strategy"])
     with strategy.scope():
@@ -388,10 +400,44 @@ def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokeniz
         else (min if mode == "min" else max)(range(len(values)), key=values.__getitem__)
     )
     run.write_metadata({"history": history.history})
-    return {
+    summary = {
         "epochs": len(values),
         "checkpoint": training["checkpoint"],
         "best_epoch": kept + 1,
         "train_seconds": round(train_seconds, 2),
         **{k: float(v[kept]) for k, v in history.history.items()},
+    }
+    if averaging is not None:
+        summary.update(
+            _keep_average_if_better(
+                model, averaging, run, monitored, float(values[kept]), decoding,
+                validation.get("validation_data"), validation.get("validation_steps"),
+            )
+        )  # fmt: skip
+    return summary
+
+
+def _keep_average_if_better(
+    model, averaging, run, monitored, kept_value, decoding, validation_data, validation_steps
+) -> dict:
+    """Sets `model` to the average of the last epochs and measures `monitor` for it as the
+    epochs measured it (validation loss/accuracy, or the decoding scores of the
+    `exact_match_split`). The run keeps the average if it is at least as good as the kept
+    epoch. Returns the figures for the summary."""
+    monitor, mode = monitored
+    epochs = averaging.apply()
+    if monitor.startswith("val_"):  # (`monitor_and_mode` allows only validation values.)
+        logs = model.evaluate(validation_data, steps=validation_steps, return_dict=True, verbose=0)
+        value = float(logs[monitor.removeprefix("val_")])
+    else:
+        names = {logged: score for score, logged in decoding.logged_names(decoding.name).items()}
+        value = float(decoding.score()[names[monitor]])
+    better = value <= kept_value if mode == "min" else value >= kept_value
+    if better:
+        run.save_model(model)
+        run.write_metadata({"checkpoint_epoch": f"average of epochs {epochs[0]}-{epochs[-1]}"})
+    return {
+        "averaged_epochs": epochs,
+        f"averaged_{monitor}": value,
+        "kept": "average" if better else "epoch",
     }

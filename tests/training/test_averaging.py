@@ -1,0 +1,108 @@
+"""Checkpoint averaging: the averaged weights are the mean of the last epochs' weights."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_s2s.config import apply_overrides, load_pipeline
+from keras_s2s.errors import ConfigError
+from keras_s2s.run_directory import RunDirectory
+from keras_s2s.training import CheckpointAverage, check_config, train
+
+
+class _Record(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([np.array(w) for w in self.model.get_weights()])
+
+
+def _fit(callbacks, epochs=5):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dropout(0.1), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    model.fit(x, x.sum(-1), epochs=epochs, batch_size=8, verbose=0, callbacks=callbacks)
+    return model
+
+
+@pytest.mark.parametrize("last", [1, 3, 5, 8])
+def test_averaged_weights_are_the_mean_of_the_last_epochs(last):
+    record, averaging = _Record(), CheckpointAverage(last=last)
+    model = _fit([record, averaging])
+    kept = record.weights[-last:]
+    assert list(averaging.epochs) == list(range(6 - len(kept), 6))
+    for i, weight in enumerate(model.get_weights()):
+        want = np.mean([epoch[i] for epoch in kept], axis=0)
+        np.testing.assert_allclose(weight, want, rtol=1e-6, atol=1e-7)
+    if last > 1:  # The epochs differ, so the mean is not the last epoch's weights.
+        assert not np.allclose(model.get_weights()[0], record.weights[-1][0])
+
+
+def test_without_applying_the_model_keeps_the_last_epoch():
+    record, averaging = _Record(), CheckpointAverage(last=3, apply_on_train_end=False)
+    model = _fit([record, averaging])
+    for got, want in zip(model.get_weights(), record.weights[-1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert averaging.apply() == [3, 4, 5]
+    np.testing.assert_allclose(
+        model.get_weights()[0], np.mean([w[0] for w in record.weights[-3:]], axis=0), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("last", [0, -1, 2.0, True])
+def test_bad_last_is_named(last):
+    with pytest.raises(ValueError, match="`last` must be a positive integer"):
+        CheckpointAverage(last=last)
+
+
+def test_nothing_to_average_before_an_epoch_ends():
+    with pytest.raises(ValueError, match="No checkpoint to average"):
+        CheckpointAverage(last=2).average()
+
+
+def _addition_config(tmp_path, overrides):
+    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 40) for b in range(0, 40, 3))
+    data_file = tmp_path / "addition.txt"
+    data_file.write_text(lines)
+    return apply_overrides(
+        load_pipeline("addition_seq2seq"),
+        {
+            "data.source": "dlfs2",
+            "data.train": [str(data_file)],
+            "data.validation_size": 60,
+            "data.test_size": 60,
+            "training.epochs": 3,
+            "training.exact_match_split": "validation",
+            "model.hidden_dim": 16,
+            **overrides,
+        },
+    )
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "validation_chrf"])
+def test_trainer_keeps_the_average_only_if_it_is_as_good_on_validation(tmp_path, monitor):
+    config = _addition_config(
+        tmp_path, {"training.average_last_epochs": 2, "training.monitor": monitor}
+    )
+    summary = train(config, tmp_path / "run", verbose=0)
+    assert summary["averaged_epochs"] == [2, 3]
+    averaged, best = summary[f"averaged_{monitor}"], summary[monitor]
+    as_good = averaged <= best if monitor.endswith("loss") else averaged >= best
+    assert summary["kept"] == ("average" if as_good else "epoch")
+    run = RunDirectory(tmp_path / "run")
+    saved = str(run.metadata()["checkpoint_epoch"])
+    assert saved.startswith("average of epochs 2-3") == as_good
+    run.load_model()  # The kept model loads, whichever it is.
+
+
+def test_averaging_needs_a_validation_monitor(tmp_path):
+    config = _addition_config(
+        tmp_path, {"training.average_last_epochs": 2, "training.monitor": "token_accuracy"}
+    )
+    with pytest.raises(ConfigError, match="average_last_epochs .* on validation data"):
+        check_config(config)
