@@ -96,6 +96,11 @@ DEFAULTS: dict[str, Any] = {
     },
     "evaluation": {
         "batch_size": 512,
+        # `keras-s2s evaluate` scores greedy decoding, then beam search of this size (1: greedy
+        # only) with this GNMT length penalty alpha (0: plain log-probabilities); choose both
+        # on the validation split.
+        "beam_size": 4,
+        "length_penalty": 0.0,
         # Example sources `keras-s2s run` translates at the end, with this beam size.
         "examples": [],
         "examples_beam_size": 4,
@@ -125,6 +130,7 @@ _POSITIVE = {
     ("training", "adam_epsilon"),
     ("evaluation", "batch_size"),
     ("evaluation", "examples_beam_size"),
+    ("evaluation", "beam_size"),
 }
 _NON_NEGATIVE = {
     ("data", "validation_size"),
@@ -133,6 +139,7 @@ _NON_NEGATIVE = {
     ("training", "early_stopping_patience"),
     ("training", "average_last_epochs"),
     ("training", "batch_size"),
+    ("evaluation", "length_penalty"),
 }
 # In [0, 1).
 _FRACTION = {

@@ -142,7 +142,11 @@ class RunDirectory:
         return value
 
     def config(self) -> dict:
-        return self._read_json(CONFIG_FILE)
+        """The run's pipeline config, over today's defaults (a key added since the run was
+        trained takes its default)."""
+        from keras_s2s.config import DEFAULTS, merge
+
+        return merge(DEFAULTS, self._read_json(CONFIG_FILE))
 
     def metadata(self, missing_ok: bool = False) -> dict:
         if missing_ok and not (self.path / METADATA_FILE).is_file():

@@ -168,9 +168,11 @@ class Translator:
         num_results: int = 1,
         length_penalty: float = 0.0,
         batch_size: int = 256,
+        progress=None,
     ) -> list[list[tuple[str, float]]]:
         """Beam search: the `num_results` best `(translation, score)` pairs of each text, in
-        the order of `texts` (translated in batches of similar lengths).
+        the order of `texts` (translated in batches of similar lengths). `progress`, if given,
+        is called with the number of texts of each batch done (e.g. a `tqdm` bar's `update`).
 
         Scores are log-probabilities divided by the GNMT length penalty with alpha =
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
@@ -194,6 +196,8 @@ class Translator:
                     (s.decode("utf-8", errors="replace"), float(score))
                     for s, score in zip(row_strings, row_scores, strict=True)
                 ]
+            if progress is not None:
+                progress(len(indices))
         return results
 
     def translate(self, texts: list[str], beam_size: int = 1, batch_size: int = 512) -> list[str]:

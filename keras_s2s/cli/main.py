@@ -94,20 +94,40 @@ def _print_training(summary):
 
 
 def _print_scores(figures):
+    decoding = "greedy"
+    if figures.get("beam_size", 1) > 1:
+        decoding = f"beam {figures['beam_size']}, length penalty {figures['length_penalty']}"
     print(
-        f"{figures['split']}: exact match {figures['exact_match']:.4f} on {figures['examples']} "
-        f"examples; BLEU {figures['bleu']:.2f}; chrF {figures['chrf']:.2f}; "
-        f"CER {figures['cer']:.4f}"
+        f"{figures['split']} ({decoding}): BLEU {figures['bleu']:.2f}; chrF "
+        f"{figures['chrf']:.2f}; exact match {figures['exact_match']:.4f}; CER "
+        f"{figures['cer']:.4f}; {figures['examples']} examples"
     )
 
 
 def cmd_evaluate(args):
+    from keras_s2s import Translator
     from keras_s2s.evaluation import evaluate_run
+    from keras_s2s.run_directory import RunDirectory
 
-    figures = evaluate_run(
-        args.run_dir, split=args.split, limit=args.limit, allow_unfinished=args.allow_unfinished
+    evaluation = RunDirectory(args.run_dir).config()["evaluation"]
+    beam = evaluation["beam_size"] if args.beam is None else args.beam
+    alpha = evaluation["length_penalty"] if args.length_penalty is None else args.length_penalty
+    translator = Translator.from_run_directory(args.run_dir, allow_unfinished=args.allow_unfinished)
+    common = dict(
+        split=args.split,
+        limit=args.limit,
+        translator=translator,
+        source=args.source,
+        reference=args.reference,
+        progress=sys.stderr.isatty(),
     )
+    figures = evaluate_run(args.run_dir, **common)
     _print_scores(figures)
+    if beam > 1:
+        beam_figures = evaluate_run(args.run_dir, beam_size=beam, length_penalty=alpha, **common)
+        _print_scores(beam_figures)
+        figures["beam"] = beam_figures
+    print(f"sacreBLEU signatures: {figures['bleu_signature']}; {figures['chrf_signature']}")
     return {"run_dir": args.run_dir, **figures}
 
 
@@ -313,10 +333,23 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     pipeline_args(p, training_flags=False)
     p = command("train", cmd_train, "train a pipeline into a run directory")
     pipeline_args(p)
-    p = command("evaluate", cmd_evaluate, "score a run directory on its test split")
+    p = command(
+        "evaluate",
+        cmd_evaluate,
+        "score a run directory (sacreBLEU, chrF, exact match; greedy and beam search) on its "
+        "test split or on your own files",
+    )
     run_dir_args(p)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--limit", type=int, default=0, help="only the first N examples")
+    p.add_argument("--source", metavar="FILE", help="your own test sources (plain or .gz)")
+    p.add_argument("--reference", metavar="FILE", help="their references, one a line")
+    p.add_argument(
+        "--beam", type=int, help="beam size of the second decoding (default evaluation.beam_size)"
+    )
+    p.add_argument(
+        "--length-penalty", type=float, help="GNMT alpha (default evaluation.length_penalty)"
+    )
     p = command("translate", cmd_translate, "translate arguments (or stdin lines)")
     run_dir_args(p)
     p.add_argument("text", nargs="*", help="texts to translate (default: read stdin)")

@@ -11,7 +11,7 @@ import tensorflow as tf
 import keras_s2s
 from keras_s2s.config import apply_overrides, load_pipeline
 from keras_s2s.data import as_strings, load_tfds_split
-from keras_s2s.errors import RunDirectoryError
+from keras_s2s.errors import DataError, RunDirectoryError
 from keras_s2s.evaluation import evaluate_run
 from keras_s2s.models import Seq2Seq
 from keras_s2s.run_directory import RunDirectory
@@ -50,6 +50,30 @@ def test_small_seq2seq_learns_addition(addition_run):
     assert figures["examples"] == 500
     assert figures["exact_match"] >= 0.8, figures
     assert figures["cer"] < 0.1
+
+
+def test_evaluate_a_users_own_test_files_plain_or_gzip(addition_run, tmp_path):
+    """The same examples given as files (gzip sources, plain references) score exactly as the
+    pipeline's test split; files of different lengths are refused, naming both."""
+    import gzip
+
+    from keras_s2s.data import load_splits
+
+    run_dir, _ = addition_run
+    config = RunDirectory(run_dir).config()
+    sources, references = as_strings(load_splits(config["data"], splits=("test",))["test"])
+    source_file, reference_file = tmp_path / "test.src.gz", tmp_path / "test.ref"
+    with gzip.open(source_file, "wt", encoding="utf-8") as f:
+        f.write("\n".join(sources[:100]) + "\n")
+    reference_file.write_text("\n".join(references[:100]) + "\n", encoding="utf-8")
+    want = evaluate_run(run_dir, split="test", limit=100)
+    got = evaluate_run(run_dir, source=source_file, reference=reference_file, beam_size=1)
+    for key in ("examples", "exact_match", "bleu", "chrf", "cer"):
+        assert got[key] == want[key], key
+    assert got["split"] == str(source_file)
+    reference_file.write_text("\n".join(references[:99]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test\.src\.gz has 100 lines but .*test\.ref has 99"):
+        evaluate_run(run_dir, source=source_file, reference=reference_file)
 
 
 def test_run_directory_holds_everything_needed(addition_run, tfds_dir):
@@ -109,6 +133,9 @@ def test_translate_and_evaluate_commands(addition_run):
     assert result.stderr == ""
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["examples"] == 50 and figures["exact_match"] >= 0.5
+    # Greedy, then beam search of the config's size, with the sacreBLEU signature printed.
+    assert figures["beam"]["beam_size"] == 4 and figures["beam"]["examples"] == 50
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in result.stdout
     result = subprocess.run(
         cli + ["evaluate", str(run_dir.parent / "nowhere")],
         capture_output=True,
