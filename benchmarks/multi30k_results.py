@@ -1,0 +1,128 @@
+"""Multi30k results table and curve from finished run directories. Run by hand.
+
+    .venv/bin/python benchmarks/multi30k_results.py runs/multi30k_transformer_de_en [RUN ...]
+        [--alphas 0,0.6,1.0] [--beam 4] [--out benchmarks/multi30k_results.md]
+        [--plot benchmarks/multi30k_curve.png]
+
+For each run (trained with `keras-s2s train <pipeline>`): the decoding is chosen on the
+validation split only (greedy, and beam search of `--beam` with each length penalty alpha in
+`--alphas`; the alpha with the best validation BLEU is kept), then the test split is scored
+once, greedy and with the chosen beam setting. Training minutes are the sum of the epochs'
+training seconds (`epoch_train_seconds`: the training steps only, no validation, no decoding),
+as the run logged them. Scores are sacreBLEU (signature printed) and chrF on detokenized,
+cased output against the raw references.
+
+Writes a Markdown table (`--out`), a plot of validation BLEU (greedy, logged after every epoch)
+against training minutes for each run (`--plot`), and prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from keras_s2s import Translator
+from keras_s2s.evaluation import evaluate_run
+from keras_s2s.run_directory import RunDirectory
+
+
+def _row(run_dir: Path, beam: int, alphas: list[float]) -> dict:
+    run = RunDirectory(run_dir)
+    config, meta = run.config(), run.metadata()
+    history, training = meta["history"], meta["training"]
+    translator = Translator.from_run_directory(run_dir)
+    model = translator.model
+    val = {"greedy": evaluate_run(run_dir, "validation", translator=translator)}
+    for alpha in alphas:
+        val[f"beam{beam}_alpha{alpha}"] = evaluate_run(
+            run_dir, "validation", translator=translator, beam_size=beam, length_penalty=alpha
+        )
+    best_alpha = max(alphas, key=lambda a: val[f"beam{beam}_alpha{a}"]["bleu"])
+    # The test split, once per decoding, with the settings chosen above.
+    test_greedy = evaluate_run(run_dir, "test", translator=translator)
+    test_beam = evaluate_run(
+        run_dir, "test", translator=translator, beam_size=beam, length_penalty=best_alpha
+    )
+    seconds = history["epoch_train_seconds"]
+    return {
+        "run_dir": str(run_dir),
+        "pipeline": config["name"],
+        "model": config["model"]["type"],
+        "parameters": model.count_params(),
+        "epochs": len(seconds),
+        "train_minutes": round(sum(seconds) / 60, 1),
+        "kept": str(meta.get("checkpoint_epoch")),
+        "val_bleu_greedy": round(val["greedy"]["bleu"], 2),
+        "val_bleu_beam": {k: round(v["bleu"], 2) for k, v in val.items() if k != "greedy"},
+        "chosen_alpha": best_alpha,
+        "test_bleu_greedy": round(test_greedy["bleu"], 2),
+        "test_bleu_beam": round(test_beam["bleu"], 2),
+        "test_chrf_greedy": round(test_greedy["chrf"], 2),
+        "test_chrf_beam": round(test_beam["chrf"], 2),
+        "bleu_signature": test_beam["bleu_signature"],
+        "chrf_signature": test_beam["chrf_signature"],
+        "curve": {
+            "train_minutes": [round(sum(seconds[: i + 1]) / 60, 2) for i in range(len(seconds))],
+            "val_bleu": [round(b, 2) for b in history.get("validation_bleu", [])],
+        },
+        "averaged": {k: v for k, v in training.items() if k.startswith("averaged") or k == "kept"},
+    }
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        curve = row["curve"]
+        axes.plot(curve["train_minutes"], curve["val_bleu"], marker="o", label=row["pipeline"])
+    axes.set_xlabel("training minutes (sum of epoch training seconds, 2 CPU cores)")
+    axes.set_ylabel("validation sacreBLEU (greedy)")
+    axes.set_title("Multi30k: validation BLEU against training time")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def _markdown(rows, beam):
+    lines = [
+        "| pipeline | model | parameters | training minutes | epochs | kept | val BLEU greedy "
+        f"| val BLEU beam {beam} (alpha) | test BLEU greedy | test BLEU beam | test chrF greedy "
+        "| test chrF beam |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        chosen = r["val_bleu_beam"][f"beam{beam}_alpha{r['chosen_alpha']}"]
+        lines.append(
+            f"| {r['pipeline']} | {r['model']} | {r['parameters']:,} | {r['train_minutes']} "
+            f"| {r['epochs']} | {r['kept']} | {r['val_bleu_greedy']} | {chosen} "
+            f"({r['chosen_alpha']}) | {r['test_bleu_greedy']} | {r['test_bleu_beam']} "
+            f"| {r['test_chrf_greedy']} | {r['test_chrf_beam']} |"
+        )
+    signatures = sorted({(r["bleu_signature"], r["chrf_signature"]) for r in rows})
+    lines += ["", *(f"sacreBLEU signatures: BLEU `{b}`, chrF `{c}`" for b, c in signatures)]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--alphas", default="0,0.6,1.0")
+    parser.add_argument("--out", default="benchmarks/multi30k_results.md")
+    parser.add_argument("--plot", default="benchmarks/multi30k_curve.png")
+    args = parser.parse_args()
+    alphas = [float(a) for a in args.alphas.split(",")]
+    rows = [_row(Path(run), args.beam, alphas) for run in args.runs]
+    Path(args.out).write_text(_markdown(rows, args.beam), encoding="utf-8")
+    _plot(rows, args.plot)
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
