@@ -167,6 +167,13 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     exact = np.mean([h == r for h, r in zip(hypotheses, test_targets[:200], strict=True)])
     assert namespace["callback"].history == [pytest.approx(exact, abs=1.01 / 200)]
     assert exact > 0.25
+    (bleu_of_epoch,) = [s["bleu"] for s in namespace["callback"].scores]
+    assert 0.0 <= bleu_of_epoch <= 100.0
+    assert list(namespace["averaging"].epochs) == [2, 3]
+    # Scoring a user's own files: 2 lines, greedy and beam search agree on the format.
+    figures = namespace["figures"]
+    assert figures["examples"] == 2 and figures["beam_size"] == 4
+    assert figures["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
 
     # The pipeline trains one epoch into a finished run directory (deterministic: val loss
     # 0.54 of the uniform guess's, val token accuracy 0.22 with or without oneDNN, 1 or 2
