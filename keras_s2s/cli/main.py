@@ -84,6 +84,15 @@ def _print_training(summary):
         f"Trained {summary['epochs']} epochs in {summary['train_seconds']} s; "
         f"kept the {kept} epoch ({summary['best_epoch']}); run directory {summary['run_dir']}"
     )
+    if "averaged_epochs" in summary:
+        epochs = summary["averaged_epochs"]
+        value = next(
+            v for k, v in summary.items() if k.startswith("averaged_") and k != "averaged_epochs"
+        )
+        print(
+            f"Average of epochs {epochs[0]}-{epochs[-1]}: {value:.4f} on validation; the run "
+            f"keeps the {'average' if summary['kept'] == 'average' else 'best epoch'}"
+        )
     skipped = {split: n for split, n in summary.get("skipped_empty", {}).items() if n}
     print(
         f"Training examples: {summary['train_examples']} used, "
