@@ -1,19 +1,8 @@
 """Running position-wise work on the real tokens of a padded batch only."""
 
-import keras
 from keras import ops
 
-
-def _in_xla_context():
-    """True while tracing for XLA (`jit_compile=True`), where shapes must be static."""
-    if keras.backend.backend() != "tensorflow":
-        return True  # Other compilers (JAX jit) need static shapes too.
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
-
-    if tf.executing_eagerly():
-        return False
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+from keras_s2s.compilation import in_xla_context
 
 
 class Packing:
@@ -58,7 +47,7 @@ class Packing:
     def for_mask(cls, mask, training):
         """A `Packing` of `mask` when packing pays and shapes may be dynamic (training, no XLA),
         else None."""
-        if mask is None or not training or _in_xla_context():
+        if mask is None or not training or in_xla_context():
             return None
         return cls(mask)
 
