@@ -36,6 +36,9 @@ def _subset(tmp_path, split, count):
     return paths
 
 
+pytestmark = pytest.mark.slow  # About 2 minutes on 2 idle cores: over the default run's budget.
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     if not MULTI30K.is_dir():

@@ -84,7 +84,9 @@ def _addition_config(tmp_path, overrides):
     )
 
 
-@pytest.mark.parametrize("monitor", ["val_loss", "validation_chrf"])
+@pytest.mark.parametrize(
+    "monitor", [pytest.param("val_loss", marks=pytest.mark.slow), "validation_chrf"]
+)
 def test_trainer_keeps_the_average_only_if_it_is_as_good_on_validation(tmp_path, monitor):
     config = _addition_config(
         tmp_path, {"training.average_last_epochs": 2, "training.monitor": monitor}
