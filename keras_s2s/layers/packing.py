@@ -60,3 +60,8 @@ class Packing:
         rows = ops.concatenate([x, ops.zeros((1,) + tuple(x.shape[1:]), x.dtype)], axis=0)
         padded = ops.take(rows, self.inverse, axis=0)
         return ops.reshape(padded, (self.batch_size, self.length) + tuple(x.shape[1:]))
+
+    def apply(self, fn, x):
+        """`fn` (position-wise) on the real positions of `x` `[B, T, C...]` only; the result is
+        unpacked to `[B, T, ...]` with zeros at the padding."""
+        return self.unpack(fn(self.pack(x)))

@@ -45,7 +45,6 @@ class ExactMatch(keras.callbacks.Callback):
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.every, self.name, self.batch_size = every, name, batch_size
-        self.history: list[float] = []
         self.scores: list[dict] = []
         self._translator = None
 
@@ -53,11 +52,15 @@ class ExactMatch(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         scores = self.score()
-        self.history.append(scores["exact_match"])
         self.scores.append(scores)
         if logs is not None:
             for score, key in self.logged_names(self.name).items():
                 logs[key] = scores[score]
+
+    @property
+    def history(self) -> list[float]:
+        """The exact match of each scored epoch."""
+        return [scores["exact_match"] for scores in self.scores]
 
     def score(self) -> dict:
         """Greedy-decodes the sources with the model as it is now; `score_translations`'s dict."""

@@ -17,7 +17,7 @@ class _OutputDense(keras.layers.Dense):
         packing = Packing.for_mask(padding_mask, training)
         if packing is None:
             return super().call(inputs)
-        return packing.unpack(super().call(packing.pack(inputs)))
+        return packing.apply(super().call, inputs)
 
 
 class _TargetEmbedding(keras.layers.ReversibleEmbedding):
@@ -28,7 +28,7 @@ class _TargetEmbedding(keras.layers.ReversibleEmbedding):
         packing = Packing.for_mask(padding_mask, training) if reverse else None
         if packing is None:
             return super().call(inputs, reverse=reverse)
-        return packing.unpack(super().call(packing.pack(inputs), reverse=True))
+        return packing.apply(lambda x: super(_TargetEmbedding, self).call(x, reverse=True), inputs)
 
     def compute_output_spec(self, inputs, reverse=False, padding_mask=None, training=None):
         return super().compute_output_spec(inputs, reverse=reverse)
