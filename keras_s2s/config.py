@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
         "max_target_length": 64,
         "bucket_width": 8,
         "shuffle_buffer": 20000,
+        # Training batches are shuffled too (a buffer of this many batches; 0: off), or the
+        # buckets' last, partial batches come at the end of each epoch in length order.
+        "batch_shuffle_buffer": 512,
     },
     "model": {
         "type": "seq2seq",
@@ -135,6 +138,7 @@ _POSITIVE = {
 _NON_NEGATIVE = {
     ("data", "validation_size"),
     ("data", "test_size"),
+    ("data", "batch_shuffle_buffer"),
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
     ("training", "average_last_epochs"),

@@ -326,6 +326,7 @@ def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokeniz
             batch_tokens=training["batch_tokens"],
             bucket_width=data["bucket_width"],
             shuffle_buffer=data["shuffle_buffer"] if shuffle else 0,
+            batch_shuffle_buffer=data["batch_shuffle_buffer"] if shuffle else 0,
             seed=training["seed"],
             batch_size=training["batch_size"],
             fixed_lengths=needs.fixed_lengths,

@@ -76,6 +76,45 @@ def test_buckets_are_bounded_and_respect_the_token_budget():
     assert sum(int(np.sum(l.numpy()[:, 0] != 0)) for _, l in full) == 2000  # noqa: E741
 
 
+def test_buckets_key_on_the_longer_side_so_few_batches_are_partial():
+    ds, sources, targets = pairs(2000)
+    tok = CharTokenizer.build(sources + targets)
+    partial = 0
+    for features, labels in batches_of(ds, tok, bucket_width=4, shuffle_buffer=2000, seed=0):
+        enc, dec = features["encoder_token_ids"].shape, labels.shape
+        longest = max(enc[1], dec[1])
+        assert min(enc[1], dec[1]) <= longest  # the shorter side pads to its own longest
+        partial += enc[0] < 256 // longest
+    # At most one partial batch per bucket of the longer side (32 / 4 = 8 buckets); a bucket
+    # per (source, target) pair of lengths would leave up to 8 x 6 = 48.
+    assert partial <= 8
+
+
+def test_batch_shuffle_permutes_the_batches_of_an_epoch():
+    ds, sources, targets = pairs(2000)
+    tok = CharTokenizer.build(sources + targets)
+
+    def epoch(**options):
+        batches = batches_of(ds, tok, bucket_width=4, **options)
+        return [(f["encoder_token_ids"].shape[1], l.numpy().tolist()) for f, l in batches]  # noqa: E741
+
+    plain, shuffled = epoch(), epoch(batch_shuffle_buffer=1000, seed=0)
+    assert sorted(map(str, plain)) == sorted(map(str, shuffled))
+
+    def partial_positions(batches):
+        return [
+            i
+            for i, (s, labels) in enumerate(batches)
+            if len(labels) < 256 // max(s, len(labels[0]))
+        ]
+
+    # Buckets release their last batches when the examples run out: all at the end, unless
+    # the batches are shuffled.
+    at_end = partial_positions(plain)
+    assert len(at_end) >= 3 and at_end == list(range(len(plain) - len(at_end), len(plain)))
+    assert partial_positions(shuffled) != at_end
+
+
 def test_pipeline_is_deterministic_under_a_seed():
     ds, sources, targets = pairs(600)
     tok = CharTokenizer.build(sources + targets)
