@@ -86,10 +86,11 @@ EDGE_CASES = [
 ]  # fmt: skip
 LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
-# Attention scores (and a deep residual stack) whose export shares every path with the other
-# Luong families but their score function (depth): trained and exported only when slow tests
-# are selected (`pytest -m slow`).
-SLOW_FAMILIES = ("luong-scaled-rnn", "luong-concat", "luong-general-deep")
+# Attention scores (and a deep residual stack, and the fixed-width source of the DLFS2
+# setting) whose export shares every path with the other Luong families but their score
+# function (depth, source padding): trained and exported only when slow tests are selected
+# (`pytest -m slow`).
+SLOW_FAMILIES = ("luong-scaled-rnn", "luong-concat", "luong-general-deep", "luong-dot-fixed-width")
 LINKED_FAMILY = "plain-reverse"
 # Exported with float16 and int8 TFLite variants too (the smallest family).
 QUANTIZED_FAMILY = "plain-reverse"

@@ -222,11 +222,16 @@ def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
     ids=["peeky-unrolled", "bahdanau", "luong"],
 )
 def test_each_decoder_family_learns_addition(model_options, tmp_path, tfds_dir):
-    """Peeky and attention decoders learn the 2-digit addition task (20-45 s each on 2 cores)."""
+    """Peeky and attention decoders learn the 2-digit addition task (20-45 s each on 2 cores).
+
+    Bahdanau's validation exact match, epoch by epoch in one run (2026-11-28): 0.02 0.03 0.06
+    0.12 0.10 0.30 0.60 0.78 0.89 0.90 0.90 0.84 0.76 0.95 0.99 0.99: it wanders by 0.1 from
+    epoch 9 on, so the bar is 0.5 (a model that ignores the source scores about 0).
+    """
     config = two_digit_addition(tfds_dir, {"training.epochs": 12, **model_options})
     train(config, tmp_path / "run", verbose=0)
     figures = evaluate_run(tmp_path / "run", split="test")
-    assert figures["exact_match"] >= 0.8, figures
+    assert figures["exact_match"] >= 0.5, figures
 
 
 def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
