@@ -86,11 +86,17 @@ EDGE_CASES = [
 ]  # fmt: skip
 LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
-# Attention scores (and a deep residual stack, and the fixed-width source of the DLFS2
-# setting) whose export shares every path with the other Luong families but their score
-# function (depth, source padding): trained and exported only when slow tests are selected
-# (`pytest -m slow`).
-SLOW_FAMILIES = ("luong-scaled-rnn", "luong-concat", "luong-general-deep", "luong-dot-fixed-width")
+# Attention scores (and a deep residual stack, the fixed-width source of the DLFS2 setting,
+# the Peeky GRU bidirectional family) whose export shares its paths with the families kept
+# but their score function (depth, source padding, cell and decoder): trained and exported
+# only when slow tests are selected (`pytest -m slow`), for the default run's budget.
+SLOW_FAMILIES = (
+    "luong-scaled-rnn",
+    "luong-concat",
+    "luong-general-deep",
+    "luong-dot-fixed-width",
+    "peeky-gru-bidirectional",
+)
 LINKED_FAMILY = "plain-reverse"
 # Exported with float16 and int8 TFLite variants too (the smallest family).
 QUANTIZED_FAMILY = "plain-reverse"
