@@ -110,8 +110,9 @@ class BucketSpec:
     One key (the longer side), not one per (source, target) pair of lengths: a bucket's last,
     partial batch comes out when the epoch ends, and with a bucket per pair of lengths (84 on
     Multi30k) 44% of an epoch's updates were such small batches, flushed in length order at
-    the end (batches of 1 to 50 pairs): training learned several times slower than with the
-    13 buckets of the longer side.
+    the end (batches of 1 to 50 pairs). With 13 buckets of the longer side and the batches
+    shuffled (`make_dataset(batch_shuffle_buffer=...)`), the Multi30k Transformer's validation
+    BLEU after 3 epochs went from 2.1 to 16.1.
     """
 
     batch_tokens: int
