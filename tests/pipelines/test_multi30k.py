@@ -60,7 +60,6 @@ def small_run(tmp_path_factory):
             "training.learning_rate": 0.5,
             "training.average_last_epochs": 2,
             "evaluation.batch_size": 100,
-            "evaluation.beam_size": 2,
         },
     )
     run_dir = tmp_path / "run"
