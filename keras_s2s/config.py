@@ -95,6 +95,8 @@ DEFAULTS: dict[str, Any] = {
         # split after every epoch (free-running greedy decoding) as "<split>_exact_match",
         # "<split>_bleu" and "<split>_chrf"; "" turns it off.
         "exact_match_split": "",
+        # The tf.distribute strategy (keras_s2s.training.make_strategy): "default",
+        # "one_device", "mirrored" (local GPUs), "multi_worker" (TF_CONFIG) or "auto".
         "strategy": "default",
     },
     "evaluation": {
@@ -110,10 +112,13 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+# The strategies of `keras_s2s.training.make_strategy`.
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "auto")
+
 _CHOICES = {
     ("data", "source"): ("tfds", "text", "tsv", "dlfs2"),
     ("data", "tokenizer"): ("char", "sentencepiece"),
-    ("training", "strategy"): ("default", "one_device"),
+    ("training", "strategy"): STRATEGIES,
     ("training", "exact_match_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),
     ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),

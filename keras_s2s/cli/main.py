@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from keras_s2s.config import STRATEGIES
+
 DEFAULT_PIPELINE = "date_attention"
 
 
@@ -28,6 +30,7 @@ def _config_from_args(args):
         ("epochs", "training.epochs"),
         ("seed", "training.seed"),
         ("batch_tokens", "training.batch_tokens"),
+        ("strategy", "training.strategy"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -70,10 +73,14 @@ def cmd_data(args):
 
 
 def cmd_train(args):
-    from keras_s2s.training import train
+    from keras_s2s.training import is_chief, make_strategy, train
 
     config = _config_from_args(args)
-    summary = train(config, _output_dir(args, config))
+    # Before any TensorFlow op (collective ops are configured at program start); only the
+    # chief touches the run directory.
+    strategy = make_strategy(config["training"]["strategy"])
+    output_dir = _output_dir(args, config) if is_chief(strategy) else None
+    summary = train(config, output_dir, strategy=strategy)
     _print_training(summary)
     return summary
 
@@ -329,6 +336,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             p.add_argument("--epochs", type=int)
             p.add_argument("--seed", type=int)
             p.add_argument("--batch-tokens", type=int, help="token budget per batch")
+            p.add_argument(
+                "--strategy",
+                choices=STRATEGIES,
+                help="tf.distribute strategy (training.strategy; multi_worker reads TF_CONFIG)",
+            )
 
     def run_dir_args(p):
         p.add_argument("run_dir")

@@ -18,7 +18,9 @@ _NAMES = {
     "check_config": "keras_s2s.training.trainer",
     "compile_model": "keras_s2s.training.trainer",
     "make_optimizer": "keras_s2s.training.optimizers",
-    "make_strategy": "keras_s2s.training.trainer",
+    "distribute_batches": "keras_s2s.training.distribution",
+    "is_chief": "keras_s2s.training.distribution",
+    "make_strategy": "keras_s2s.training.distribution",
     "train": "keras_s2s.training.trainer",
 }
 

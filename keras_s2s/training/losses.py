@@ -60,7 +60,9 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
     """Token cross-entropy averaged over real (non-padding) label tokens only.
 
     Padding labels get weight 0 and the sum is divided by the number of real tokens, so adding
-    padding columns to a batch changes neither the loss nor its gradient.
+    padding columns to a batch changes neither the loss nor its gradient. Under a strategy with
+    several replicas, the divisor is the real tokens of the global batch (all replicas'), so
+    the gradient is the one device's on the same global batch.
 
     With label smoothing eps, each real token's target distribution over the V vocabulary ids
     is `(1 - eps) * one_hot(label) + eps / V` (Keras's `CategoricalCrossentropy` convention:
@@ -115,7 +117,17 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
         if sample_weight is not None:
             mask = mask * ops.cast(sample_weight, "float32")
-        return super().__call__(y_true, y_pred, sample_weight=mask)
+        replica = tf.distribute.get_replica_context()
+        if replica is None or replica.num_replicas_in_sync == 1:
+            return super().__call__(y_true, y_pred, sample_weight=mask)
+        # Several replicas (one step of a strategy): Keras sums the replicas' gradients and
+        # expects each replica's loss divided by the replica count, so a mean of per-replica
+        # means; replicas with different numbers of real tokens would weigh their tokens
+        # differently. This replica's token losses over the global batch's real tokens sum,
+        # across replicas, to the mean over the global batch, as under one device.
+        total = ops.sum(self.call(y_true, y_pred) * mask)
+        count = replica.all_reduce("sum", ops.sum(mask))
+        return ops.divide_no_nan(total, count)
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")

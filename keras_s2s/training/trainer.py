@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,26 +19,11 @@ from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS, DataNeeds
 from keras_s2s.run_directory import FINISHED, RunDirectory
 from keras_s2s.training.averaging import CheckpointAverage
+from keras_s2s.training.distribution import distribute_batches, is_chief, make_strategy, worker_name
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
 from keras_s2s.training.optimizers import make_optimizer, training_settings
-
-
-def make_strategy(name: str = "default") -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy models are built and compiled under.
-
-    "default" is TensorFlow's default strategy (one machine: the first GPU if there is one,
-    else the CPU); "one_device" is `tf.distribute.OneDeviceStrategy` on that same device, which
-    runs the distributed code path (useful to test it; `model.fit` under it took 1.4x as long
-    per epoch on 2 CPU cores, measured on the DLFS2 date attention model).
-    """
-    if name == "one_device":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise ConfigError(f"Unknown strategy '{name}' (training.strategy)")
 
 
 def check_model_config(
@@ -224,8 +210,18 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run.write_metadata({"checkpoint_epoch": epoch + 1})
 
 
-def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> dict:
+def train(
+    config: dict,
+    output_dir: str | Path,
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict:
     """Trains `config` (a merged pipeline config) into the run directory `output_dir`.
+
+    The model, optimizer and metrics are created under `strategy` (default: one made from
+    `training.strategy` by `make_strategy`; pass your own to choose devices). Under a
+    multi-worker strategy every worker runs the same call; only the chief writes `output_dir`
+    (the others write into a temporary directory, removed at the end).
 
     The config is checked whole before any data is read (`check_config`). The run directory
     gets the config and tokenizers before training starts and the model after each improving
@@ -236,6 +232,16 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     Returns a summary dict (the figures `keras-s2s train` prints).
     """
     needs = check_config(config)  # Fail on a config typo before any data work.
+    training = config["training"]
+    # Before any TensorFlow op: collective ops are configured at program start.
+    strategy = strategy or make_strategy(training["strategy"])
+    if not is_chief(strategy):
+        with tempfile.TemporaryDirectory(prefix=f"keras-s2s-{worker_name(strategy)}-") as d:
+            return _train(config, needs, Path(d) / "run", verbose, strategy)
+    return _train(config, needs, output_dir, verbose, strategy)
+
+
+def _train(config, needs, output_dir, verbose, strategy):
     data, training = config["data"], config["training"]
     max_source, max_target = data["max_source_length"], data["max_target_length"]
     run = RunDirectory(output_dir)
@@ -287,7 +293,7 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     try:
         summary = _fit(
             config, needs, (monitor, mode), run, splits, source_tokenizer, target_tokenizer,
-            verbose,
+            verbose, strategy,
         )  # fmt: skip
     except KeyboardInterrupt:
         run.write_metadata({"status": "interrupted"})
@@ -307,7 +313,9 @@ def train(config: dict, output_dir: str | Path, verbose: int | str = "auto") -> 
     return summary
 
 
-def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokenizer, verbose):
+def _fit(
+    config, needs, monitored, run, splits, source_tokenizer, target_tokenizer, verbose, strategy
+):
     """Builds, compiles and fits the model; returns the training figures. `needs` is what the
     model needs from the data (`check_config`), `monitored` `(monitor, mode)` from
     `monitor_and_mode`."""
@@ -346,7 +354,6 @@ def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokeniz
         averaging = CheckpointAverage(training["average_last_epochs"], apply_on_train_end=False)
         callbacks.append(averaging)
 
-    strategy = make_strategy(training["strategy"])
     with strategy.scope():
         model = build_model(
             config["model"],
@@ -380,12 +387,12 @@ def _fit(config, needs, monitored, run, splits, source_tokenizer, target_tokeniz
     if "validation" in splits:
         validation_dataset = dataset("validation", shuffle=False)
         validation = {
-            "validation_data": validation_dataset.repeat(),
+            "validation_data": distribute_batches(strategy, validation_dataset.repeat()),
             "validation_steps": _count_batches(validation_dataset),
         }
     start = time.perf_counter()
     history = model.fit(
-        train_dataset.repeat(),
+        distribute_batches(strategy, train_dataset.repeat()),
         steps_per_epoch=_count_batches(train_dataset),
         **validation,
         shuffle=False,  # The tf.data pipeline shuffles, under the config's seed.
