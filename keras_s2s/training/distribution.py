@@ -45,16 +45,22 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         raise ConfigError(
             f"Unknown strategy '{name}' (training.strategy); choose from {', '.join(STRATEGIES)}"
         )
-    gpus = tf.config.list_logical_devices("GPU")
+    if name == "multi_worker":
+        return _multi_worker_strategy()
+    # Physical devices: listing logical ones would start the runtime.
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    # Every local GPU, or every logical CPU device when there is none.
+    devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _multi_worker_strategy():
     if "TF_CONFIG" not in os.environ:
         raise ConfigError(
             "training.strategy='multi_worker' reads the cluster from the TF_CONFIG environment "

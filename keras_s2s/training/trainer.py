@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import tempfile
 import time
@@ -176,6 +177,15 @@ class _EpochTrainSeconds(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_train_seconds"] = self._end - self._start
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """sha256 of the model's weights (their bytes, in order): equal on two processes exactly
+    when their weights are equal, e.g. the workers of a multi-worker run."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
 
 
 def _count_batches(dataset: tf.data.Dataset) -> int:
@@ -415,6 +425,7 @@ def _fit(
         "train_seconds": round(train_seconds, 2),
         **{k: float(v[kept]) for k, v in history.history.items()},
     }
+    summary["weights_sha256"] = weights_fingerprint(model)
     if averaging is not None:
         summary.update(
             _keep_average_if_better(

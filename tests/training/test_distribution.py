@@ -66,3 +66,66 @@ def test_strategy_errors_name_the_problem(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):
         make_strategy("multi_worker")
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_train_identical_weights_and_only_the_chief_writes(tmp_path):
+    """Two real `keras-s2s train --strategy multi_worker` processes on 127.0.0.1 (TF_CONFIG),
+    bounded in time and both killed on failure: they end with identical weights, and only the
+    chief (worker 0) writes the run directory."""
+    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 60) for b in range(0, 60, 3))
+    (tmp_path / "addition.txt").write_text(lines)
+    (tmp_path / "tiny.toml").write_text(
+        'description = "2 workers"\n'
+        '[data]\nsource = "dlfs2"\ntrain = ["addition.txt"]\nvalidation_size = 100\n'
+        'tokenizer = "char"\nmax_source_length = 8\nmax_target_length = 5\n'
+        '[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\n'
+        "[training]\nepochs = 2\nbatch_tokens = 256\nglobal_clipnorm = 0.0\n"
+        'exact_match_split = "validation"\nmonitor = "validation_exact_match"\n'
+    )
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    run_dir = tmp_path / "run"
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command = [sys.executable, "-m", "keras_s2s.cli.main", "train", "tiny.toml"]
+        command += ["--strategy", "multi_worker", "--output-dir", str(run_dir)]
+        processes.append(
+            subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+        )
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=240))
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+    summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert summaries[0]["weights_sha256"] == summaries[1]["weights_sha256"]
+    assert summaries[0]["epochs"] == summaries[1]["epochs"] == 2
+    assert summaries[0]["run_dir"] == str(run_dir)
+    assert summaries[1]["run_dir"] != str(run_dir)  # Worker 1 wrote into a temporary directory.
+    assert not Path(summaries[1]["run_dir"]).exists()
+    assert (run_dir / "model.keras").is_file() and (run_dir / "logs").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["addition.txt", "run", "tiny.toml"]
