@@ -19,6 +19,7 @@ _SUBPACKAGES = (
     "layers",
     "models",
     "tokenizers",
+    "tuning",
     "training",
 )
 

@@ -110,6 +110,23 @@ DEFAULTS: dict[str, Any] = {
         "examples": [],
         "examples_beam_size": 4,
     },
+    "search": {
+        # `keras-s2s tune`: what a trial scores, after its last epoch (free-running greedy
+        # decoding of the validation split, or the validation loss): "validation_bleu",
+        # "validation_chrf", "validation_exact_match" or "val_loss"; "" picks BLEU for
+        # SentencePiece pipelines, exact match for character ones.
+        "objective": "",
+        "tuner": "random",
+        "max_trials": 10,
+        # Epochs a trial trains (Hyperband: the most); 0 takes training.epochs.
+        "epochs": 0,
+        "seed": 1,
+        # {"model.KEY" or "training.KEY": [values] (a choice) or {min, max, step, sampling}
+        # (an int or float range; sampling "linear" or "log")}. Empty: the model family's
+        # defaults (`search_space()`) and a learning-rate range. "model.type" may be searched
+        # too (a cross-family search); a family's own keys then apply to it only.
+        "space": {},
+    },
 }
 
 # The strategies of `keras_s2s.training.make_strategy`.
@@ -122,6 +139,14 @@ _CHOICES = {
     ("training", "exact_match_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),
     ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),
+    ("search", "tuner"): ("random", "hyperband", "bayesian"),
+    ("search", "objective"): (
+        "",
+        "validation_bleu",
+        "validation_chrf",
+        "validation_exact_match",
+        "val_loss",
+    ),
 }
 _POSITIVE = {
     ("data", "max_source_length"),
@@ -139,6 +164,7 @@ _POSITIVE = {
     ("evaluation", "batch_size"),
     ("evaluation", "examples_beam_size"),
     ("evaluation", "beam_size"),
+    ("search", "max_trials"),
 }
 _NON_NEGATIVE = {
     ("data", "validation_size"),
@@ -149,6 +175,7 @@ _NON_NEGATIVE = {
     ("training", "average_last_epochs"),
     ("training", "batch_size"),
     ("evaluation", "length_penalty"),
+    ("search", "epochs"),
 }
 # In [0, 1).
 _FRACTION = {

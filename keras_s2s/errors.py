@@ -24,3 +24,7 @@ class RunDirectoryError(KerasS2SError, ValueError):
 
 class ExportError(KerasS2SError, ValueError):
     """An export cannot be made as asked (bad option, existing version, unsupported op)."""
+
+
+class TrainingDiverged(KerasS2SError, ArithmeticError):
+    """The training loss became NaN or infinite; the run's last good checkpoint is kept."""

@@ -7,6 +7,8 @@
     run.json             status, max lengths, vocabulary hashes and sizes, data and training
                          figures
     logs/                TensorBoard logs
+    backup/<worker>/     while it trains: the last epoch's weights and optimizer state
+                         (`keras.callbacks.BackupAndRestore`), removed when it finishes
 
 Every file is written to a temporary name in the directory and renamed into place, so an
 interrupted save never leaves a half-written file under the real name. `run.json` records the
@@ -34,6 +36,7 @@ from keras_s2s.errors import RunDirectoryError
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "run.json"
+BACKUP_DIR = "backup"
 FINISHED = "finished"
 
 
@@ -141,6 +144,10 @@ class RunDirectory:
             raise RunDirectoryError(f"{file} is damaged: expected a JSON object")
         return value
 
+    def stored_config(self) -> dict:
+        """`config.json` as it was written (without today's defaults)."""
+        return self._read_json(CONFIG_FILE)
+
     def config(self) -> dict:
         """The run's pipeline config, over today's defaults (a key added since the run was
         trained takes its default)."""
@@ -161,6 +168,22 @@ class RunDirectory:
                 f"{self.path / METADATA_FILE} has no '{key}' entry: is it a keras-s2s run?"
             )
         return meta[key]
+
+    def status(self) -> str:
+        """`run.json`'s status: "running" (or killed), "finished", "failed", "interrupted";
+        "running" before `run.json` is written, "finished" for a run written by hand."""
+        if not (self.path / METADATA_FILE).is_file():
+            return "running"
+        return self.metadata().get("status", FINISHED)
+
+    def is_unfinished(self) -> bool:
+        """Whether this is a run that started and did not finish (it may be resumed)."""
+        if not (self.path / CONFIG_FILE).is_file():
+            return False
+        try:
+            return self.status() != FINISHED
+        except RunDirectoryError:
+            return False
 
     def check_finished(self) -> None:
         """Raises `RunDirectoryError` if `run.json` says the run did not finish."""

@@ -31,6 +31,7 @@ def _config_from_args(args):
         ("seed", "training.seed"),
         ("batch_tokens", "training.batch_tokens"),
         ("strategy", "training.strategy"),
+        ("trial_epochs", "search.epochs"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -40,17 +41,24 @@ def _config_from_args(args):
     return config
 
 
-def _output_dir(args, config) -> Path:
+def _output_dir(args, config, chief: bool = True) -> Path:
+    """The run directory. Never lose work: a finished run there (or anything else that is
+    not an unfinished run) is moved aside; an unfinished run is left for `train`, which
+    resumes it if its config is this one and refuses it otherwise. Only the chief moves."""
     from keras_s2s.errors import ConfigError
+    from keras_s2s.run_directory import RunDirectory
 
     path = Path(args.output_dir or Path("runs") / config["name"])
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--output-dir {path} is a file, not a directory")
-    if path.exists() and any(path.iterdir()):
-        # Never lose work: an earlier run is moved aside, not overwritten.
-        backup = path.with_name(f"{path.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
-        path.rename(backup)
-        print(f"Moved the earlier run in {path} to {backup}", file=sys.stderr)
+    if not chief or not path.exists() or not any(path.iterdir()):
+        return path
+    if RunDirectory(path).is_unfinished():
+        print(f"Resuming the unfinished run in {path} (if its config is this one)", file=sys.stderr)
+        return path
+    backup = path.with_name(f"{path.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(backup)
+    print(f"Moved the earlier run in {path} to {backup}", file=sys.stderr)
     return path
 
 
@@ -79,10 +87,36 @@ def cmd_train(args):
     # Before any TensorFlow op (collective ops are configured at program start); only the
     # chief touches the run directory.
     strategy = make_strategy(config["training"]["strategy"])
-    output_dir = _output_dir(args, config) if is_chief(strategy) else None
-    summary = train(config, output_dir, strategy=strategy)
+    summary = train(config, _output_dir(args, config, is_chief(strategy)), strategy=strategy)
     _print_training(summary)
     return summary
+
+
+def cmd_tune(args):
+    from keras_s2s.tuning import tune
+
+    config = _config_from_args(args)
+    result = tune(
+        config,
+        directory=args.directory,
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        verbose=1 if args.verbose else 0,
+    )
+    if result.get("role") == "worker":  # A keras-tuner worker: the chief reports.
+        worker = os.environ.get("KERASTUNER_TUNER_ID", "worker")
+        print(f"Worker {worker} ran {result['trials_run']} trials; the chief reports the search")
+        return {"tuner_id": worker, **result}
+    print(f"{'trial':<6} {'status':<10} {result['objective']:>24}  hyperparameters")
+    for row in result["trials"]:
+        score = "-" if row["score"] is None else f"{row['score']:.4f}"
+        values = ", ".join(f"{k}={v}" for k, v in row["hyperparameters"].items())
+        print(f"{row['trial']:<6} {row['status']:<10} {score:>24}  {values}")
+    print(
+        f"Best trial {result['best_trial']}: {result['objective']} {result['best_score']:.4f}"
+        f"; its pipeline file: {result['best_config']} (keras-s2s train / export take it)"
+    )
+    return {k: v for k, v in result.items() if k != "trials"} | {"trials": len(result["trials"])}
 
 
 def _print_training(summary):
@@ -371,6 +405,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--length-penalty", type=float, help="GNMT alpha (default evaluation.length_penalty)"
     )
+    p = command("tune", cmd_tune, "search hyperparameters with keras-tuner (resumable)")
+    pipeline_args(p, training_flags=False)
+    p.add_argument("--tuner", choices=["random", "hyperband", "bayesian"], help="search.tuner")
+    p.add_argument("--max-trials", type=int, help="search.max_trials")
+    p.add_argument(
+        "--epochs", dest="trial_epochs", type=int, help="epochs a trial trains (search.epochs)"
+    )
+    p.add_argument("--directory", default="tuning", help="search state; rerun with it to resume")
     p = command("translate", cmd_translate, "translate arguments (or stdin lines)")
     run_dir_args(p)
     p.add_argument("text", nargs="*", help="texts to translate (default: read stdin)")

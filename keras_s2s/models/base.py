@@ -56,7 +56,8 @@ class EncoderDecoder(keras.Model):
     - `static_copy(source_length, target_length)`: a model with the same weights and static
       shapes (for unrolled training and TFLite export);
     - `adapt_to_data` and `validate_arguments`: what a pipeline's `[model]` section needs from
-      the data, and its checks, without building anything.
+      the data, and its checks, without building anything;
+    - `search_space`: the family's default keras-tuner search space over its arguments.
     """
 
     #: Keys of the decoding state that `decode_step` never changes.
@@ -97,6 +98,13 @@ class EncoderDecoder(keras.Model):
         contradict the data. By default nothing is needed."""
         del max_source_length, max_target_length
         return DataNeeds(dict(arguments))
+
+    @classmethod
+    def search_space(cls) -> dict:
+        """The family's default keras-tuner search space: `{constructor argument: [values]
+        or {"min", "max", "step", "sampling"}}` (see `keras_s2s.tuning`), used when a
+        pipeline's `[search]` section names none. By default nothing is searched."""
+        return {}
 
     # === Decoding contract ===
 

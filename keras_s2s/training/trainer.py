@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
+import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -13,18 +16,17 @@ import tensorflow as tf
 
 import keras_s2s
 from keras_s2s.config import type_ok, validate
-from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_examples
-from keras_s2s.data.splits import as_strings, available_splits, load_splits
-from keras_s2s.data.vocabulary import build_tokenizers
-from keras_s2s.errors import ConfigError
+from keras_s2s.data.splits import available_splits
+from keras_s2s.errors import ConfigError, KerasS2SError, RunDirectoryError, TrainingDiverged
 from keras_s2s.models import MODELS, DataNeeds
-from keras_s2s.run_directory import FINISHED, RunDirectory
+from keras_s2s.run_directory import BACKUP_DIR, CONFIG_FILE, FINISHED, RunDirectory
 from keras_s2s.training.averaging import CheckpointAverage
 from keras_s2s.training.distribution import distribute_batches, is_chief, make_strategy, worker_name
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
 from keras_s2s.training.optimizers import make_optimizer, training_settings
+from keras_s2s.training.prepared import PreparedData
 
 
 def check_model_config(
@@ -197,27 +199,86 @@ class RunCheckpoint(keras.callbacks.Callback):
     "min" or "max"), or every epoch's (`monitor=None`: the last epoch is kept).
 
     Each save goes through a temporary file renamed into place, and `run.json` records the
-    saved epoch (`checkpoint_epoch`), so an interrupted save never leaves half a model.
+    saved epoch (`checkpoint_epoch`) and every ended epoch's logs (`history`), so an
+    interrupted save never leaves half a model. A run resumed at epoch e (`fit` starts there,
+    e.g. from `BackupAndRestore`) keeps the history of epochs 1..e from `run.json`, and its
+    best value: a resumed epoch replaces the checkpoint only if it is better.
+    `history` holds the logs of every epoch, the resumed run's included.
     """
 
     def __init__(self, run: RunDirectory, monitor: str | None = None, mode: str = "max"):
         super().__init__()
         self.run, self.monitor, self.mode = run, monitor, mode
         self.best = None
+        self.history: dict[str, list[float]] = {}
+        self._started = False
+
+    def _better(self, value):
+        return self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+
+    def on_train_begin(self, logs=None):
+        self.history = self.run.metadata(missing_ok=True).get("history", {})
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._started:
+            return
+        self._started = True  # fit starts at `epoch`: keep the history of the epochs before.
+        self.history = {k: list(v[:epoch]) for k, v in self.history.items()}
+        for value in self.history.get(self.monitor, []):
+            if self._better(value):
+                self.best = value
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        self.run.write_metadata({"history": self.history})
         if self.monitor is not None:
-            value = (logs or {}).get(self.monitor)
-            if value is None:
-                return
-            value = float(value)
-            if self.best is not None and not (
-                value < self.best if self.mode == "min" else value > self.best
-            ):
+            value = logs.get(self.monitor)
+            if value is None or not self._better(value):
                 return
             self.best = value
         self.run.save_model(self.model)
         self.run.write_metadata({"checkpoint_epoch": epoch + 1})
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's `TerminateOnNaN`, stopping at once: a batch whose loss is NaN or infinite
+    raises `TrainingDiverged`, before the epoch ends, so no checkpoint, backup or average
+    takes the broken weights; the run's last good checkpoint stays, and the error says so."""
+
+    def __init__(self, run: RunDirectory):
+        super().__init__()
+        self.run = run
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            epoch = self.run.metadata(missing_ok=True).get("checkpoint_epoch")
+            kept = (
+                f"the last good checkpoint (epoch {epoch}) is kept in {self.run.model_path}"
+                if epoch is not None
+                else "no epoch had ended, so no checkpoint was saved"
+            )
+            raise TrainingDiverged(
+                f"The training loss became {float(loss)} at epoch {self._epoch + 1}, batch "
+                f"{batch + 1}; {kept}. Lower training.learning_rate, or check the data"
+            )
+
+
+def backed_up_epochs(backup_dir: str | Path) -> int:
+    """The epochs a `BackupAndRestore` backup holds (0: none), from its
+    `training_metadata.json`."""
+    path = Path(backup_dir) / "training_metadata.json"
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def train(
@@ -245,66 +306,80 @@ def train(
     training = config["training"]
     # Before any TensorFlow op: collective ops are configured at program start.
     strategy = strategy or make_strategy(training["strategy"])
+    # One backup directory per worker (BackupAndRestore), in the run directory.
+    backup_dir = Path(output_dir) / BACKUP_DIR / worker_name(strategy)
     if not is_chief(strategy):
         with tempfile.TemporaryDirectory(prefix=f"keras-s2s-{worker_name(strategy)}-") as d:
-            return _train(config, needs, Path(d) / "run", verbose, strategy)
-    return _train(config, needs, output_dir, verbose, strategy)
+            return _train(config, needs, Path(d) / "run", verbose, strategy, backup_dir)
+    return _train(config, needs, output_dir, verbose, strategy, backup_dir)
 
 
-def _train(config, needs, output_dir, verbose, strategy):
-    data, training = config["data"], config["training"]
-    max_source, max_target = data["max_source_length"], data["max_target_length"]
-    run = RunDirectory(output_dir)
+def resumable(run: RunDirectory, config: dict) -> bool:
+    """Whether `run` holds an unfinished run of `config` (train resumes it) rather than
+    nothing (train starts one). A finished run, or an unfinished one of another config, is a
+    `ConfigError` naming the problem: nothing is overwritten."""
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError(f"The run directory {run.path} is a file, not a directory")
-    keras.utils.set_random_seed(training["seed"])
-    has_validation = "validation" in available_splits(data)
-    exact_match_split = training["exact_match_split"]
-    monitor, mode = monitor_and_mode(config)
-    wanted = {"train", exact_match_split} | ({"validation"} if has_validation else set())
-    skipped = {}
-    splits = load_splits(
-        data,
-        splits=tuple(s for s in ("train", "validation", "test") if s in wanted),
-        skipped=skipped,
-    )
-    train_sources, train_targets = as_strings(splits["train"])
-    if not train_sources:
-        raise ConfigError("The training split is empty")
-    source_tokenizer, target_tokenizer = build_tokenizers(data, train_sources, train_targets)
-    kept, dropped = count_too_long(
-        prepare_examples(splits["train"], source_tokenizer, target_tokenizer),
-        max_source,
-        max_target,
-    )
-    if kept == 0:
+    if not (run.path / CONFIG_FILE).is_file():
+        return False
+    status = run.status()
+    if status == FINISHED:
         raise ConfigError(
-            f"Every training example is longer than data.max_source_length={max_source} or "
-            f"data.max_target_length={max_target}"
+            f"{run.path} holds a finished run; train into another directory (keras-s2s train "
+            "moves a finished run aside)"
         )
+    differences = config_differences(run.stored_config(), config)
+    if differences:
+        raise ConfigError(
+            f"{run.path} holds an unfinished run (status '{status}') of a different config "
+            f"({', '.join(differences[:5])}{', ...' if len(differences) > 5 else ''}); rerun "
+            "it with the same config to resume it, or train into another directory"
+        )
+    return True
+
+
+def config_differences(stored: dict, config: dict) -> list[str]:
+    """The dotted keys whose values differ between a stored config and `config` (as JSON)."""
+
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            items = {}
+            for key, inner in value.items():
+                items.update(flat(inner, f"{prefix}{key}."))
+            return items
+        return {prefix[:-1]: value}
+
+    a, b = flat(stored), flat(json.loads(json.dumps(config, default=str)))
+    return sorted(key for key in a.keys() | b.keys() if a.get(key, None) != b.get(key, None))
+
+
+def _train(config, needs, output_dir, verbose, strategy, backup_dir):
+    training = config["training"]
+    run = RunDirectory(output_dir)
+    resume = resumable(run, config)
+    keras.utils.set_random_seed(training["seed"])
+    monitor, mode = monitor_and_mode(config)
+    data = PreparedData.load(config, tokenizers=_saved_tokenizers(run) if resume else None)
     run.create(config)
-    vocab = run.save_tokenizers(source_tokenizer, target_tokenizer)
+    vocab = run.save_tokenizers(data.source_tokenizer, data.target_tokenizer)
     data_figures = {
-        "train_examples": kept,
-        "train_dropped_too_long": dropped,
-        "skipped_empty": {split: skipped.get(split, 0) for split in splits},
+        "train_examples": data.kept,
+        "train_dropped_too_long": data.dropped,
+        "skipped_empty": data.skipped,
     }
     run.write_metadata(
         {
             "keras_s2s_version": keras_s2s.__version__,
             "pipeline": config["name"],
             "status": "running",
-            "max_source_length": max_source,
-            "max_target_length": max_target,
+            "max_source_length": config["data"]["max_source_length"],
+            "max_target_length": config["data"]["max_target_length"],
             **vocab,
             "data": data_figures,
         }
     )
     try:
-        summary = _fit(
-            config, needs, (monitor, mode), run, splits, source_tokenizer, target_tokenizer,
-            verbose, strategy,
-        )  # fmt: skip
+        summary = _fit(config, needs, (monitor, mode), run, data, verbose, strategy, backup_dir)
     except KeyboardInterrupt:
         run.write_metadata({"status": "interrupted"})
         raise
@@ -315,49 +390,32 @@ def _train(config, needs, output_dir, verbose, strategy):
         "pipeline": config["name"],
         "run_dir": str(run.path),
         **summary,
-        "train_examples": kept,
-        "train_dropped_too_long": dropped,
-        "skipped_empty": data_figures["skipped_empty"],
+        **data_figures,
     }
     run.write_metadata({"training": summary, "status": FINISHED})
+    with contextlib.suppress(OSError):  # BackupAndRestore removed its own directory in it.
+        (run.path / BACKUP_DIR).rmdir()
     return summary
 
 
-def _fit(
-    config, needs, monitored, run, splits, source_tokenizer, target_tokenizer, verbose, strategy
-):
+def _saved_tokenizers(run: RunDirectory):
+    """The tokenizers an unfinished run saved (a resumed run must keep its ids), or None if it
+    was stopped before saving them."""
+    try:
+        return run.load_tokenizers()
+    except RunDirectoryError:
+        return None
+
+
+def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
     """Builds, compiles and fits the model; returns the training figures. `needs` is what the
     model needs from the data (`check_config`), `monitored` `(monitor, mode)` from
-    `monitor_and_mode`."""
-    data, training = config["data"], config["training"]
-    max_source, max_target = data["max_source_length"], data["max_target_length"]
-    exact_match_split = training["exact_match_split"]
+    `monitor_and_mode`, `data` the `PreparedData`."""
+    training = config["training"]
     monitor, mode = monitored
-
-    def dataset(split, shuffle):
-        return make_dataset(
-            splits[split],
-            source_tokenizer,
-            target_tokenizer,
-            max_source_length=max_source,
-            max_target_length=max_target,
-            batch_tokens=training["batch_tokens"],
-            bucket_width=data["bucket_width"],
-            shuffle_buffer=data["shuffle_buffer"] if shuffle else 0,
-            batch_shuffle_buffer=data["batch_shuffle_buffer"] if shuffle else 0,
-            seed=training["seed"],
-            batch_size=training["batch_size"],
-            fixed_lengths=needs.fixed_lengths,
-        )
-
     callbacks = [_EpochTrainSeconds()]
-    decoding = None
-    if exact_match_split:
-        sources, references = as_strings(splits[exact_match_split])
-        decoding = ExactMatch(
-            sources, references, source_tokenizer, target_tokenizer, max_source, max_target,
-            name=f"{exact_match_split}_exact_match",
-        )  # fmt: skip
+    decoding = data.decoding(training)
+    if decoding is not None:
         callbacks.append(decoding)
     averaging = None
     if training["average_last_epochs"]:
@@ -367,17 +425,23 @@ def _fit(
     with strategy.scope():
         model = build_model(
             config["model"],
-            source_tokenizer.vocabulary_size,
-            target_tokenizer.vocabulary_size,
-            max_source,
-            max_target,
+            data.source_tokenizer.vocabulary_size,
+            data.target_tokenizer.vocabulary_size,
+            config["data"]["max_source_length"],
+            config["data"]["max_target_length"],
         )
         compile_model(model, training)
 
     keep_last = training["checkpoint"] == "last"
+    checkpoint = RunCheckpoint(run, None if keep_last else monitor, mode)
     callbacks += [
-        RunCheckpoint(run, None if keep_last else monitor, mode),
+        StopOnNaN(run),
+        checkpoint,
         keras.callbacks.TensorBoard(log_dir=str(run.path / "logs"), profile_batch=0),
+        # After the checkpoint: a kill between the two repeats the epoch, never skips it.
+        # Each epoch's end: the restarted run repeats at most the interrupted epoch, and the
+        # optimizer's step count (the learning rate schedule's) is the completed epochs'.
+        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
     ]
     if training["early_stopping_patience"]:
         callbacks.append(
@@ -392,18 +456,34 @@ def _fit(
     # partial batch), so one pass counts it; fit then reads one endless iterator instead of
     # tearing one down each epoch, which stalls (tf.data discards a half-read cache). Keras
     # keeps the validation iterator across epochs when given steps, so it repeats too.
-    train_dataset = dataset("train", shuffle=True)
+    train_dataset = data.dataset("train", training, needs.fixed_lengths, shuffle=True)
+    steps = _count_batches(train_dataset)
+    # BackupAndRestore needs a built model; a resumed run reads the data from where the
+    # interrupted epoch began, so it sees the batches the uninterrupted run would have.
+    source_length, target_length = (
+        (config["data"]["max_source_length"], config["data"]["max_target_length"] + 1)
+        if needs.fixed_lengths
+        else (2, 2)
+    )
+    with strategy.scope():
+        model(
+            {
+                "encoder_token_ids": tf.ones([1, source_length], "int32"),
+                "decoder_token_ids": tf.ones([1, target_length], "int32"),
+            }
+        )
+    resumed_epochs = backed_up_epochs(backup_dir)
     validation = {}
-    if "validation" in splits:
-        validation_dataset = dataset("validation", shuffle=False)
+    if "validation" in data.splits:
+        validation_dataset = data.dataset("validation", training, needs.fixed_lengths)
         validation = {
             "validation_data": distribute_batches(strategy, validation_dataset.repeat()),
             "validation_steps": _count_batches(validation_dataset),
         }
     start = time.perf_counter()
     history = model.fit(
-        distribute_batches(strategy, train_dataset.repeat()),
-        steps_per_epoch=_count_batches(train_dataset),
+        distribute_batches(strategy, train_dataset.repeat().skip(resumed_epochs * steps)),
+        steps_per_epoch=steps,
         **validation,
         shuffle=False,  # The tf.data pipeline shuffles, under the config's seed.
         epochs=training["epochs"],
@@ -411,20 +491,24 @@ def _fit(
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    values = history.history[monitor]
+    history = checkpoint.history  # This run's epochs after those of the run it resumed.
+    values = history.get(monitor)
+    if not values:
+        raise KerasS2SError(f"No epoch logged '{monitor}' (training.monitor)")
     kept = (
         len(values) - 1
         if keep_last
         else (min if mode == "min" else max)(range(len(values)), key=values.__getitem__)
     )
-    run.write_metadata({"history": history.history})
     summary = {
         "epochs": len(values),
         "checkpoint": training["checkpoint"],
         "best_epoch": kept + 1,
         "train_seconds": round(train_seconds, 2),
-        **{k: float(v[kept]) for k, v in history.history.items()},
+        **{k: float(v[kept]) for k, v in history.items()},
     }
+    if resumed_epochs:
+        summary["resumed_after_epoch"] = resumed_epochs
     summary["weights_sha256"] = weights_fingerprint(model)
     if averaging is not None:
         summary.update(

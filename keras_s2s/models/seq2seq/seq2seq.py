@@ -88,6 +88,20 @@ class Seq2Seq(EncoderDecoder):
     """
 
     @classmethod
+    def search_space(cls):
+        """Width, cell, decoder (the attention ones included), bidirectional encoder, depth
+        and dropout."""
+        return {
+            "embedding_dim": [32, 64, 128],
+            "hidden_dim": [64, 128, 256],
+            "cell": ["lstm", "gru"],
+            "decoder": ["peeky", "bahdanau", "luong"],
+            "bidirectional": [False, True],
+            "num_layers": {"min": 1, "max": 2},
+            "dropout": [0.0, 0.1, 0.2, 0.3],
+        }
+
+    @classmethod
     def validate_arguments(cls, **arguments):
         """Raises `ValueError` naming the first invalid constructor argument, without building
         anything (pipelines check their `[model]` section with it before reading data).

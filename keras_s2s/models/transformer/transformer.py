@@ -118,6 +118,20 @@ class Transformer(EncoderDecoder):
     """
 
     @classmethod
+    def search_space(cls):
+        """Width (every choice divisible by every head count), feed-forward width, heads,
+        depth, dropout and the norm placement."""
+        return {
+            "hidden_dim": [64, 128, 256],
+            "intermediate_dim": [256, 512, 1024],
+            "num_heads": [2, 4],
+            "num_encoder_layers": {"min": 1, "max": 4},
+            "num_decoder_layers": {"min": 1, "max": 4},
+            "dropout": [0.0, 0.1, 0.2, 0.3],
+            "normalize_first": [False, True],
+        }
+
+    @classmethod
     def validate_arguments(cls, **arguments):
         """Raises `ValueError` naming the first invalid constructor argument, without building
         anything. Arguments left out take the constructor's defaults (vocabulary sizes: 1)."""

@@ -1,0 +1,99 @@
+"""A pipeline's data made ready for `fit`: what `train` and keras-tuner trials share."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_examples
+from keras_s2s.data.splits import as_strings, available_splits, load_splits
+from keras_s2s.data.vocabulary import build_tokenizers
+from keras_s2s.errors import ConfigError
+from keras_s2s.training.exact_match import ExactMatch
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """The splits a pipeline trains with and its tokenizers.
+
+    Attributes:
+        data: the config's `data` section.
+        splits: `{split: tf.data.Dataset of (source, target) strings}`: train, validation (if
+            any) and the `exact_match_split` asked for.
+        source_tokenizer, target_tokenizer: built from the training split (or given).
+        kept, dropped: training examples within the max lengths, and longer ones.
+        skipped: `{split: empty examples skipped}`.
+    """
+
+    data: dict
+    splits: dict
+    source_tokenizer: object
+    target_tokenizer: object
+    kept: int
+    dropped: int
+    skipped: dict
+
+    @classmethod
+    def load(cls, config: dict, tokenizers=None) -> PreparedData:
+        """Reads the splits `config` trains with and builds its tokenizers (unless given as
+        `(source, target)`, e.g. a resumed run's own)."""
+        data, training = config["data"], config["training"]
+        exact_match_split = training["exact_match_split"]
+        has_validation = "validation" in available_splits(data)
+        wanted = {"train", exact_match_split} | ({"validation"} if has_validation else set())
+        skipped = {}
+        splits = load_splits(
+            data,
+            splits=tuple(s for s in ("train", "validation", "test") if s in wanted),
+            skipped=skipped,
+        )
+        train_sources, train_targets = as_strings(splits["train"])
+        if not train_sources:
+            raise ConfigError("The training split is empty")
+        source, target = tokenizers or build_tokenizers(data, train_sources, train_targets)
+        max_source, max_target = data["max_source_length"], data["max_target_length"]
+        kept, dropped = count_too_long(
+            prepare_examples(splits["train"], source, target), max_source, max_target
+        )
+        if kept == 0:
+            raise ConfigError(
+                f"Every training example is longer than data.max_source_length={max_source} or "
+                f"data.max_target_length={max_target}"
+            )
+        skipped = {split: skipped.get(split, 0) for split in splits}
+        return cls(data, splits, source, target, kept, dropped, skipped)
+
+    def dataset(
+        self, split: str, training: dict, fixed_lengths: bool = False, shuffle: bool = False
+    ) -> tf.data.Dataset:
+        """One pass of `split` as model batches, under `training`'s batch settings and seed
+        (`shuffle`: the training order, examples and batches shuffled)."""
+        data = self.data
+        return make_dataset(
+            self.splits[split],
+            self.source_tokenizer,
+            self.target_tokenizer,
+            max_source_length=data["max_source_length"],
+            max_target_length=data["max_target_length"],
+            batch_tokens=training["batch_tokens"],
+            bucket_width=data["bucket_width"],
+            shuffle_buffer=data["shuffle_buffer"] if shuffle else 0,
+            batch_shuffle_buffer=data["batch_shuffle_buffer"] if shuffle else 0,
+            seed=training["seed"],
+            batch_size=training["batch_size"],
+            fixed_lengths=fixed_lengths,
+        )
+
+    def decoding(self, training: dict) -> ExactMatch | None:
+        """The callback that logs free-running decoding scores on `training.exact_match_split`
+        after each epoch (None if it is "")."""
+        split = training["exact_match_split"]
+        if not split:
+            return None
+        sources, references = as_strings(self.splits[split])
+        return ExactMatch(
+            sources, references, self.source_tokenizer, self.target_tokenizer,
+            self.data["max_source_length"], self.data["max_target_length"],
+            name=f"{split}_exact_match",
+        )  # fmt: skip

@@ -1,0 +1,220 @@
+"""keras-tuner HyperModels over pipeline configs: `hp` maps only to the keys of a pipeline's
+`[model]` and `[training]` sections, so a trial is a pipeline config that `keras-s2s train`
+takes as is."""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import keras_tuner
+
+from keras_s2s.errors import ConfigError
+from keras_s2s.models import MODELS
+
+#: Objectives of free-running decoding (logged by `ExactMatch` on the validation split) or
+#: the validation loss; teacher-forced token accuracy is not one.
+OBJECTIVES = {
+    "validation_bleu": "max",
+    "validation_chrf": "max",
+    "validation_exact_match": "max",
+    "val_loss": "min",
+}
+_SAMPLINGS = ("linear", "log", "reverse_log")
+
+
+def objective_name(config: dict) -> str:
+    """`search.objective`, or by default validation BLEU for subword pipelines and validation
+    exact match for character ones (short outputs, judged whole)."""
+    name = config["search"]["objective"]
+    if name:
+        return name
+    return "validation_bleu" if config["data"]["tokenizer"] == "sentencepiece" else (
+        "validation_exact_match"
+    )  # fmt: skip
+
+
+def default_space(config: dict) -> dict:
+    """The pipeline family's `search_space()` (as `model.*` keys) and a learning-rate range
+    that suits `training.learning_rate_schedule` (a rate, or the inverse-sqrt scale)."""
+    family = MODELS[config["model"]["type"]]
+    space = {f"model.{key}": spec for key, spec in family.search_space().items()}
+    if config["training"]["learning_rate_schedule"] == "inverse_sqrt":
+        space["training.learning_rate"] = {"min": 0.2, "max": 2.0, "sampling": "log"}
+    else:
+        space["training.learning_rate"] = {"min": 3e-4, "max": 1e-2, "sampling": "log"}
+    return space
+
+
+def check_space(space: dict, config: dict) -> dict:
+    """Raises `ConfigError` naming the first bad entry of a search space; returns it."""
+    from keras_s2s.config import DEFAULTS
+
+    if not isinstance(space, dict) or not space:
+        raise ConfigError("search.space must be a non-empty table of 'section.key' entries")
+    types = space.get("model.type", [config["model"]["type"]])
+    if not isinstance(types, list) or not types or any(t not in MODELS for t in types):
+        raise ConfigError(
+            f"search.space 'model.type' must be a list of model types ({', '.join(MODELS)})"
+        )
+    for key, spec in space.items():
+        section, _, name = key.partition(".")
+        if section == "model":
+            if name != "type" and not any(name in MODELS[t].config_arguments() for t in types):
+                raise ConfigError(
+                    f"search.space '{key}': no searched model type ({', '.join(types)}) has "
+                    f"an argument '{name}'"
+                )
+        elif section == "training":
+            if name not in DEFAULTS["training"] or name in ("strategy", "exact_match_split"):
+                raise ConfigError(f"search.space '{key}': not a searchable training key")
+        else:
+            raise ConfigError(
+                f"search.space '{key}': only 'model.*' and 'training.*' keys are searched (the "
+                "data, and so the tokenizers, stay fixed)"
+            )
+        if isinstance(spec, list):
+            if not spec or len({type(v) for v in spec}) != 1:
+                raise ConfigError(f"search.space '{key}': a choice needs values of one type")
+        elif isinstance(spec, dict):
+            if set(spec) - {"min", "max", "step", "sampling"} or not {"min", "max"} <= set(spec):
+                raise ConfigError(
+                    f"search.space '{key}': a range is {{min, max}} with optional step and "
+                    f"sampling; got {sorted(spec)}"
+                )
+            if not spec["min"] < spec["max"]:
+                raise ConfigError(f"search.space '{key}': min must be below max")
+            if spec.get("sampling", "linear") not in _SAMPLINGS:
+                raise ConfigError(
+                    f"search.space '{key}': sampling must be one of {', '.join(_SAMPLINGS)}"
+                )
+        else:
+            raise ConfigError(
+                f"search.space '{key}': expected a list of choices or a {{min, max}} range"
+            )
+    return space
+
+
+def _declare(hp: keras_tuner.HyperParameters, name: str, spec):
+    if isinstance(spec, list):
+        return hp.Choice(name, spec)
+    kwargs = {"sampling": spec.get("sampling", "linear")}
+    if "step" in spec:
+        kwargs["step"] = spec["step"]
+    if all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max")):
+        return hp.Int(name, spec["min"], spec["max"], **kwargs)
+    return hp.Float(name, float(spec["min"]), float(spec["max"]), **kwargs)
+
+
+class PipelineHyperModel(keras_tuner.HyperModel):
+    """The keras-tuner `HyperModel` of a pipeline: each trial is the pipeline's config with
+    the searched `model.*` / `training.*` keys set by `hp`.
+
+    The space is `config["search"]["space"]`, or the family's default (`default_space`). With
+    `model.type` in the space the family itself is a hyperparameter (a cross-family search):
+    a key only some of the searched families take is declared under a keras-tuner condition on
+    `model.type`, and the pipeline's own `[model]` keys apply to the families that take them.
+    Trials read one `PreparedData` (the tokenizers stay fixed), log the decoding scores on the
+    validation split after each epoch (`ExactMatch`), and are scored by `objective_name`.
+
+    Args:
+        config: a merged pipeline config (`keras_s2s.config.load_pipeline`).
+        data: its `keras_s2s.training.PreparedData` (default: loaded at the first trial).
+
+    Example:
+    ```python
+    config = keras_s2s.config.load_pipeline("date_attention")
+    tuner = keras_tuner.RandomSearch(
+        keras_s2s.tuning.PipelineHyperModel(config),
+        objective=keras_tuner.Objective("validation_exact_match", "max"),
+        max_trials=5, directory="tuning", project_name="date_attention")
+    tuner.search(epochs=2)
+    ```
+    """
+
+    def __init__(self, config: dict, data=None):
+        super().__init__(name=config.get("name") or "keras_s2s")
+        config = copy.deepcopy(config)
+        if not config["training"]["exact_match_split"] and objective_name(config) != "val_loss":
+            config["training"]["exact_match_split"] = "validation"
+        self.config = config
+        self.space = check_space(config["search"]["space"] or default_space(config), config)
+        self._data = data
+        self.trials_run = 0  # Trials this process trained.
+
+    @property
+    def data(self):
+        if self._data is None:
+            from keras_s2s.training.prepared import PreparedData
+
+            self._data = PreparedData.load(self.config)
+            if "validation" not in self._data.splits:
+                raise ConfigError(
+                    "A search scores trials on the validation split; this pipeline has none "
+                    "(set data.validation or data.validation_size)"
+                )
+        return self._data
+
+    def trial_config(self, hp: keras_tuner.HyperParameters) -> dict:
+        """The pipeline config of the trial `hp` describes (declaring the space in `hp`)."""
+        config = copy.deepcopy(self.config)
+        types = self.space.get("model.type")
+        family = _declare(hp, "model.type", types) if types else config["model"]["type"]
+        for key, spec in self.space.items():
+            if key == "model.type":
+                continue
+            section, _, name = key.partition(".")
+            takers = [t for t in types or [family] if name in MODELS[t].config_arguments()]
+            if section == "model" and types and len(takers) < len(types):
+                with hp.conditional_scope("model.type", takers):
+                    value = _declare(hp, key, spec)
+            else:
+                value = _declare(hp, key, spec)
+            if value is not None and (section != "model" or family in takers):
+                config[section][name] = value
+        if config["model"]["type"] != family:
+            accepted = MODELS[family].config_arguments()
+            model = {k: v for k, v in config["model"].items() if k in accepted}
+            config["model"] = {**model, "type": family}
+        return config
+
+    def build(self, hp):
+        from keras_s2s.training.trainer import build_model, check_config, compile_model
+
+        config = self.trial_config(hp)
+        check_config(config)
+        data = self.data
+        keras.utils.set_random_seed(config["training"]["seed"])
+        model = build_model(
+            config["model"],
+            data.source_tokenizer.vocabulary_size,
+            data.target_tokenizer.vocabulary_size,
+            config["data"]["max_source_length"],
+            config["data"]["max_target_length"],
+        )
+        return compile_model(model, config["training"])
+
+    def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
+        """Trains one trial on the pipeline's data: `epochs` (Hyperband's bracket, else
+        `search.epochs` or `training.epochs`), keras-tuner's `callbacks` after the decoding
+        one (so they see its scores), other keyword arguments to `model.fit`."""
+        from keras_s2s.training.trainer import check_config
+
+        del args
+        config = self.trial_config(hp)
+        needs = check_config(config)
+        training, data = config["training"], self.data
+        keras.utils.set_random_seed(training["seed"])
+        train = data.dataset("train", training, needs.fixed_lengths, shuffle=True)
+        validation = data.dataset("validation", training, needs.fixed_lengths)
+        decoding = data.decoding(training)
+        kwargs.pop("verbose", None)
+        self.trials_run += 1
+        return model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs or config["search"]["epochs"] or training["epochs"],
+            callbacks=[c for c in [decoding] if c is not None] + list(callbacks or []),
+            verbose=0,
+            **kwargs,
+        )

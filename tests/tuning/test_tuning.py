@@ -1,0 +1,162 @@
+"""keras-tuner searches: a tiny search finishes, resumes without redoing a trial, and ranks an
+absurd learning rate last; the cross-family space; the distributed mode with real workers."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import keras_tuner
+import pytest
+
+from keras_s2s.cli.main import main
+from keras_s2s.config import load_pipeline
+from keras_s2s.errors import ConfigError
+from keras_s2s.training.trainer import check_config
+from keras_s2s.tuning import PipelineHyperModel, check_space, objective_name
+
+SPACE = '[search.space]\n"training.learning_rate" = [1e-6, 0.01]\n"model.hidden_dim" = [16, 32]\n'
+
+
+def tiny_pipeline(tmp_path, search="", space=SPACE):
+    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 50) for b in range(0, 50, 2))
+    (tmp_path / "addition.txt").write_text(lines)
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        'description = "tiny search"\n'
+        '[data]\nsource = "dlfs2"\ntrain = ["addition.txt"]\nvalidation_size = 100\n'
+        'tokenizer = "char"\nmax_source_length = 8\nmax_target_length = 5\n'
+        '[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\ncell = "gru"\n'
+        "[training]\nepochs = 2\nbatch_tokens = 256\n"
+        f'[search]\nobjective = "val_loss"\nmax_trials = 3\n{search}{space}'
+    )
+    return path
+
+
+def test_a_tiny_search_finishes_resumes_and_ranks_the_absurd_learning_rate_last(
+    tmp_path, capsys, monkeypatch
+):
+    pipeline, directory = tiny_pipeline(tmp_path), tmp_path / "search"
+    argv = ["tune", str(pipeline), "--directory", str(directory)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["trials"] == 3 and result["objective"] == "val_loss"
+    assert any(line.startswith("Best trial") for line in out)
+    trials = [json.loads(p.read_text()) for p in directory.glob("tiny/trial_*/trial.json")]
+    scores = {t["hyperparameters"]["values"]["training.learning_rate"]: t["score"] for t in trials}
+    assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+    # The validation loss: a learning rate of 1e-6 leaves the model where it started.
+    assert max(scores.values()) > min(scores.values()) + 0.3
+    worst = max(trials, key=lambda t: t["score"])
+    assert worst["hyperparameters"]["values"]["training.learning_rate"] == 1e-6
+    assert result["best_hyperparameters"]["training.learning_rate"] == 0.01
+    # The best trial's pipeline file is one `keras-s2s train` takes as is.
+    best = load_pipeline(result["best_config"])
+    check_config(best)
+    assert best["training"]["learning_rate"] == 0.01
+    assert best["model"]["hidden_dim"] == result["best_hyperparameters"]["model.hidden_dim"]
+
+    # Run again in the same directory: the search resumes and trains no trial again.
+    fits = []
+    fit = PipelineHyperModel.fit
+    monkeypatch.setattr(PipelineHyperModel, "fit", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    assert main(argv) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fits == [] and again["best_trial"] == result["best_trial"]
+
+
+def test_the_default_objective_is_free_running_decoding(tmp_path):
+    config = load_pipeline(str(tiny_pipeline(tmp_path)))
+    config["search"]["objective"] = ""
+    assert objective_name(config) == "validation_exact_match"  # Characters: whole answers.
+    config["data"]["tokenizer"] = "sentencepiece"
+    assert objective_name(config) == "validation_bleu"
+    hypermodel = PipelineHyperModel(config)
+    assert hypermodel.config["training"]["exact_match_split"] == "validation"
+
+
+def test_the_cross_family_space_sets_each_family_only_its_own_keys(tmp_path):
+    space = (
+        '[search.space]\n"model.type" = ["seq2seq", "transformer"]\n'
+        '"model.hidden_dim" = [32]\n"model.num_heads" = [2]\n"model.decoder" = ["luong"]\n'
+    )
+    config = load_pipeline(str(tiny_pipeline(tmp_path, space=space)))
+    hypermodel = PipelineHyperModel(config)
+    for family in ("seq2seq", "transformer"):
+        hp = keras_tuner.HyperParameters()
+        hp.Fixed("model.type", family)
+        trial = hypermodel.trial_config(hp)
+        check_config(trial)  # Only keys the family takes.
+        assert trial["model"]["type"] == family and trial["model"]["hidden_dim"] == 32
+        assert ("num_heads" in trial["model"]) == (family == "transformer")
+        assert ("decoder" in trial["model"]) == ("cell" in trial["model"]) == (family == "seq2seq")
+    # Each family's default space names only its own arguments.
+    for family in ("seq2seq", "transformer"):
+        config["model"] = {"type": family}
+        config["search"]["space"] = {}
+        PipelineHyperModel(config)
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"data.vocabulary_size": [100]}, "only 'model.\\*' and 'training.\\*'"),
+        ({"model.num_heads": [2]}, "no searched model type \\(seq2seq\\) has an argument"),
+        ({"training.learning_rate": {"min": 1.0}}, "a range is \\{min, max\\}"),
+        ({"training.learning_rate": {"min": 1.0, "max": 0.1}}, "min must be below max"),
+        ({"model.type": ["rnn"]}, "list of model types"),
+    ],
+)
+def test_bad_search_spaces_name_the_entry(space, message, tmp_path):
+    config = load_pipeline(str(tiny_pipeline(tmp_path)))
+    with pytest.raises(ConfigError, match=message):
+        check_space(space, config)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_distributed_search_runs_every_trial_once(tmp_path):
+    """keras-tuner's own chief/worker mode: one chief (the oracle) and two workers on
+    127.0.0.1, bounded in time and all killed on failure; 4 trials, each run exactly once."""
+    pipeline = tiny_pipeline(tmp_path, space=SPACE + '"model.cell" = ["gru", "lstm"]\n')
+    port = str(_free_port())
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = {
+            **os.environ,
+            "KERASTUNER_TUNER_ID": tuner_id,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": port,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+        command = [sys.executable, "-m", "keras_s2s.cli.main", "tune", str(pipeline)]
+        command += ["--max-trials", "4", "--directory", str(tmp_path / "search")]
+        processes[tuner_id] = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        if tuner_id == "chief":
+            time.sleep(3)  # The oracle server starts first.
+    outputs = {}
+    try:
+        for tuner_id, process in processes.items():
+            outputs[tuner_id] = process.communicate(timeout=420)
+    finally:
+        for process in processes.values():
+            process.kill()
+    for tuner_id, process in processes.items():
+        assert process.returncode == 0, (tuner_id, outputs[tuner_id][1][-3000:])
+    last = {t: json.loads(out.strip().splitlines()[-1]) for t, (out, _) in outputs.items()}
+    assert last["chief"]["trials"] == 4
+    assert last["tuner0"]["trials_run"] + last["tuner1"]["trials_run"] == 4
+    files = (tmp_path / "search").glob("tiny/trial_*/trial.json")
+    trials = [json.loads(p.read_text()) for p in files]
+    assert len(trials) == 4 and all(t["status"] == "COMPLETED" for t in trials)
