@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/multi30k_results.py runs/multi30k_transformer_de_en [RUN ...]
         [--alphas 0,0.6,1.0] [--beam 4] [--out benchmarks/multi30k_results.md]
-        [--plot benchmarks/multi30k_curve.png]
+        [--plot benchmarks/multi30k_curve.png] [--json benchmarks/multi30k_results.json]
 
 For each run (trained with `keras-s2s train <pipeline>`): the decoding is chosen on the
 validation split only (greedy, and beam search of `--beam` with each length penalty alpha in
@@ -13,7 +13,9 @@ as the run logged them. Scores are sacreBLEU (signature printed) and chrF on det
 cased output against the raw references.
 
 Writes a Markdown table (`--out`), a plot of validation BLEU (greedy, logged after every epoch)
-against training minutes for each run (`--plot`), and prints one JSON object last.
+against training minutes for each run (`--plot`), and prints one JSON object last. Each run's
+row is kept in `--json` (one per pipeline), so the test split of a run is scored once: a
+pipeline already there is not scored again (delete its row to rescore a new run).
 """
 
 from __future__ import annotations
@@ -116,9 +118,21 @@ def main():
     parser.add_argument("--alphas", default="0,0.6,1.0")
     parser.add_argument("--out", default="benchmarks/multi30k_results.md")
     parser.add_argument("--plot", default="benchmarks/multi30k_curve.png")
+    parser.add_argument(
+        "--json",
+        default="benchmarks/multi30k_results.json",
+        help="rows of every run scored (read first: a run already in it is not scored again)",
+    )
     args = parser.parse_args()
     alphas = [float(a) for a in args.alphas.split(",")]
-    rows = [_row(Path(run), args.beam, alphas) for run in args.runs]
+    path = Path(args.json)
+    scored = {r["pipeline"]: r for r in json.loads(path.read_text())} if path.is_file() else {}
+    for run in args.runs:
+        pipeline = RunDirectory(run).config()["name"]
+        if pipeline not in scored:  # The test split is scored once per run.
+            scored[pipeline] = _row(Path(run), args.beam, alphas)
+    rows = list(scored.values())
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     Path(args.out).write_text(_markdown(rows, args.beam), encoding="utf-8")
     _plot(rows, args.plot)
     print(json.dumps(rows))

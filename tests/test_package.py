@@ -170,6 +170,11 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     (bleu_of_epoch,) = [s["bleu"] for s in namespace["callback"].scores]
     assert 0.0 <= bleu_of_epoch <= 100.0
     assert list(namespace["averaging"].epochs) == [2, 3]
+    # The search snippet: one trial, scored by validation exact match, its pipeline file.
+    search = namespace["search"]
+    assert len(search["trials"]) == 1 and search["objective"] == "validation_exact_match"
+    assert 0.0 <= search["best_score"] <= 1.0
+    assert keras_s2s.config.load_pipeline(search["best_config"])["model"]["hidden_dim"] in (32, 64)
     # Scoring a user's own files: 2 lines, greedy and beam search agree on the format.
     figures = namespace["figures"]
     assert figures["examples"] == 2 and figures["beam_size"] == 4
