@@ -31,10 +31,19 @@ def imports_of(path: Path) -> set[str]:
     return names
 
 
+# The one private import: the documented, version-pinned workaround for keras-team/keras#20585
+# (`fit` under MultiWorkerMirroredStrategy), which replaces two private trainer functions.
+KERAS_SRC_ALLOWED = {
+    (PACKAGE / "training" / "distribution.py", "keras.src.backend.tensorflow.trainer"),
+    (PACKAGE / "training" / "distribution.py", "keras.src.backend.tensorflow"),
+}
+
+
 def test_no_tf_keras_and_no_keras_src_anywhere():
     for path in list(PACKAGE.rglob("*.py")) + list((REPO / "tests").rglob("*.py")):
         for name in imports_of(path):
-            assert not name.startswith("keras.src"), f"{path} imports {name}"
+            if (path, name) not in KERAS_SRC_ALLOWED:
+                assert not name.startswith("keras.src"), f"{path} imports {name}"
             assert not name.startswith("tensorflow.keras"), f"{path} imports {name}"
             assert "tf.keras" not in name, f"{path} imports {name}"
         if path != Path(__file__):
