@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
         "global_clipnorm": 5.0,
         "seed": 42,
         "jit_compile": False,
+        # The model's dtype policy: "float32", "mixed_float16" or "mixed_bfloat16" (logits
+        # and softmax stay float32; float16 gets Keras's loss scaling).
+        "precision": "float32",
         "steps_per_execution": 1,
         "early_stopping_patience": 0,
         # The model a run keeps: "best" by `monitor`, or "last" (the last epoch's).
@@ -139,6 +142,7 @@ _CHOICES = {
     ("training", "exact_match_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),
     ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),
+    ("training", "precision"): ("float32", "mixed_float16", "mixed_bfloat16"),
     ("search", "tuner"): ("random", "hyperband", "bayesian"),
     ("search", "objective"): (
         "",

@@ -136,16 +136,22 @@ def build_model(
     target_vocabulary_size: int,
     max_source_length: int | None = None,
     max_target_length: int | None = None,
+    precision: str = "float32",
 ):
     """Builds the model a pipeline's `model` section describes (`type` and constructor
     arguments). With the data's max lengths, the model family completes its arguments from
     them (e.g. the static lengths of an unrolled RNN, see `EncoderDecoder.adapt_to_data`).
+    `precision` (`training.precision`) is the model's dtype policy: "float32",
+    "mixed_float16" or "mixed_bfloat16" (variables float32, computation in 16 bits, logits and
+    softmax in float32; Keras's `compile` adds loss scaling for float16).
     """
     cls, needs = check_model_config(model_config, max_source_length, max_target_length)
+    dtype = None if precision == "float32" else precision
     try:
         return cls(
             source_vocabulary_size=source_vocabulary_size,
             target_vocabulary_size=target_vocabulary_size,
+            dtype=dtype,
             **needs.arguments,
         )
     except (ValueError, TypeError) as e:
@@ -154,11 +160,17 @@ def build_model(
 
 def compile_model(model: keras.Model, training: dict) -> keras.Model:
     """Compiles with `make_optimizer(training)` (Adam: learning rate schedule, betas, epsilon,
-    global-norm clipping), the masked loss with `training.label_smoothing` and masked token
-    accuracy. Keys left out of `training` take their defaults."""
+    global-norm clipping; with loss scaling under `training.precision = "mixed_float16"`), the
+    masked loss with `training.label_smoothing` and masked token accuracy. Keys left out of
+    `training` take their defaults."""
     training = training_settings(training)
+    optimizer = make_optimizer(training)
+    if training["precision"] == "mixed_float16":
+        # Loss scaling against float16 underflow (Keras adds it only when the model's own
+        # policy is float16; a functional model's stays float32 when its layers' is not).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=make_optimizer(training),
+        optimizer=optimizer,
         loss=MaskedSparseCategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
         metrics=[MaskedAccuracy()],
         jit_compile=training["jit_compile"],
@@ -429,6 +441,7 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
             data.target_tokenizer.vocabulary_size,
             config["data"]["max_source_length"],
             config["data"]["max_target_length"],
+            training["precision"],
         )
         compile_model(model, training)
 

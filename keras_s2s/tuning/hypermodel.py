@@ -191,6 +191,7 @@ class PipelineHyperModel(keras_tuner.HyperModel):
             data.target_tokenizer.vocabulary_size,
             config["data"]["max_source_length"],
             config["data"]["max_target_length"],
+            config["training"]["precision"],
         )
         return compile_model(model, config["training"])
 

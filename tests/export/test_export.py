@@ -91,6 +91,9 @@ LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # but their score function (depth, source padding, cell and decoder): trained and exported
 # only when slow tests are selected (`pytest -m slow`), for the default run's budget.
 SLOW_FAMILIES = (
+    # Exported and compared (Keras == SavedModel == TFLite) in the default run by
+    # tests/training/test_run_status.py's `keras-s2s run addition_seq2seq`.
+    "plain-reverse",
     "luong-scaled-rnn",
     "luong-concat",
     "luong-general-deep",

@@ -14,15 +14,16 @@ from keras_s2s.training.distribution import split_rows
 HERE = Path(__file__).parent
 
 
-def test_mirrored_trains_as_the_default_strategy_on_the_same_global_batches():
+@pytest.mark.parametrize("family", ["transformer", pytest.param("luong", marks=pytest.mark.slow)])
+def test_mirrored_trains_as_the_default_strategy_on_the_same_global_batches(family):
     """Two logical CPU devices (its own process: they must exist before TensorFlow runs an
-    op). A Transformer and a bidirectional Luong Seq2Seq train 6 steps on token-bucketed
+    op). A Transformer (a bidirectional Luong Seq2Seq: slow) trains 6 steps on token-bucketed
     global batches of 11 rows (one half gets an all-padding row) whose halves hold different
     numbers of real tokens: the losses and weights equal the default strategy's. Clipping is
     off (Keras clips per replica). Without the masked loss's global token count, the weights
     differed by 3e-3 here."""
     result = subprocess.run(
-        [sys.executable, str(HERE / "strategy_equality.py"), "transformer", "luong"],
+        [sys.executable, str(HERE / "strategy_equality.py"), family],
         capture_output=True,
         text=True,
         timeout=600,
@@ -30,7 +31,7 @@ def test_mirrored_trains_as_the_default_strategy_on_the_same_global_batches():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [r["family"] for r in runs] == ["transformer", "luong"]
+    assert [r["family"] for r in runs] == [family]
     for run in runs:
         assert run["replicas"] == 2 and run["auto"] == "_DefaultDistributionStrategy"
         halves = run["rows_and_real_tokens_per_half"]
@@ -80,6 +81,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # 25 s: two processes, each importing TensorFlow and training.
 def test_two_worker_processes_train_identical_weights_and_only_the_chief_writes(tmp_path):
     """Two real `keras-s2s train --strategy multi_worker` processes on 127.0.0.1 (TF_CONFIG),
     bounded in time and both killed on failure: they end with identical weights, and only the

@@ -17,12 +17,12 @@ from keras_s2s.errors import ConfigError, TrainingDiverged
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.training import trainer
 
-EPOCHS = 4
+EPOCHS = 3
 
 
 def tiny_pipeline(tmp_path, epochs=EPOCHS, checkpoint="last"):
     """A small DLFS2-format addition task (no dropout: the resumed run can match exactly)."""
-    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 100) for b in range(0, 100, 3))
+    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 100) for b in range(0, 100, 4))
     (tmp_path / "addition.txt").write_text(lines)
     path = tmp_path / "tiny.toml"
     path.write_text(
@@ -38,7 +38,7 @@ def tiny_pipeline(tmp_path, epochs=EPOCHS, checkpoint="last"):
 def test_a_killed_run_resumes_at_the_interrupted_epoch_and_matches_an_uninterrupted_one(
     tmp_path,
 ):
-    """SIGKILL in the third of 4 epochs, then the same command again: it resumes at the start
+    """SIGKILL in the third of 3 epochs, then the same command again: it resumes at the start
     of epoch 3 (BackupAndRestore; the data and the optimizer's step count continue from
     there) and ends where an uninterrupted run ends."""
     pipeline = tiny_pipeline(tmp_path)

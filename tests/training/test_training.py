@@ -188,6 +188,7 @@ def test_clipping_can_be_turned_off():
     assert isinstance(model.loss, MaskedSparseCategoricalCrossentropy)
 
 
+@pytest.mark.slow  # 17 s; tests/training/test_resume.py compares two runs in the default run.
 def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
     config = two_digit_addition(
         tfds_dir, {"training.epochs": 1, "model.hidden_dim": 16, "model.embedding_dim": 8}
@@ -282,7 +283,9 @@ def test_static_lengths_must_match_the_data():
 
 
 @pytest.mark.parametrize(
-    "pipeline", ["dlfs2_date_attention", pytest.param("dlfs2_date_peeky", marks=pytest.mark.slow)]
+    "pipeline",
+    # Slow (22 s each): benchmarks/dlfs2_table.py runs them in full by hand.
+    [pytest.param(p, marks=pytest.mark.slow) for p in ("dlfs2_date_attention", "dlfs2_date_peeky")],
 )
 def test_dlfs2_pipelines_run_on_the_built_in_tfds_task(pipeline, tmp_path, tfds_dir):
     """The book's pipelines, data swapped for the built-in task (its own validation split)."""

@@ -20,7 +20,7 @@ SPACE = '[search.space]\n"training.learning_rate" = [1e-6, 0.01]\n"model.hidden_
 
 
 def tiny_pipeline(tmp_path, search="", space=SPACE):
-    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 50) for b in range(0, 50, 2))
+    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 50) for b in range(0, 50, 3))
     (tmp_path / "addition.txt").write_text(lines)
     path = tmp_path / "tiny.toml"
     path.write_text(
