@@ -91,9 +91,8 @@ LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # but their score function (depth, source padding, cell and decoder): trained and exported
 # only when slow tests are selected (`pytest -m slow`), for the default run's budget.
 SLOW_FAMILIES = (
-    # Exported and compared (Keras == SavedModel == TFLite) in the default run by
-    # tests/training/test_run_status.py's `keras-s2s run addition_seq2seq`.
-    "plain-reverse",
+    # Luong attention is exported in the default run by the SentencePiece family.
+    "luong-dot",
     "luong-scaled-rnn",
     "luong-concat",
     "luong-general-deep",
@@ -104,7 +103,7 @@ LINKED_FAMILY = "plain-reverse"
 # Exported with float16 and int8 TFLite variants too (the smallest family).
 QUANTIZED_FAMILY = "plain-reverse"
 # Loaded with the session-based loader of TF Serving (`saved_model_cli run`) too.
-CLI_FAMILIES = ("luong-dot", "transformer")
+CLI_FAMILIES = ("sentencepiece", "transformer")
 AGREEMENT_TEXTS = [f"{a}+{b}" for a in range(3, 100, 8) for b in range(0, 100, 10)]
 
 

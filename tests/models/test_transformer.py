@@ -350,6 +350,8 @@ def test_mixed_precision_training_step_and_decoding():
 # === Learning ===
 
 
+# Slow (21 s): the small Multi30k test (tests/pipelines) trains a Transformer in the default run.
+@pytest.mark.slow
 def test_small_transformer_learns_two_digit_addition(tfds_dir):
     """Exact match >= 0.3 on the 500 test additions ("16+75" -> "91") after 10 epochs of the
     6000 training ones; measured 0.68-0.71 over three seeds (final loss 0.25-0.29, first epoch

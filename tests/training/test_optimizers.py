@@ -130,6 +130,8 @@ print(json.dumps({
 """
 
 
+# Slow (11 s): the small Multi30k test trains with both and reloads the run in the default run.
+@pytest.mark.slow
 def test_a_run_trained_with_the_schedule_and_smoothing_loads(tmp_path):
     """The run's model.keras loads in a fresh process that imports only the run directory
     module, with its schedule (at the step it reached), betas and smoothed loss."""
