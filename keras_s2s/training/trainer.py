@@ -179,6 +179,20 @@ def compile_model(model: keras.Model, training: dict) -> keras.Model:
     return model
 
 
+def build_compiled_model(config: dict, data) -> keras.Model:
+    """`config`'s model for the vocabularies of `data` (a `PreparedData`), compiled with its
+    `[training]` settings (call it under a strategy's scope)."""
+    model = build_model(
+        config["model"],
+        data.source_tokenizer.vocabulary_size,
+        data.target_tokenizer.vocabulary_size,
+        config["data"]["max_source_length"],
+        config["data"]["max_target_length"],
+        config["training"]["precision"],
+    )
+    return compile_model(model, config["training"])
+
+
 class _EpochTrainSeconds(keras.callbacks.Callback):
     """Logs `epoch_train_seconds`: the epoch's training steps only (no validation, no callbacks)."""
 
@@ -435,15 +449,7 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
         callbacks.append(averaging)
 
     with strategy.scope():
-        model = build_model(
-            config["model"],
-            data.source_tokenizer.vocabulary_size,
-            data.target_tokenizer.vocabulary_size,
-            config["data"]["max_source_length"],
-            config["data"]["max_target_length"],
-            training["precision"],
-        )
-        compile_model(model, training)
+        model = build_compiled_model(config, data)
 
     keep_last = training["checkpoint"] == "last"
     checkpoint = RunCheckpoint(run, None if keep_last else monitor, mode)

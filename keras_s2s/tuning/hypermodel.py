@@ -179,21 +179,13 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         return config
 
     def build(self, hp):
-        from keras_s2s.training.trainer import build_model, check_config, compile_model
+        from keras_s2s.training.trainer import build_compiled_model, check_config
 
         config = self.trial_config(hp)
         check_config(config)
         data = self.data
         keras.utils.set_random_seed(config["training"]["seed"])
-        model = build_model(
-            config["model"],
-            data.source_tokenizer.vocabulary_size,
-            data.target_tokenizer.vocabulary_size,
-            config["data"]["max_source_length"],
-            config["data"]["max_target_length"],
-            config["training"]["precision"],
-        )
-        return compile_model(model, config["training"])
+        return build_compiled_model(config, data)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
         """Trains one trial on the pipeline's data: `epochs` (Hyperband's bracket, else

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_s2s.errors import ConfigError
 from keras_s2s.training import distribute_batches, is_chief, make_strategy
 from keras_s2s.training.distribution import split_rows
+from tests.pipeline_files import addition_pipeline
 
 HERE = Path(__file__).parent
 
@@ -86,16 +87,12 @@ def test_two_worker_processes_train_identical_weights_and_only_the_chief_writes(
     """Two real `keras-s2s train --strategy multi_worker` processes on 127.0.0.1 (TF_CONFIG),
     bounded in time and both killed on failure: they end with identical weights, and only the
     chief (worker 0) writes the run directory."""
-    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 60) for b in range(0, 60, 3))
-    (tmp_path / "addition.txt").write_text(lines)
-    (tmp_path / "tiny.toml").write_text(
-        'description = "2 workers"\n'
-        '[data]\nsource = "dlfs2"\ntrain = ["addition.txt"]\nvalidation_size = 100\n'
-        'tokenizer = "char"\nmax_source_length = 8\nmax_target_length = 5\n'
-        '[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\n'
+    addition_pipeline(
+        tmp_path, 60, 3,
+        sections='[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\n'
         "[training]\nepochs = 2\nbatch_tokens = 256\nglobal_clipnorm = 0.0\n"
-        'exact_match_split = "validation"\nmonitor = "validation_exact_match"\n'
-    )
+        'exact_match_split = "validation"\nmonitor = "validation_exact_match"\n',
+    )  # fmt: skip
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     run_dir = tmp_path / "run"
     processes = []

@@ -16,23 +16,18 @@ from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError, TrainingDiverged
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.training import trainer
+from tests.pipeline_files import addition_pipeline
 
 EPOCHS = 3
 
 
 def tiny_pipeline(tmp_path, epochs=EPOCHS, checkpoint="last"):
     """A small DLFS2-format addition task (no dropout: the resumed run can match exactly)."""
-    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 100) for b in range(0, 100, 4))
-    (tmp_path / "addition.txt").write_text(lines)
-    path = tmp_path / "tiny.toml"
-    path.write_text(
-        'description = "resume"\n'
-        '[data]\nsource = "dlfs2"\ntrain = ["addition.txt"]\nvalidation_size = 200\n'
-        'tokenizer = "char"\nmax_source_length = 8\nmax_target_length = 5\n'
-        '[model]\ntype = "seq2seq"\nembedding_dim = 16\nhidden_dim = 32\n'
-        f'[training]\nepochs = {epochs}\nbatch_tokens = 128\ncheckpoint = "{checkpoint}"\n'
-    )
-    return path
+    return addition_pipeline(
+        tmp_path, 100, 4, validation=200,
+        sections='[model]\ntype = "seq2seq"\nembedding_dim = 16\nhidden_dim = 32\n'
+        f'[training]\nepochs = {epochs}\nbatch_tokens = 128\ncheckpoint = "{checkpoint}"\n',
+    )  # fmt: skip
 
 
 def test_a_killed_run_resumes_at_the_interrupted_epoch_and_matches_an_uninterrupted_one(

@@ -15,23 +15,18 @@ from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError
 from keras_s2s.training.trainer import check_config
 from keras_s2s.tuning import PipelineHyperModel, check_space, objective_name
+from tests.pipeline_files import addition_pipeline
 
 SPACE = '[search.space]\n"training.learning_rate" = [1e-6, 0.01]\n"model.hidden_dim" = [16, 32]\n'
 
 
 def tiny_pipeline(tmp_path, search="", space=SPACE):
-    lines = "".join(f"{a}+{b}_{a + b}\n" for a in range(0, 50) for b in range(0, 50, 3))
-    (tmp_path / "addition.txt").write_text(lines)
-    path = tmp_path / "tiny.toml"
-    path.write_text(
-        'description = "tiny search"\n'
-        '[data]\nsource = "dlfs2"\ntrain = ["addition.txt"]\nvalidation_size = 100\n'
-        'tokenizer = "char"\nmax_source_length = 8\nmax_target_length = 5\n'
-        '[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\ncell = "gru"\n'
+    return addition_pipeline(
+        tmp_path, 50, 3,
+        sections='[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\ncell = "gru"\n'
         "[training]\nepochs = 2\nbatch_tokens = 256\n"
-        f'[search]\nobjective = "val_loss"\nmax_trials = 3\n{search}{space}'
-    )
-    return path
+        f'[search]\nobjective = "val_loss"\nmax_trials = 3\n{search}{space}',
+    )  # fmt: skip
 
 
 def test_a_tiny_search_finishes_resumes_and_ranks_the_absurd_learning_rate_last(
