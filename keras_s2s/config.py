@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
         # split after every epoch (free-running greedy decoding) as "<split>_exact_match",
         # "<split>_bleu" and "<split>_chrf"; "" turns it off.
         "exact_match_split": "",
+        # Models with attention: after each epoch, write the attention heatmaps of the first N
+        # validation sources (else training sources) to TensorBoard (logs/attention); 0: off.
+        "attention_images": 1,
         # The tf.distribute strategy (keras_s2s.training.make_strategy): "default",
         # "one_device", "mirrored" (local GPUs), "multi_worker" (TF_CONFIG) or "auto".
         "strategy": "default",
@@ -177,6 +180,7 @@ _NON_NEGATIVE = {
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
     ("training", "average_last_epochs"),
+    ("training", "attention_images"),
     ("training", "batch_size"),
     ("evaluation", "length_penalty"),
     ("search", "epochs"),

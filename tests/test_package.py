@@ -179,6 +179,14 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     (bleu_of_epoch,) = [s["bleu"] for s in namespace["callback"].scores]
     assert 0.0 <= bleu_of_epoch <= 100.0
     assert list(namespace["averaging"].epochs) == [2, 3]
+    # The attention images: one PNG summary for the one epoch.
+    (event_file,) = (tmp_path / "logs" / "attention").glob("events.out.tfevents.*")
+    tags = [
+        (value.tag, value.metadata.plugin_data.plugin_name)
+        for event in tf.compat.v1.train.summary_iterator(str(event_file))
+        for value in event.summary.value
+    ]
+    assert tags == [("attention/0", "images")]
     # The search snippet: one trial, scored by validation exact match, its pipeline file.
     search = namespace["search"]
     assert len(search["trials"]) == 1 and search["objective"] == "validation_exact_match"

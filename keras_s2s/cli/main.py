@@ -101,7 +101,7 @@ def cmd_tune(args):
         directory=args.directory,
         tuner=args.tuner,
         max_trials=args.max_trials,
-        verbose=1 if args.verbose else 0,
+        verbose=1,  # keras-tuner's trial display and each trial's Keras progress bar
     )
     if result.get("role") == "worker":  # A keras-tuner worker: the chief reports.
         worker = os.environ.get("KERASTUNER_TUNER_ID", "worker")
@@ -169,7 +169,7 @@ def cmd_evaluate(args):
         translator=translator,
         source=args.source,
         reference=args.reference,
-        progress=sys.stderr.isatty(),
+        progress=_show_progress(),
     )
     figures = evaluate_run(args.run_dir, **common)
     _print_scores(figures)
@@ -242,6 +242,11 @@ def _input_texts(arguments: list[str]) -> tuple[list[str], list[int]]:
     return texts, invalid
 
 
+def _show_progress() -> bool:
+    """Whether progress bars (evaluation, export) are drawn: when stderr is a terminal."""
+    return sys.stderr.isatty()
+
+
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
@@ -258,6 +263,7 @@ def cmd_export(args):
         beam_size=args.beam_size,
         quantizations=_split_list(args.quantization),
         allow_unfinished=args.allow_unfinished,
+        progress=_show_progress(),
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -295,7 +301,7 @@ def cmd_run(args):
     summary = train(config, run_dir)
     _print_training(summary)
     translator = Translator.from_run_directory(run_dir)
-    figures = evaluate_run(run_dir, split="test", translator=translator)
+    figures = evaluate_run(run_dir, split="test", translator=translator, progress=_show_progress())
     _print_scores(figures)
     examples = config["evaluation"]["examples"]
     beam = config["evaluation"]["examples_beam_size"]
@@ -306,7 +312,8 @@ def cmd_run(args):
         print(f"  {source!r} -> {hypotheses[0][0]!r} (log-probability {hypotheses[0][1]:.4f})")
     from keras_s2s.export import export
 
-    paths = export(run_dir, output_root=args.export_root, beam_size=beam)
+    progress = _show_progress()
+    paths = export(run_dir, output_root=args.export_root, beam_size=beam, progress=progress)
     for kind, path in paths.items():
         print(f"Exported {kind}: {path}")
     artifacts = _side_by_side(translator, paths, examples) if examples else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 
@@ -11,10 +12,11 @@ def plot_attention(
     source_tokens: list[str],
     target_tokens: list[str],
     weights: np.ndarray,
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     title: str = "",
-) -> str:
-    """Writes a heatmap of `weights [target, source]` (source tokens on x, target on y)."""
+) -> str | BinaryIO:
+    """Writes a heatmap of `weights [target, source]` (source tokens on x, target on y) as a
+    PNG file at `path` (or into a binary file object); returns `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,6 +40,6 @@ def plot_attention(
         ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
-    return os.fspath(path)
+    return path if hasattr(path, "write") else os.fspath(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from keras_s2s.errors import ExportError
@@ -42,6 +43,7 @@ def export(
     beam_size: int = 4,
     quantizations: tuple[str, ...] = ("float32",),
     allow_unfinished: bool = False,
+    progress: bool = False,
 ) -> dict[str, Path]:
     """Exports a run directory; returns `{"savedmodel": path, "tflite": path}` (those asked).
 
@@ -55,6 +57,7 @@ def export(
     anything is written, each artifact is written to a temporary folder, and only when all
     of them are complete are they renamed into place; on any failure nothing new is left
     under `output_root`. A run that did not finish needs `allow_unfinished=True`.
+    `progress=True` shows a progress bar of the steps on stderr.
 
     Example:
     ```python
@@ -81,12 +84,43 @@ def export(
         "version": version,
         "exported_together": {f: f"{folders[f]}/{version}" for f in formats},
     }
-    with staged_directories(*targets.values()) as stagings:
+    steps = ("tflite" in formats) * (1 + len(quantizations)) + ("savedmodel" in formats)
+    with staged_directories(*targets.values()) as stagings, _Steps(steps, progress) as step:
         staging = dict(zip(targets, stagings, strict=True))
         # TFLite first: its conversion is the likelier to fail, and it fails before the
         # SavedModel's (slower) tracing.
         if "tflite" in formats:
-            write_tflite(translator.model, run, staging["tflite"], quantizations, info)
+            write_tflite(translator.model, run, staging["tflite"], quantizations, info, step)
         if "savedmodel" in formats:
+            step("savedmodel: tracing and saving")
             write_saved_model(translator, run, staging["savedmodel"], beam_size, info)
     return {f: targets[f] for f in FORMATS if f in formats}
+
+
+class _Steps:
+    """A progress bar of `total` steps on stderr (nothing if not `enabled`); called with a
+    step's name as it starts, the previous step counts as done."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.bar, self.started = total, enabled, None, False
+
+    def __enter__(self):
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc="exporting", unit=" step", file=sys.stderr)
+        return self
+
+    def __call__(self, name: str) -> None:
+        if self.bar is None:
+            return
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description(f"exporting ({name})")
+
+    def __exit__(self, kind, *_):
+        if self.bar is not None:
+            if kind is None and self.started:
+                self.bar.update(1)
+            self.bar.close()

@@ -235,9 +235,12 @@ def write_tflite(
     directory: Path,
     quantizations: tuple[str, ...],
     info: dict | None = None,
+    step=None,
 ) -> dict[str, Path]:
     """Writes the `.tflite` files of `model`, the vocabularies, the wrapper and the JSON file
-    (with `info` added) into the existing folder `directory`; returns `{quantization: path}`."""
+    (with `info` added) into the existing folder `directory`; returns `{quantization: path}`.
+    `step(name)`, if given, is called as each step starts (for a progress bar)."""
+    step = step or (lambda name: None)
     meta = run.metadata()
     source_length = meta["max_source_length"]
     max_length = meta["max_target_length"] + 1  # eos included
@@ -245,10 +248,12 @@ def write_tflite(
     paths = {}
     # The weights become constants: a WHILE body that reads resource variables fails in
     # LiteRT ("READ_VARIABLE ... variable != nullptr").
+    step("tflite: tracing")
     frozen = {key: _frozen(getattr(module, key)) for key in SIGNATURES}
     with tempfile.TemporaryDirectory() as staging:
         tf.saved_model.save(tf.Module(), staging, signatures=frozen)
         for q in quantizations:
+            step(f"tflite: converting {q}")
             path = directory / f"model.{q}.tflite"
             path.write_bytes(convert(staging, q))
             paths[q] = path

@@ -8,6 +8,7 @@ load the data pipeline's dependencies (tensorflow-datasets, tensorflow-text, sac
 import importlib
 
 _NAMES = {
+    "AttentionImages": "keras_s2s.training.attention_images",
     "CheckpointAverage": "keras_s2s.training.averaging",
     "ExactMatch": "keras_s2s.training.exact_match",
     "InverseSquareRootSchedule": "keras_s2s.training.schedules",

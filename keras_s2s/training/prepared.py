@@ -10,6 +10,8 @@ from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_exampl
 from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
+from keras_s2s.training.attention_images import AttentionImages
+from keras_s2s.training.distribution import distribute_batches
 from keras_s2s.training.exact_match import ExactMatch
 
 
@@ -85,6 +87,32 @@ class PreparedData:
             fixed_lengths=fixed_lengths,
         )
 
+    def fit_inputs(
+        self, training: dict, fixed_lengths: bool = False, strategy=None, skip_epochs: int = 0
+    ) -> dict:
+        """`model.fit`'s data arguments: the training order from epoch `skip_epochs` on (a
+        resumed run sees the batches the uninterrupted one would have), the validation split
+        if any, each distributed over `strategy`'s replicas (`distribute_batches`).
+
+        An epoch's batch count depends only on the example lengths (each bucket ends with one
+        partial batch), so one pass counts it; fit then reads one endless iterator instead of
+        tearing one down each epoch, which stalls (tf.data discards a half-read cache). Keras
+        keeps the validation iterator across epochs when given steps, so it repeats too.
+        """
+        strategy = strategy or tf.distribute.get_strategy()
+        train = self.dataset("train", training, fixed_lengths, shuffle=True)
+        steps = count_batches(train)
+        inputs = {
+            "x": distribute_batches(strategy, train.repeat().skip(skip_epochs * steps)),
+            "steps_per_epoch": steps,
+            "shuffle": False,  # The tf.data pipeline shuffles, under the config's seed.
+        }
+        if "validation" in self.splits:
+            validation = self.dataset("validation", training, fixed_lengths)
+            inputs["validation_data"] = distribute_batches(strategy, validation.repeat())
+            inputs["validation_steps"] = count_batches(validation)
+        return inputs
+
     def decoding(self, training: dict) -> ExactMatch | None:
         """The callback that logs free-running decoding scores on `training.exact_match_split`
         after each epoch (None if it is "")."""
@@ -97,3 +125,23 @@ class PreparedData:
             self.data["max_source_length"], self.data["max_target_length"],
             name=f"{split}_exact_match",
         )  # fmt: skip
+
+    def attention_images(self, training: dict, log_dir) -> AttentionImages | None:
+        """The callback that writes the attention heatmaps of the first
+        `training.attention_images` validation sources (else training sources) to TensorBoard
+        in `log_dir` after each epoch (None if that is 0)."""
+        count = training["attention_images"]
+        if not count:
+            return None
+        split = "validation" if "validation" in self.splits else "train"
+        sources, _ = as_strings(self.splits[split].take(count))
+        return AttentionImages(
+            sources,
+            self.source_tokenizer, self.target_tokenizer,
+            self.data["max_source_length"], self.data["max_target_length"], log_dir,
+        )  # fmt: skip
+
+
+def count_batches(dataset: tf.data.Dataset) -> int:
+    """The number of elements of one pass of `dataset`."""
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))

@@ -21,7 +21,7 @@ from keras_s2s.errors import ConfigError, KerasS2SError, RunDirectoryError, Trai
 from keras_s2s.models import MODELS, DataNeeds
 from keras_s2s.run_directory import BACKUP_DIR, CONFIG_FILE, FINISHED, RunDirectory
 from keras_s2s.training.averaging import CheckpointAverage
-from keras_s2s.training.distribution import distribute_batches, is_chief, make_strategy, worker_name
+from keras_s2s.training.distribution import is_chief, make_strategy, worker_name
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
 from keras_s2s.training.metrics import MaskedAccuracy
@@ -214,10 +214,6 @@ def weights_fingerprint(model: keras.Model) -> str:
     for weight in model.get_weights():
         digest.update(weight.tobytes())
     return digest.hexdigest()
-
-
-def _count_batches(dataset: tf.data.Dataset) -> int:
-    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -450,6 +446,9 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
 
     with strategy.scope():
         model = build_compiled_model(config, data)
+    if model.has_attention:
+        images = data.attention_images(training, run.path / "logs" / "attention")
+        callbacks += [images] if images is not None else []
 
     keep_last = training["checkpoint"] == "last"
     checkpoint = RunCheckpoint(run, None if keep_last else monitor, mode)
@@ -471,12 +470,6 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
                 restore_best_weights=not keep_last,
             )
         )
-    # An epoch's batch count depends only on the example lengths (each bucket ends with one
-    # partial batch), so one pass counts it; fit then reads one endless iterator instead of
-    # tearing one down each epoch, which stalls (tf.data discards a half-read cache). Keras
-    # keeps the validation iterator across epochs when given steps, so it repeats too.
-    train_dataset = data.dataset("train", training, needs.fixed_lengths, shuffle=True)
-    steps = _count_batches(train_dataset)
     # BackupAndRestore needs a built model; a resumed run reads the data from where the
     # interrupted epoch began, so it sees the batches the uninterrupted run would have.
     source_length, target_length = (
@@ -492,23 +485,9 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
             }
         )
     resumed_epochs = backed_up_epochs(backup_dir)
-    validation = {}
-    if "validation" in data.splits:
-        validation_dataset = data.dataset("validation", training, needs.fixed_lengths)
-        validation = {
-            "validation_data": distribute_batches(strategy, validation_dataset.repeat()),
-            "validation_steps": _count_batches(validation_dataset),
-        }
+    inputs = data.fit_inputs(training, needs.fixed_lengths, strategy, resumed_epochs)
     start = time.perf_counter()
-    history = model.fit(
-        distribute_batches(strategy, train_dataset.repeat().skip(resumed_epochs * steps)),
-        steps_per_epoch=steps,
-        **validation,
-        shuffle=False,  # The tf.data pipeline shuffles, under the config's seed.
-        epochs=training["epochs"],
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    model.fit(**inputs, epochs=training["epochs"], callbacks=callbacks, verbose=verbose)
     train_seconds = time.perf_counter() - start
     history = checkpoint.history  # This run's epochs after those of the run it resumed.
     values = history.get(monitor)
@@ -523,6 +502,7 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
         "epochs": len(values),
         "checkpoint": training["checkpoint"],
         "best_epoch": kept + 1,
+        "steps_per_epoch": inputs["steps_per_epoch"],
         "train_seconds": round(train_seconds, 2),
         **{k: float(v[kept]) for k, v in history.items()},
     }
@@ -533,7 +513,7 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
         summary.update(
             _keep_average_if_better(
                 model, averaging, run, monitored, float(values[kept]), decoding,
-                validation.get("validation_data"), validation.get("validation_steps"),
+                inputs.get("validation_data"), inputs.get("validation_steps"),
             )
         )  # fmt: skip
     return summary

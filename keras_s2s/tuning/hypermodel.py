@@ -198,16 +198,13 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         needs = check_config(config)
         training, data = config["training"], self.data
         keras.utils.set_random_seed(training["seed"])
-        train = data.dataset("train", training, needs.fixed_lengths, shuffle=True)
-        validation = data.dataset("validation", training, needs.fixed_lengths)
         decoding = data.decoding(training)
-        kwargs.pop("verbose", None)
+        verbose = kwargs.pop("verbose", "auto")  # keras-tuner passes `search`'s
         self.trials_run += 1
         return model.fit(
-            train,
-            validation_data=validation,
+            **data.fit_inputs(training, needs.fixed_lengths),
             epochs=epochs or config["search"]["epochs"] or training["epochs"],
             callbacks=[c for c in [decoding] if c is not None] + list(callbacks or []),
-            verbose=0,
+            verbose=verbose,
             **kwargs,
         )

@@ -555,18 +555,25 @@ def test_quantized_tflite_variants_mostly_agree(exported, tmp_path):
         assert agreement >= 0.8, (q, agreement)
 
 
-def test_export_command(exported, tmp_path, capsys):
-    from keras_s2s.cli.main import main
+def test_export_command(exported, tmp_path, capsys, monkeypatch):
+    from keras_s2s.cli import main as cli
 
     keras_side, _ = exported
     run_dir = str(keras_side[LINKED_FAMILY]["run_dir"])
-    assert main(["export", run_dir, "--format", "all", "--output-root", str(tmp_path)]) == 0
-    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    monkeypatch.setattr(cli, "_show_progress", lambda: True)  # as on a terminal
+    assert cli.main(["export", run_dir, "--format", "all", "--output-root", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    figures = json.loads(out.strip().splitlines()[-1])
+    # The progress bar went through every step to the end.
+    for step in ("tflite: tracing", "tflite: converting float32", "savedmodel: tracing"):
+        assert f"exporting ({step}" in err, err
+    assert "3/3" in err, err
     assert Path(figures["savedmodel"]) == tmp_path / "addition_seq2seq" / "1"
     assert Path(figures["tflite"]) == tmp_path / "addition_seq2seq-tflite" / "1"
     assert (Path(figures["tflite"]) / "model.float32.tflite").is_file()
     assert (Path(figures["savedmodel"]) / "assets" / "vocabulary.chars.txt").is_file()
-    code = main(["export", run_dir, "--format", "tflite", "--quantization", "int4"])
+    monkeypatch.setattr(cli, "_show_progress", lambda: False)
+    code = cli.main(["export", run_dir, "--format", "tflite", "--quantization", "int4"])
     assert code == 2 and "Unknown quantization 'int4'" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "missing")]) == 2
+    assert cli.main(["export", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import pytest
 from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError, TrainingDiverged
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.training import trainer
+from keras_s2s.training import prepared, trainer
 from tests.pipeline_files import addition_pipeline
 
 EPOCHS = 3
@@ -44,9 +44,9 @@ def test_a_killed_run_resumes_at_the_interrupted_epoch_and_matches_an_uninterrup
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
+        # The backup of epoch 2 is written last when it ends (after the checkpoint and history).
         while time.monotonic() < deadline and first.poll() is None:
-            meta = RunDirectory(run_dir).metadata(missing_ok=True) if run_dir.is_dir() else {}
-            if len(meta.get("history", {}).get("loss", [])) == 2:
+            if trainer.backed_up_epochs(run_dir / "backup" / "chief") == 2:
                 break
             time.sleep(0.05)
         time.sleep(0.5)  # Into the third epoch (each takes a few seconds).
@@ -100,7 +100,7 @@ def test_a_diverging_run_stops_with_its_last_good_checkpoint(tmp_path, monkeypat
     epoch 1's model and says so."""
     config = load_pipeline(str(tiny_pipeline(tmp_path, epochs=3, checkpoint="best")))
     epoch_steps = []
-    count_batches = trainer._count_batches
+    count_batches = prepared.count_batches
 
     def count_and_remember(dataset):
         epoch_steps.append(count_batches(dataset))  # The training split's comes first.
@@ -116,7 +116,7 @@ def test_a_diverging_run_stops_with_its_last_good_checkpoint(tmp_path, monkeypat
     def make_optimizer(training):
         return keras.optimizers.Adam(AbsurdAfterEpoch1())
 
-    monkeypatch.setattr(trainer, "_count_batches", count_and_remember)
+    monkeypatch.setattr(prepared, "count_batches", count_and_remember)
     monkeypatch.setattr(trainer, "make_optimizer", make_optimizer)
     with pytest.raises(TrainingDiverged, match="became nan at epoch 2, batch .*epoch 1"):
         trainer.train(config, tmp_path / "run", verbose=0)

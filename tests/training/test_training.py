@@ -80,6 +80,8 @@ def test_run_directory_holds_everything_needed(addition_run, tfds_dir):
     run_dir, summary = addition_run
     names = {p.name for p in run_dir.iterdir()}
     assert {"model.keras", "config.json", "run.json", "vocabulary.chars.txt", "logs"} <= names
+    # TensorBoard's folders; no attention images for a model without attention.
+    assert {p.name for p in (run_dir / "logs").iterdir()} == {"train", "validation"}
     meta = RunDirectory(run_dir).metadata()
     assert meta["max_source_length"] == 8 and meta["max_target_length"] == 5
     assert meta["shared_vocabulary"] and len(meta["source"]["sha256"]) == 64

@@ -39,6 +39,9 @@ def test_a_tiny_search_finishes_resumes_and_ranks_the_absurd_learning_rate_last(
     result = json.loads(out[-1])
     assert result["trials"] == 3 and result["objective"] == "val_loss"
     assert any(line.startswith("Best trial") for line in out)
+    # keras-tuner's progress display: each trial as it starts and ends.
+    assert sum(line.startswith("Search: Running Trial #") for line in out) == 3
+    assert sum(line.startswith("Trial ") and "Complete [" in line for line in out) == 3
     trials = [json.loads(p.read_text()) for p in directory.glob("tiny/trial_*/trial.json")]
     scores = {t["hyperparameters"]["values"]["training.learning_rate"]: t["score"] for t in trials}
     assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
