@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import os
 
-import keras
 import tensorflow as tf
 
 from keras_s2s.evaluation.plots import plot_attention
 from keras_s2s.tokenizers import Tokenizer
+from keras_s2s.training.translating_callback import TranslatingCallback
 
 
-class AttentionImages(keras.callbacks.Callback):
+class AttentionImages(TranslatingCallback):
     """Greedy-translates `sources` with the model as it is after each `every`-th epoch and
     writes each one's attention over the source (target tokens on y, source tokens on x) as a
     TensorBoard image `attention/<i>` at step = epoch, into `log_dir`.
@@ -41,30 +41,19 @@ class AttentionImages(keras.callbacks.Callback):
         log_dir: str | os.PathLike,
         every: int = 1,
     ):
-        super().__init__()
+        super().__init__(source_tokenizer, target_tokenizer, max_source_length, max_target_length)
         self.sources = list(sources)
-        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
-        self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.log_dir, self.every = os.fspath(log_dir), every
-        self._translator = self._writer = None
+        self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every or not self.sources or not self.model.has_attention:
             return
-        if self._translator is None:
-            from keras_s2s.translator import Translator
-
-            self._translator = Translator(
-                self.model,
-                self.source_tokenizer,
-                self.target_tokenizer,
-                self.max_source_length,
-                self.max_target_length,
-            )
+        if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         with self._writer.as_default():
             for index, text in enumerate(self.sources):
-                source, target, weights = self._translator.attention(text)
+                source, target, weights = self.translator.attention(text)
                 png = io.BytesIO()
                 plot_attention(source, target, weights, png, title=f"epoch {epoch + 1}: {text}")
                 image = tf.image.decode_png(png.getvalue(), channels=3)[None]
@@ -75,4 +64,3 @@ class AttentionImages(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        self._translator = None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import keras
-
 from keras_s2s.evaluation.scores import score_translations
 from keras_s2s.tokenizers import Tokenizer
+from keras_s2s.training.translating_callback import TranslatingCallback
 
 
-class ExactMatch(keras.callbacks.Callback):
+class ExactMatch(TranslatingCallback):
     """Greedy-decodes `sources` at the end of every `every`-th epoch and logs the exact match,
     sacreBLEU and chrF.
 
@@ -40,13 +39,10 @@ class ExactMatch(keras.callbacks.Callback):
         name: str = "exact_match",
         batch_size: int = 512,
     ):
-        super().__init__()
+        super().__init__(source_tokenizer, target_tokenizer, max_source_length, max_target_length)
         self.sources, self.references = list(sources), list(references)
-        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
-        self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.every, self.name, self.batch_size = every, name, batch_size
         self.scores: list[dict] = []
-        self._translator = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -64,17 +60,7 @@ class ExactMatch(keras.callbacks.Callback):
 
     def score(self) -> dict:
         """Greedy-decodes the sources with the model as it is now; `score_translations`'s dict."""
-        if self._translator is None:
-            from keras_s2s.translator import Translator
-
-            self._translator = Translator(
-                self.model,
-                self.source_tokenizer,
-                self.target_tokenizer,
-                self.max_source_length,
-                self.max_target_length,
-            )
-        hypotheses = self._translator.translate(self.sources, batch_size=self.batch_size)
+        hypotheses = self.translator.translate(self.sources, batch_size=self.batch_size)
         return score_translations(hypotheses, self.references)
 
     @staticmethod
