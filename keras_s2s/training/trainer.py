@@ -181,7 +181,10 @@ def compile_model(model: keras.Model, training: dict) -> keras.Model:
 
 def build_compiled_model(config: dict, data) -> keras.Model:
     """`config`'s model for the vocabularies of `data` (a `PreparedData`), compiled with its
-    `[training]` settings (call it under a strategy's scope)."""
+    `[training]` settings (call it under a strategy's scope). The initial weights depend on
+    `training.seed` only, not on what ran before (e.g. TFDS preparing a dataset the first time
+    a run reads it draws random numbers)."""
+    keras.utils.set_random_seed(config["training"]["seed"])
     model = build_model(
         config["model"],
         data.source_tokenizer.vocabulary_size,

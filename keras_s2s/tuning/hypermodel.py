@@ -183,9 +183,7 @@ class PipelineHyperModel(keras_tuner.HyperModel):
 
         config = self.trial_config(hp)
         check_config(config)
-        data = self.data
-        keras.utils.set_random_seed(config["training"]["seed"])
-        return build_compiled_model(config, data)
+        return build_compiled_model(config, self.data)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
         """Trains one trial on the pipeline's data: `epochs` (Hyperband's bracket, else

@@ -190,10 +190,12 @@ def test_clipping_can_be_turned_off():
     assert isinstance(model.loss, MaskedSparseCategoricalCrossentropy)
 
 
-@pytest.mark.slow  # 17 s; tests/training/test_resume.py compares two runs in the default run.
-def test_training_is_reproducible_under_a_seed(tmp_path, tfds_dir):
+def test_training_is_reproducible_under_a_seed(tmp_path):
+    """Two runs of one config train the same weights, though the first one also prepares the
+    TFDS data (which draws random numbers: the model was once initialized after them)."""
     config = two_digit_addition(
-        tfds_dir, {"training.epochs": 1, "model.hidden_dim": 16, "model.embedding_dim": 8}
+        str(tmp_path / "tfds"),
+        {"training.epochs": 1, "model.hidden_dim": 16, "model.embedding_dim": 8},
     )
     a = train(config, tmp_path / "a", verbose=0)
     b = train(config, tmp_path / "b", verbose=0)
