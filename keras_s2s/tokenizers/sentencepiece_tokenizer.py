@@ -100,3 +100,6 @@ class SentencePieceTokenizer(Tokenizer):
 
     def asset_bytes(self) -> bytes:
         return self._model
+
+    def renewed(self) -> SentencePieceTokenizer:
+        return SentencePieceTokenizer(self._model)

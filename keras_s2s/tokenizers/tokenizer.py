@@ -54,6 +54,12 @@ class Tokenizer(tf.Module):
         """The serialized vocabulary/model, as `save` writes it."""
         raise NotImplementedError
 
+    def renewed(self) -> Tokenizer:
+        """This tokenizer with its TensorFlow resources made again, or itself if it holds none
+        that `keras.backend.clear_session()` destroys (keras-tuner calls it before each trial:
+        it clears TensorFlow's kernel caches, which own tensorflow-text's SentencePiece op)."""
+        return self
+
     def save(self, path: str | os.PathLike) -> str:
         with open(path, "wb") as f:
             f.write(self.asset_bytes())

@@ -66,6 +66,14 @@ class PreparedData:
         skipped = {split: skipped.get(split, 0) for split in splits}
         return cls(data, splits, source, target, kept, dropped, skipped)
 
+    def renewed(self) -> PreparedData:
+        """The same data with its tokenizers' TensorFlow resources made again
+        (`Tokenizer.renewed`), e.g. after `keras.backend.clear_session()`."""
+        source = self.source_tokenizer.renewed()
+        shared = self.target_tokenizer is self.source_tokenizer
+        target = source if shared else self.target_tokenizer.renewed()
+        return dataclasses.replace(self, source_tokenizer=source, target_tokenizer=target)
+
     def dataset(
         self, split: str, training: dict, fixed_lengths: bool = False, shuffle: bool = False
     ) -> tf.data.Dataset:

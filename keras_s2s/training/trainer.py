@@ -7,11 +7,13 @@ import hashlib
 import inspect
 import json
 import math
+import random
 import tempfile
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import keras_s2s
@@ -179,12 +181,21 @@ def compile_model(model: keras.Model, training: dict) -> keras.Model:
     return model
 
 
+def reseed(seed: int) -> None:
+    """Re-seeds what a model's initial weights and dropout seeds are drawn from (Python's
+    generator, through Keras's default seeds, and NumPy's), as `keras.utils.set_random_seed`
+    does, but without its `tf.random.set_seed`: that clears TensorFlow's kernel caches, which
+    destroys the SentencePiece tokenizers' resources that built datasets still use."""
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def build_compiled_model(config: dict, data) -> keras.Model:
     """`config`'s model for the vocabularies of `data` (a `PreparedData`), compiled with its
     `[training]` settings (call it under a strategy's scope). The initial weights depend on
     `training.seed` only, not on what ran before (e.g. TFDS preparing a dataset the first time
     a run reads it draws random numbers)."""
-    keras.utils.set_random_seed(config["training"]["seed"])
+    reseed(config["training"]["seed"])
     model = build_model(
         config["model"],
         data.source_tokenizer.vocabulary_size,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 
-import keras
 import keras_tuner
 
 from keras_s2s.errors import ConfigError
@@ -194,8 +193,8 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         del args
         config = self.trial_config(hp)
         needs = check_config(config)
-        training, data = config["training"], self.data
-        keras.utils.set_random_seed(training["seed"])
+        # keras-tuner cleared the session before building this trial's model.
+        training, data = config["training"], self.data.renewed()
         decoding = data.decoding(training)
         verbose = kwargs.pop("verbose", "auto")  # keras-tuner passes `search`'s
         self.trials_run += 1

@@ -14,7 +14,7 @@ from keras_s2s.cli.main import main
 from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError
 from keras_s2s.training.trainer import check_config
-from keras_s2s.tuning import PipelineHyperModel, check_space, objective_name
+from keras_s2s.tuning import PipelineHyperModel, check_space, objective_name, tune
 from tests.pipeline_files import addition_pipeline
 
 SPACE = '[search.space]\n"training.learning_rate" = [1e-6, 0.01]\n"model.hidden_dim" = [16, 32]\n'
@@ -73,6 +73,11 @@ def test_the_default_objective_is_free_running_decoding(tmp_path):
     assert objective_name(config) == "validation_bleu"
     hypermodel = PipelineHyperModel(config)
     assert hypermodel.config["training"]["exact_match_split"] == "validation"
+    # A SentencePiece trial runs (seeding a trial once cleared TensorFlow's kernel caches,
+    # destroying the tokenizer the datasets use) and is scored by validation BLEU.
+    config["search"].update(epochs=1, max_trials=1)
+    result = tune(config, directory=tmp_path / "search", data=hypermodel.data, verbose=0)
+    assert result["objective"] == "validation_bleu" and 0.0 <= result["best_score"] <= 100.0
 
 
 def test_the_cross_family_space_sets_each_family_only_its_own_keys(tmp_path):
