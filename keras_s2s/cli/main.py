@@ -312,8 +312,7 @@ def cmd_run(args):
         print(f"  {source!r} -> {hypotheses[0][0]!r} (log-probability {hypotheses[0][1]:.4f})")
     from keras_s2s.export import export
 
-    progress = _show_progress()
-    paths = export(run_dir, output_root=args.export_root, beam_size=beam, progress=progress)
+    paths = export(run_dir, output_root=args.export_root, beam_size=beam, progress=_show_progress())
     for kind, path in paths.items():
         print(f"Exported {kind}: {path}")
     artifacts = _side_by_side(translator, paths, examples) if examples else {}

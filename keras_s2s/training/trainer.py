@@ -457,12 +457,12 @@ def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
     if training["average_last_epochs"]:
         averaging = CheckpointAverage(training["average_last_epochs"], apply_on_train_end=False)
         callbacks.append(averaging)
+    images = data.attention_images(training, run.path / "logs" / "attention")
+    if images is not None:  # (It writes nothing for a model without attention.)
+        callbacks.append(images)
 
     with strategy.scope():
         model = build_compiled_model(config, data)
-    if model.has_attention:
-        images = data.attention_images(training, run.path / "logs" / "attention")
-        callbacks += [images] if images is not None else []
 
     keep_last = training["checkpoint"] == "last"
     checkpoint = RunCheckpoint(run, None if keep_last else monitor, mode)
