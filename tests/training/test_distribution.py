@@ -82,7 +82,6 @@ def _free_ports(count):
     return ports
 
 
-@pytest.mark.slow  # 25 s: two processes, each importing TensorFlow and training.
 def test_two_worker_processes_train_identical_weights_and_only_the_chief_writes(tmp_path):
     """Two real `keras-s2s train --strategy multi_worker` processes on 127.0.0.1 (TF_CONFIG),
     bounded in time and both killed on failure: they end with identical weights, and only the

@@ -126,7 +126,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_a_distributed_search_runs_every_trial_once(tmp_path):
     """keras-tuner's own chief/worker mode: one chief (the oracle) and two workers on
     127.0.0.1, bounded in time and all killed on failure; 4 trials, each run exactly once."""
