@@ -96,6 +96,10 @@ def check_space(space: dict, config: dict) -> dict:
 
 def _declare(hp: keras_tuner.HyperParameters, name: str, spec):
     if isinstance(spec, list):
+        if isinstance(spec[0], bool):  # keras-tuner's Choice turns bools into ints.
+            if len(set(spec)) == 1:
+                return hp.Fixed(name, spec[0])
+            return hp.Boolean(name, default=spec[0])
         return hp.Choice(name, spec)
     kwargs = {"sampling": spec.get("sampling", "linear")}
     if "step" in spec:

@@ -13,6 +13,7 @@ import pytest
 from keras_s2s.cli.main import main
 from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError
+from keras_s2s.models import MODELS
 from keras_s2s.training.trainer import check_config
 from keras_s2s.tuning import PipelineHyperModel, check_space, objective_name, tune
 from tests.pipeline_files import addition_pipeline
@@ -100,6 +101,33 @@ def test_the_cross_family_space_sets_each_family_only_its_own_keys(tmp_path):
         config["model"] = {"type": family}
         config["search"]["space"] = {}
         PipelineHyperModel(config)
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_a_search_over_each_familys_default_space_runs_through_the_cli(family, tmp_path, capsys):
+    """No `[search.space]`: the family's `search_space()` (its booleans included: keras-tuner's
+    `Choice` turns `[False, True]` into ints, which the config check refuses)."""
+    pipeline = addition_pipeline(
+        tmp_path, 20, 2, validation=20,
+        sections=f'[model]\ntype = "{family}"\n[training]\nbatch_tokens = 512\n'
+        '[search]\nobjective = "val_loss"\n',
+    )  # fmt: skip
+    directory = tmp_path / "search"
+    argv = ["tune", str(pipeline), "--max-trials", "2", "--epochs", "1", "--directory"]
+    assert main([*argv, str(directory)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["trials"] == 2
+    trials = [json.loads(p.read_text()) for p in directory.glob("tiny/trial_*/trial.json")]
+    assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
+    space = MODELS[family].search_space()
+    booleans = [k for k, spec in space.items() if isinstance(spec, list) and spec[0] is False]
+    assert booleans  # Each family's default space has a boolean argument.
+    best = load_pipeline(result["best_config"])
+    check_config(best)
+    for name in booleans:
+        for trial in trials:
+            assert isinstance(trial["hyperparameters"]["values"][f"model.{name}"], bool)
+        assert isinstance(best["model"][name], bool)
 
 
 @pytest.mark.parametrize(
