@@ -9,6 +9,7 @@
     logs/                TensorBoard logs
     backup/<worker>/     while it trains: the last epoch's weights and optimizer state
                          (`keras.callbacks.BackupAndRestore`), removed when it finishes
+    train.lock           while it trains: the training process's pid, host and start time
 
 Every file is written to a temporary name in the directory and renamed into place, so an
 interrupted save never leaves a half-written file under the real name. `run.json` records the
@@ -27,7 +28,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -37,6 +41,7 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "run.json"
 BACKUP_DIR = "backup"
+LOCK_FILE = "train.lock"
 FINISHED = "finished"
 
 
@@ -176,14 +181,106 @@ class RunDirectory:
             return "running"
         return self.metadata().get("status", FINISHED)
 
-    def is_unfinished(self) -> bool:
-        """Whether this is a run that started and did not finish (it may be resumed)."""
-        if not (self.path / CONFIG_FILE).is_file():
-            return False
+    def state(self) -> str:
+        """What `path` holds, for a command about to train into it: "new" (nothing, an empty
+        folder, or only a stale lock), "finished" (a finished run) or "unfinished" (a run that
+        started and did not finish: it may be resumed). Anything else is refused with a
+        `RunDirectoryError` naming it: a file, or a folder holding something other than a run
+        (a user's folder is never moved or written into)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"The run directory {self.path} is a file, not a directory")
+        if not self.path.exists() or not any(
+            p.name != LOCK_FILE for p in self.path.iterdir()
+        ):
+            return "new"
+        if not (self.path / CONFIG_FILE).is_file() and not (self.path / METADATA_FILE).is_file():
+            raise RunDirectoryError(
+                f"{self.path} is not a run directory (it has no {CONFIG_FILE} or "
+                f"{METADATA_FILE}); choose an empty or new folder"
+            )
+        return FINISHED if self.status() == FINISHED else "unfinished"
+
+    def move_aside(self) -> Path:
+        """Renames the run directory to `<name>.previous-<time>` beside it; returns the new
+        path (the current directory's own path works too: it is resolved first)."""
+        path = self.path.resolve()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = path.with_name(f"{path.name}.previous-{stamp}")
+        for n in range(1, 1000):
+            if not target.exists():
+                break
+            target = path.with_name(f"{path.name}.previous-{stamp}-{n}")
+        path.rename(target)
+        return target
+
+    # === The lock of a training process ===
+
+    def lock_holder(self) -> dict | None:
+        """The process that holds this run's lock (`{"pid", "host", "start", "since"}`) if it
+        is alive or on another host (where it cannot be checked); None if there is no lock or
+        its process has ended."""
         try:
-            return self.status() != FINISHED
-        except RunDirectoryError:
-            return False
+            holder = json.loads((self.path / LOCK_FILE).read_text(encoding="utf-8"))
+            pid, host = int(holder["pid"]), str(holder["host"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # Damaged (its writer died mid-write): stale.
+        if host != socket.gethostname():
+            return holder
+        return holder if _process_alive(pid, holder.get("start")) else None
+
+    def check_unlocked(self) -> None:
+        """Raises `RunDirectoryError` if a live process holds this run's lock."""
+        holder = self.lock_holder()
+        if holder is not None:
+            raise RunDirectoryError(
+                f"{self.path} is in use by another training process (pid {holder['pid']} on "
+                f"host {holder['host']}, since {holder.get('since', '?')}); wait for it to end "
+                f"or train into another directory (if that process is gone, delete "
+                f"{self.path / LOCK_FILE})"
+            )
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Holds the run directory for this process while the block runs: `train.lock` is
+        created exclusively (pid, host, process start time); another process's live lock is a
+        `RunDirectoryError`; a lock whose process has ended on this host is taken over (said on
+        stderr). The lock is removed when the block ends."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        file = self.path / LOCK_FILE
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "start": _process_start(os.getpid()),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        for _ in range(3):
+            try:
+                fd = os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self.check_unlocked()
+                with contextlib.suppress(OSError):
+                    stale = json.loads(file.read_text(encoding="utf-8"))
+                    print(
+                        f"keras-s2s: took over the lock of {self.path} from process "
+                        f"{stale.get('pid')}, which has ended",
+                        file=sys.stderr,
+                    )
+                file.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(me) + "\n")
+            break
+        else:
+            self.check_unlocked()
+            raise RunDirectoryError(f"Could not lock {self.path} ({file} keeps reappearing)")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(file.read_text(encoding="utf-8")).get("pid") == me["pid"]:
+                    file.unlink()
 
     def check_finished(self) -> None:
         """Raises `RunDirectoryError` if `run.json` says the run did not finish."""
@@ -254,3 +351,23 @@ class RunDirectory:
             problem = f"corrupt member {damaged}" if damaged else f"missing {sorted(missing)}"
             raise RunDirectoryError(f"{file} is damaged ({size} bytes, {problem})")
         return keras.saving.load_model(file)
+
+
+def _process_start(pid: int) -> int | None:
+    """The start time of process `pid` in clock ticks since boot (Linux's /proc), which tells
+    a process from a later one that reuses its pid; None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _process_alive(pid: int, start: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # Another user's process: alive.
+    return start is None or _process_start(pid) in (None, start)

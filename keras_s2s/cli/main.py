@@ -41,24 +41,15 @@ def _config_from_args(args):
     return config
 
 
-def _output_dir(args, config, chief: bool = True) -> Path:
-    """The run directory. Never lose work: a finished run there (or anything else that is
-    not an unfinished run) is moved aside; an unfinished run is left for `train`, which
-    resumes it if its config is this one and refuses it otherwise. Only the chief moves."""
+def _output_dir(args, config) -> Path:
+    """The run directory: `--output-dir`, by default `runs/<pipeline>`. `train` checks what it
+    holds (refusing anything but a run) and moves a finished run aside only once the data is
+    known good; only the chief of a multi-worker run touches it."""
     from keras_s2s.errors import ConfigError
-    from keras_s2s.run_directory import RunDirectory
 
     path = Path(args.output_dir or Path("runs") / config["name"])
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--output-dir {path} is a file, not a directory")
-    if not chief or not path.exists() or not any(path.iterdir()):
-        return path
-    if RunDirectory(path).is_unfinished():
-        print(f"Resuming the unfinished run in {path} (if its config is this one)", file=sys.stderr)
-        return path
-    backup = path.with_name(f"{path.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
-    path.rename(backup)
-    print(f"Moved the earlier run in {path} to {backup}", file=sys.stderr)
     return path
 
 
@@ -81,13 +72,13 @@ def cmd_data(args):
 
 
 def cmd_train(args):
-    from keras_s2s.training import is_chief, make_strategy, train
+    from keras_s2s.training import make_strategy, train
 
     config = _config_from_args(args)
     # Before any TensorFlow op (collective ops are configured at program start); only the
     # chief touches the run directory.
     strategy = make_strategy(config["training"]["strategy"])
-    summary = train(config, _output_dir(args, config, is_chief(strategy)), strategy=strategy)
+    summary = train(config, _output_dir(args, config), strategy=strategy, finished_run="move")
     _print_training(summary)
     return summary
 
@@ -298,7 +289,7 @@ def cmd_run(args):
 
     config = _config_from_args(args)
     run_dir = _output_dir(args, config)
-    summary = train(config, run_dir)
+    summary = train(config, run_dir, finished_run="move")
     _print_training(summary)
     translator = Translator.from_run_directory(run_dir)
     figures = evaluate_run(run_dir, split="test", translator=translator, progress=_show_progress())
@@ -455,6 +446,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if position is None or argv[position] not in commands or set(head) - {"--verbose"}:
         return parser.parse_args(argv)  # Help, or the usage error naming the problem.
     args = commands[argv[position]].parse_intermixed_args(argv[position + 1 :])
+    args.command = argv[position]
     args.verbose = args.verbose or "--verbose" in head
     return args
 
@@ -530,20 +522,22 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         quiet = _QuietNativeStderr()
     from keras_s2s.errors import KerasS2SError
+    from keras_s2s.interrupts import Interrupted, signals_raise
 
     try:
-        import tensorflow_datasets as tfds
+        with signals_raise():  # SIGTERM too ends in `finally` blocks and cleanups.
+            import tensorflow_datasets as tfds
 
-        tfds.display_progress_bar(False)
-        figures = args.func(args)
+            tfds.display_progress_bar(False)
+            figures = args.func(args)
     except KerasS2SError as e:
         _close(quiet)
         print(f"keras-s2s: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         _close(quiet)
-        print("keras-s2s: error: interrupted", file=sys.stderr)
-        return 130
+        print(f"keras-s2s: {_interrupted_line(args, e, argv)}", file=sys.stderr)
+        return e.exit_code if isinstance(e, Interrupted) else 130
     except Exception as e:
         if quiet is not None:
             quiet.dump()
@@ -561,6 +555,21 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     print(json.dumps(figures, default=str))
     return 0
+
+
+def _interrupted_line(args, error: KeyboardInterrupt, argv) -> str:
+    """The one line an interrupted command ends with: what stopped and how to go on."""
+    import shlex
+
+    what = str(error) or "interrupted"
+    command = "keras-s2s " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.command in ("train", "run"):
+        return f"{what}; resume with: {command}"
+    if args.command == "tune":
+        return f"{what}; the trial in progress runs again when you resume with: {command}"
+    if args.command == "export":
+        return f"{what}; no version was written"
+    return what
 
 
 def _close(quiet):

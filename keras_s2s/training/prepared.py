@@ -39,17 +39,23 @@ class PreparedData:
     @classmethod
     def load(cls, config: dict, tokenizers=None) -> PreparedData:
         """Reads the splits `config` trains with and builds its tokenizers (unless given as
-        `(source, target)`, e.g. a resumed run's own)."""
+        `(source, target)`, e.g. a resumed run's own). The test split's files are read too
+        (a `DataError` names a missing or malformed one) though training does not use them:
+        a command that evaluates after training must not find out only then."""
         data, training = config["data"], config["training"]
         exact_match_split = training["exact_match_split"]
-        has_validation = "validation" in available_splits(data)
-        wanted = {"train", exact_match_split} | ({"validation"} if has_validation else set())
+        available = available_splits(data)
+        wanted = {"train", exact_match_split} | (
+            {"validation"} if "validation" in available else set()
+        )
         skipped = {}
         splits = load_splits(
             data,
             splits=tuple(s for s in ("train", "validation", "test") if s in wanted),
             skipped=skipped,
         )
+        if "test" in available and "test" not in wanted and data["source"] != "tfds":
+            load_splits(data, splits=("test",))
         train_sources, train_targets = as_strings(splits["train"])
         if not train_sources:
             raise ConfigError("The training split is empty")

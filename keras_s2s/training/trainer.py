@@ -8,6 +8,7 @@ import inspect
 import json
 import math
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +21,11 @@ import keras_s2s
 from keras_s2s.config import type_ok, validate
 from keras_s2s.data.splits import available_splits
 from keras_s2s.errors import ConfigError, KerasS2SError, RunDirectoryError, TrainingDiverged
+from keras_s2s.interrupts import GracefulStop, Interrupted
 from keras_s2s.models import MODELS, DataNeeds
 from keras_s2s.run_directory import BACKUP_DIR, CONFIG_FILE, FINISHED, RunDirectory
 from keras_s2s.training.averaging import CheckpointAverage
+from keras_s2s.training.callbacks import StopOnSignal
 from keras_s2s.training.distribution import is_chief, make_strategy, worker_name
 from keras_s2s.training.exact_match import ExactMatch
 from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
@@ -322,6 +325,7 @@ def train(
     output_dir: str | Path,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
+    finished_run: str = "error",
 ) -> dict:
     """Trains `config` (a merged pipeline config) into the run directory `output_dir`.
 
@@ -330,15 +334,30 @@ def train(
     multi-worker strategy every worker runs the same call; only the chief writes `output_dir`
     (the others write into a temporary directory, removed at the end).
 
-    The config is checked whole before any data is read (`check_config`). The run directory
-    gets the config and tokenizers before training starts and the model after each improving
-    epoch (or every epoch, with `training.checkpoint = "last"`), each file written whole or not
-    at all. `run.json`'s `status` says "running" until the run ends "finished", "failed" or
+    The config is checked whole before any data is read (`check_config`), and the data (every
+    file of every split, the test split's included, and the tokenizer files the config names)
+    is read before anything is written or moved. `output_dir` must be new or empty, an
+    unfinished run of this config (resumed from its last backup), or a finished run: that is
+    an error, or with `finished_run="move"` (what `keras-s2s train` does) it is renamed to
+    `<output_dir>.previous-<time>` once the data is known good. Any other folder is refused.
+
+    While it trains, the run directory holds `train.lock`: a second process training into it
+    is refused (a lock left by a process that ended is taken over). The run directory gets the
+    config and tokenizers before training starts and the model after each improving epoch (or
+    every epoch, with `training.checkpoint = "last"`), each file written whole or not at all.
+    `run.json`'s `status` says "running" until the run ends "finished", "failed" or
     "interrupted": readers refuse an unfinished run unless asked, and its last checkpoint stays.
+
+    SIGINT or SIGTERM (in the main thread) stops training at the end of the current batch (a
+    second signal at once): the backup of the last whole epoch stays, `run.json` says
+    "interrupted" with `interrupted_after_epoch`, and `keras_s2s.interrupts.Interrupted` (a
+    `KeyboardInterrupt`) is raised; the same call then resumes the run.
 
     Returns a summary dict (the figures `keras-s2s train` prints).
     """
     needs = check_config(config)  # Fail on a config typo before any data work.
+    if finished_run not in ("error", "move"):
+        raise ValueError(f"finished_run must be 'error' or 'move'; got {finished_run!r}")
     training = config["training"]
     # Before any TensorFlow op: collective ops are configured at program start.
     strategy = strategy or make_strategy(training["strategy"])
@@ -346,24 +365,17 @@ def train(
     backup_dir = Path(output_dir) / BACKUP_DIR / worker_name(strategy)
     if not is_chief(strategy):
         with tempfile.TemporaryDirectory(prefix=f"keras-s2s-{worker_name(strategy)}-") as d:
-            return _train(config, needs, Path(d) / "run", verbose, strategy, backup_dir)
-    return _train(config, needs, output_dir, verbose, strategy, backup_dir)
+            return _train(config, needs, Path(d) / "run", verbose, strategy, backup_dir, "error")
+    return _train(config, needs, output_dir, verbose, strategy, backup_dir, finished_run)
 
 
 def resumable(run: RunDirectory, config: dict) -> bool:
-    """Whether `run` holds an unfinished run of `config` (train resumes it) rather than
-    nothing (train starts one). A finished run, or an unfinished one of another config, is a
-    `ConfigError` naming the problem: nothing is overwritten."""
-    if run.path.exists() and not run.path.is_dir():
-        raise ConfigError(f"The run directory {run.path} is a file, not a directory")
+    """Whether `run` (an unfinished run, `RunDirectory.state`) holds a run of `config` (train
+    resumes it) rather than no config (train starts one). An unfinished run of another config
+    is a `ConfigError` naming the differences: nothing is overwritten."""
     if not (run.path / CONFIG_FILE).is_file():
         return False
     status = run.status()
-    if status == FINISHED:
-        raise ConfigError(
-            f"{run.path} holds a finished run; train into another directory (keras-s2s train "
-            "moves a finished run aside)"
-        )
     differences = config_differences(run.stored_config(), config)
     if differences:
         raise ConfigError(
@@ -389,13 +401,30 @@ def config_differences(stored: dict, config: dict) -> list[str]:
     return sorted(key for key in a.keys() | b.keys() if a.get(key, None) != b.get(key, None))
 
 
-def _train(config, needs, output_dir, verbose, strategy, backup_dir):
-    training = config["training"]
+def _train(config, needs, output_dir, verbose, strategy, backup_dir, finished_run):
     run = RunDirectory(output_dir)
-    resume = resumable(run, config)
-    keras.utils.set_random_seed(training["seed"])
-    monitor, mode = monitor_and_mode(config)
+    state = run.state()
+    run.check_unlocked()
+    if state == FINISHED and finished_run != "move":
+        raise ConfigError(
+            f"{run.path} holds a finished run; train into another directory (keras-s2s train "
+            "moves a finished run aside)"
+        )
+    resume = state == "unfinished" and resumable(run, config)
+    keras.utils.set_random_seed(config["training"]["seed"])
     data = PreparedData.load(config, tokenizers=_saved_tokenizers(run) if resume else None)
+    # The input is good: only now is anything moved or written.
+    if state == FINISHED:
+        print(f"Moved the earlier run in {run.path} to {run.move_aside()}", file=sys.stderr)
+    elif resume:
+        print(f"Resuming the unfinished run in {run.path}", file=sys.stderr)
+    with run.lock():
+        return _train_locked(config, needs, run, data, verbose, strategy, backup_dir)
+
+
+def _train_locked(config, needs, run, data, verbose, strategy, backup_dir):
+    training = config["training"]
+    monitor, mode = monitor_and_mode(config)
     run.create(config)
     vocab = run.save_tokenizers(data.source_tokenizer, data.target_tokenizer)
     data_figures = {
@@ -415,9 +444,22 @@ def _train(config, needs, output_dir, verbose, strategy, backup_dir):
         }
     )
     try:
-        summary = _fit(config, needs, (monitor, mode), run, data, verbose, strategy, backup_dir)
-    except KeyboardInterrupt:
-        run.write_metadata({"status": "interrupted"})
+        with GracefulStop() as stop:
+            summary = _fit(
+                config, needs, (monitor, mode), run, data, verbose, strategy, backup_dir,
+                extra_callbacks=[StopOnSignal(stop)],
+            )  # fmt: skip
+    except KeyboardInterrupt as e:
+        epochs = backed_up_epochs(backup_dir)
+        run.write_metadata({"status": "interrupted", "interrupted_after_epoch": epochs})
+        if isinstance(e, Interrupted):
+            raise Interrupted(
+                e.signum,
+                f"training stopped by {e.signal_name} after epoch {epochs} of "
+                f"{training['epochs']} (the backup of its last whole epoch is kept in "
+                f"{run.path / BACKUP_DIR}); train again with the same config and output "
+                "directory to resume",
+            ) from None
         raise
     except BaseException as e:
         run.write_metadata({"status": "failed", "error": f"{type(e).__name__}: {e}"[:500]})
@@ -443,13 +485,13 @@ def _saved_tokenizers(run: RunDirectory):
         return None
 
 
-def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir):
+def _fit(config, needs, monitored, run, data, verbose, strategy, backup_dir, extra_callbacks=()):
     """Builds, compiles and fits the model; returns the training figures. `needs` is what the
     model needs from the data (`check_config`), `monitored` `(monitor, mode)` from
-    `monitor_and_mode`, `data` the `PreparedData`."""
+    `monitor_and_mode`, `data` the `PreparedData`; `extra_callbacks` come first."""
     training = config["training"]
     monitor, mode = monitored
-    callbacks = [_EpochTrainSeconds()]
+    callbacks = [*extra_callbacks, _EpochTrainSeconds()]
     decoding = data.decoding(training)
     if decoding is not None:
         callbacks.append(decoding)

@@ -1,0 +1,99 @@
+"""Ending a command cleanly on SIGINT and SIGTERM.
+
+SIGTERM is what a scheduler, `timeout`, Docker or Kubernetes sends to stop a process; its
+default action ends the process at once, so no `finally` block, no cleanup and no status file
+is written. Inside `signals_raise()` both signals raise `Interrupted` instead (cleanups run:
+an export removes its staging folders). Inside `GracefulStop()` the first signal is only
+recorded and the code stops at its next safe point (`check()`: training stops at the end of
+the current batch); a second signal raises at once.
+
+Handlers can only be set in the main thread; elsewhere both helpers change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A command stopped by SIGINT or SIGTERM. `exit_code` is the shell's 128 + signal
+    number (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int, message: str = ""):
+        self.signum = int(signum)
+        self.signal_name = signal.Signals(self.signum).name
+        super().__init__(message or f"stopped by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def _handlers(handler):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _raise(signum, frame):
+    del frame
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_raise():
+    """Within the block, SIGINT and SIGTERM raise `Interrupted` at once."""
+    with _handlers(_raise):
+        yield
+
+
+class GracefulStop:
+    """`with GracefulStop() as stop:` records the first SIGINT/SIGTERM (`stop.signum`) and
+    says on stderr that the work stops at its next safe point; `stop.check()`, called at those
+    points, then raises `Interrupted`. A second signal raises `Interrupted` at once.
+
+    Args:
+        what: how the message names the next safe point.
+    """
+
+    def __init__(self, what: str = "the end of the current batch"):
+        self.what = what
+        self.signum: int | None = None
+        self._context = None
+
+    def _handler(self, signum, frame):
+        del frame
+        if self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+        print(
+            f"keras-s2s: {signal.Signals(signum).name} received: stopping at {self.what} "
+            "(send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def check(self) -> None:
+        """Raises `Interrupted` if a signal came."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def __enter__(self):
+        self._context = _handlers(self._handler)
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
