@@ -1,0 +1,122 @@
+"""SIGTERM and SIGINT end `train`, `tune` and `export` cleanly, sent to real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from keras_s2s.cli.main import main
+from keras_s2s.run_directory import LOCK_FILE, RunDirectory
+from keras_s2s.training.trainer import backed_up_epochs
+from tests.pipeline_files import addition_pipeline
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+CLI = [sys.executable, "-m", "keras_s2s.cli.main"]
+TINY_MODEL = '[model]\ntype = "seq2seq"\ncell = "gru"\nembedding_dim = 8\nhidden_dim = 16\n'
+
+
+def tiny_pipeline(folder, epochs, search=""):
+    return addition_pipeline(
+        folder, 40, 1, validation=100,
+        sections=f"{TINY_MODEL}[training]\nepochs = {epochs}\nbatch_tokens = 256\n{search}",
+    )  # fmt: skip
+
+
+def wait_for(condition, process, seconds=300):
+    """Polls `condition` until it holds; fails if `process` ended first."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def stop(process, signum, times=1):
+    for _ in range(times):
+        process.send_signal(signum)
+        time.sleep(0.05)
+    out, err = process.communicate(timeout=120)
+    return out, err.strip().splitlines()
+
+
+def test_sigterm_stops_training_at_a_batch_and_the_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [*CLI, "train", str(tiny_pipeline(tmp_path, epochs=4)), "--output-dir", str(run_dir)]
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    backup = run_dir / "backup" / "chief"
+    wait_for(lambda: backed_up_epochs(backup) >= 1, first)
+    _, err = stop(first, signal.SIGTERM)
+    assert first.returncode == 143, err[-20:]
+    meta = RunDirectory(run_dir).metadata()
+    done = meta["interrupted_after_epoch"]
+    assert meta["status"] == "interrupted" and 1 <= done < 4
+    assert backed_up_epochs(backup) == done and len(meta["history"]["loss"]) == done
+    assert not (run_dir / LOCK_FILE).exists()
+    assert err[-1].decode() == (
+        f"keras-s2s: training stopped by SIGTERM after epoch {done} of 4 (the backup of its "
+        f"last whole epoch is kept in {run_dir / 'backup'}); train again with the same config "
+        f"and output directory to resume; resume with: keras-s2s {' '.join(command[3:])}"
+    )
+
+    again = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["resumed_after_epoch"] == done and summary["epochs"] == 4
+    assert RunDirectory(run_dir).status() == "finished"
+
+
+def test_a_second_sigint_stops_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [*CLI, "train", str(tiny_pipeline(tmp_path, epochs=50)), "--output-dir", str(run_dir)]
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: (run_dir / "logs" / "train").is_dir(), first)  # fit has begun
+    _, err = stop(first, signal.SIGINT, times=2)
+    assert first.returncode == 130, err[-20:]
+    text = b"\n".join(err).decode()
+    assert "SIGINT received: stopping at the end of the current batch" in text
+    assert err[-1].decode().startswith("keras-s2s: training stopped by SIGINT after epoch ")
+    assert RunDirectory(run_dir).status() == "interrupted"
+    assert not (run_dir / LOCK_FILE).exists()
+
+
+def test_sigterm_stops_a_search_and_the_interrupted_trial_runs_again(tmp_path):
+    search = '[search]\nobjective = "val_loss"\nmax_trials = 2\n[search.space]\n'
+    search += '"model.hidden_dim" = [16, 24]\n"training.learning_rate" = [0.001, 0.003]\n'
+    pipeline, directory = tiny_pipeline(tmp_path, epochs=2, search=search), tmp_path / "search"
+    command = [*CLI, "tune", str(pipeline), "--directory", str(directory)]
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def trials():
+        return [json.loads(p.read_text()) for p in directory.glob("tiny/trial_*/trial.json")]
+
+    wait_for(lambda: any(t["status"] == "RUNNING" for t in trials()), first)
+    time.sleep(1.0)  # Into its training.
+    _, err = stop(first, signal.SIGTERM)
+    assert first.returncode == 143, err[-20:]
+    assert err[-1].decode().startswith("keras-s2s: stopped by SIGTERM; the trial in progress")
+    (interrupted,) = [t["trial_id"] for t in trials() if t["status"] != "COMPLETED"]
+
+    again = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["trials"] == 2
+    statuses = {t["trial_id"]: t["status"] for t in trials()}
+    assert statuses[interrupted] == "COMPLETED" and set(statuses.values()) == {"COMPLETED"}
+
+
+def test_sigterm_during_an_export_leaves_no_version(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    pipeline = tiny_pipeline(tmp_path, epochs=1)
+    assert main(["train", str(pipeline), "--output-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    root = tmp_path / "exports"
+    command = [*CLI, "export", str(run_dir), "--format", "all", "--output-root", str(root)]
+    export = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: any(p.name.startswith(".1-") for p in root.glob("*/.*")), export)
+    _, err = stop(export, signal.SIGTERM)
+    assert export.returncode == 143, err[-20:]
+    assert err[-1].decode() == "keras-s2s: stopped by SIGTERM; no version was written"
+    left = [str(p.relative_to(root)) for p in Path(root).rglob("*")] if root.exists() else []
+    assert left == []
