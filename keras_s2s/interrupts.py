@@ -59,6 +59,20 @@ def signals_raise():
         yield
 
 
+@contextlib.contextmanager
+def deferred():
+    """Within the block, SIGINT and SIGTERM wait (blocked, then delivered when it ends), so a
+    status file being written is not cut short by a second signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class GracefulStop:
     """`with GracefulStop() as stop:` records the first SIGINT/SIGTERM (`stop.signum`) and
     says on stderr that the work stops at its next safe point; `stop.check()`, called at those

@@ -189,9 +189,7 @@ class RunDirectory:
         (a user's folder is never moved or written into)."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirectoryError(f"The run directory {self.path} is a file, not a directory")
-        if not self.path.exists() or not any(
-            p.name != LOCK_FILE for p in self.path.iterdir()
-        ):
+        if not self.path.exists() or not any(p.name != LOCK_FILE for p in self.path.iterdir()):
             return "new"
         if not (self.path / CONFIG_FILE).is_file() and not (self.path / METADATA_FILE).is_file():
             raise RunDirectoryError(

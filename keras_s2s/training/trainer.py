@@ -21,7 +21,7 @@ import keras_s2s
 from keras_s2s.config import type_ok, validate
 from keras_s2s.data.splits import available_splits
 from keras_s2s.errors import ConfigError, KerasS2SError, RunDirectoryError, TrainingDiverged
-from keras_s2s.interrupts import GracefulStop, Interrupted
+from keras_s2s.interrupts import GracefulStop, Interrupted, deferred
 from keras_s2s.models import MODELS, DataNeeds
 from keras_s2s.run_directory import BACKUP_DIR, CONFIG_FILE, FINISHED, RunDirectory
 from keras_s2s.training.averaging import CheckpointAverage
@@ -451,7 +451,8 @@ def _train_locked(config, needs, run, data, verbose, strategy, backup_dir):
             )  # fmt: skip
     except KeyboardInterrupt as e:
         epochs = backed_up_epochs(backup_dir)
-        run.write_metadata({"status": "interrupted", "interrupted_after_epoch": epochs})
+        with deferred():
+            run.write_metadata({"status": "interrupted", "interrupted_after_epoch": epochs})
         if isinstance(e, Interrupted):
             raise Interrupted(
                 e.signum,
@@ -462,7 +463,8 @@ def _train_locked(config, needs, run, data, verbose, strategy, backup_dir):
             ) from None
         raise
     except BaseException as e:
-        run.write_metadata({"status": "failed", "error": f"{type(e).__name__}: {e}"[:500]})
+        with deferred():
+            run.write_metadata({"status": "failed", "error": f"{type(e).__name__}: {e}"[:500]})
         raise
     summary = {
         "pipeline": config["name"],
