@@ -72,3 +72,18 @@ def test_builders_load_by_name_with_tfds_load(tfds_dir):
     assert (
         len(as_strings(load_tfds_split("addition", "two_digits", "validation", tfds_dir))[0]) == 500
     )
+
+
+def test_generating_a_task_says_so_and_mentions_no_download(tmp_path, capfd):
+    config = GeneratedTaskConfig(name="tiny", seed=7, **TINY)
+    builder = Addition(config=config, data_dir=str(tmp_path))
+    builder.download_and_prepare()
+    out, err = capfd.readouterr()
+    assert "Downloading" not in out + err and "download:" not in out + err
+    assert (
+        f"keras-s2s: generating the built-in task addition/tiny once (300 / 40 / 40 train / "
+        f"validation / test examples, nothing downloaded) into {builder.data_dir}"
+    ) in err
+    assert "keras-s2s: addition/tiny is ready; later runs reuse it" in err
+    builder.download_and_prepare()  # Prepared already: nothing is said.
+    assert capfd.readouterr() == ("", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import random
+import sys
 from collections.abc import Callable
 
 import tensorflow_datasets as tfds
@@ -82,6 +83,25 @@ class GeneratedTask(tfds.core.GeneratorBasedBuilder):
                 {"source": tfds.features.Text(), "target": tfds.features.Text()}
             ),
             supervised_keys=("source", "target"),
+        )
+
+    # TFDS announces preparing a dataset as "Downloading and preparing dataset Unknown size
+    # (download: Unknown size, ...)", though these tasks download nothing: say what happens.
+    def _log_download_bytes(self) -> None:
+        config = self.builder_config
+        print(
+            f"keras-s2s: generating the built-in task {self.name}/{config.name} once "
+            f"({config.train_size:,} / {config.validation_size:,} / {config.test_size:,} "
+            f"train / validation / test examples, nothing downloaded) into {self.data_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _log_download_done(self) -> None:
+        print(
+            f"keras-s2s: {self.name}/{self.builder_config.name} is ready; later runs reuse it",
+            file=sys.stderr,
+            flush=True,
         )
 
     def _split_generators(self, dl_manager):
