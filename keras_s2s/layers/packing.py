@@ -13,8 +13,8 @@ class Packing:
     attention, the feed-forward network, residuals and normalizations, the output layer. On a
     right-padded batch `[B, T]` with N real tokens those layers can run on the `[N, D]` real
     rows (`pack`) and only attention, which mixes positions, needs the `[B, T, D]` layout back
-    (`unpack`, zeros at padding, which the attention masks ignore). With 38% padding this skips
-    38% of the projections' multiply-adds (the "remove padding" of FasterTransformer's
+    (`unpack`, zeros at padding, which the attention masks ignore). The projections' work then
+    shrinks by the batch's share of padding (the "remove padding" of FasterTransformer's
     effective Transformer and ByteTransformer). N varies from batch to batch, so the shapes are
     dynamic: `Packing.for_mask` returns None (pad as usual) under XLA and outside training,
     where static shapes matter (XLA, SavedModel and TFLite exports, cached decoding).

@@ -30,8 +30,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     - "default": TensorFlow's default strategy (one machine: the first GPU if there is one, else
       the CPU).
     - "one_device": `tf.distribute.OneDeviceStrategy` on that same device; it runs the
-      distributed code path (`model.fit` under it took 1.4x as long per epoch on 2 CPU cores,
-      measured on the DLFS2 date attention model).
+      distributed code path, which costs time on one device (the README's scale section).
     - "mirrored": `tf.distribute.MirroredStrategy` over every local GPU (or every logical CPU
       device when there is no GPU: how the tests run it).
     - "multi_worker": `tf.distribute.MultiWorkerMirroredStrategy`, the cluster read from the

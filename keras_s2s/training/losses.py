@@ -14,9 +14,8 @@ def smoothed_cross_entropy_with_logits(labels, logits, label_smoothing=0.0):
         d loss / d logits = softmax(logits) - (1 - eps) * one_hot(label) - eps / V
 
     The softmax of the forward pass is kept for the backward pass, and the gradient is one
-    tensor: autodiff of the same formula sums three `[B, T, V]` gradients, and the sparse
-    cross-entropy kernel plus a second logsumexp took twice as long (forward and backward at
-    `[64, 24, 8000]` on 2 CPU cores: 95 ms against 45 ms without XLA, 40 against 23 with it).
+    tensor: autodiff of the same formula would sum three `[B, T, V]` gradients, and the
+    sparse cross-entropy kernel would add a second logsumexp.
 
     Args:
         labels: int `[...]`, ids in [0, V).
