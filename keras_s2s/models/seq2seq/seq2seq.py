@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_s2s.layers.reverse_sequence import ReverseSequence
-from keras_s2s.models.base import DataNeeds, EncoderDecoder
+from keras_s2s.models.base import DataNeeds, EncoderDecoder, register
 from keras_s2s.models.seq2seq.decoders import DECODERS
 from keras_s2s.models.seq2seq.rnn_encoder import RNNEncoder
 from keras_s2s.models.seq2seq.rnn_layers import RNN_LAYERS
@@ -13,6 +13,7 @@ _MERGE_MODES = ("concat", "sum", "ave")
 _SCORES = ("dot", "general", "scaled", "concat")
 
 
+@register("seq2seq")
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class Seq2Seq(EncoderDecoder):
     """Encoder-decoder RNN, plain, Peeky or with attention over all encoder outputs.
@@ -21,9 +22,9 @@ class Seq2Seq(EncoderDecoder):
     vocabulary.
 
     The model maps token ids to next-token logits (softmax is applied by the loss and by the
-    decoders, in float32). It implements the decoding protocol of `keras_s2s.decoding`
-    (`encode` once, then `decode_step` per token) through the same layers as the training call:
-    the decode step runs each decoder RNN's own cell.
+    decoders, in float32). It implements the decoding contract of `EncoderDecoder` (`encode`
+    once, then `decode_step` per token) through the same layers as the training call: the
+    decode step runs each decoder RNN's own cell.
 
     Args:
         source_vocabulary_size: int, size of the source vocabulary (id 0 is padding).
@@ -53,8 +54,7 @@ class Seq2Seq(EncoderDecoder):
             with `reverse_source`, which then reverses whole rows) and attention may attend to
             it (a "sink" for weight no real token needs). `encode` pads every source to
             `source_length`, so a sentence's translation does not depend on its batch either.
-            On DLFS2 dates, Luong dot attention reaches higher exact match by epoch 3 this
-            way (README, "Measured"). Needs `source_length`.
+            Needs `source_length`.
         dropout: float, dropout on the inputs of every encoder and decoder RNN cell during
             training (Keras `dropout=`, one mask per sequence; with Bahdanau the cell input is
             `[y_{t-1}; c]`). No recurrent dropout, none on the embeddings or the output layer.
