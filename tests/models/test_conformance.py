@@ -118,6 +118,13 @@ def _numpy(nest) -> list:
     return [keras.ops.convert_to_numpy(t) for t in keras.tree.flatten(nest)]
 
 
+def state_spec(state):
+    """The structure, shapes and dtypes of a decoding state."""
+    return keras.tree.map_structure(
+        lambda t: (tuple(t.shape), keras.backend.standardize_dtype(t.dtype)), state
+    )
+
+
 def check_decode_steps(model):
     """The decode steps equal the training call; the state keeps its structure, shapes and
     dtypes; its constant entries do not change at all; attention weights are distributions."""
@@ -131,9 +138,8 @@ def check_decode_steps(model):
     keys = tuple(model.constant_state_keys)
     assert set(keys) <= set(first), (keys, sorted(first))
     constants = {key: _numpy(first[key]) for key in keys}
-    spec = keras.tree.map_structure(lambda t: (tuple(t.shape), str(t.dtype)), first)
     for state in states[1:]:
-        assert keras.tree.map_structure(lambda t: (tuple(t.shape), str(t.dtype)), state) == spec
+        assert state_spec(state) == state_spec(first)
         for key in keys:
             for got, initial in zip(_numpy(state[key]), constants[key], strict=True):
                 np.testing.assert_array_equal(got, initial, err_msg=key)
@@ -210,9 +216,12 @@ def test_one_mixed_bfloat16_training_step(family, variant):
     assert any(np.any(a != b) for a, b in zip(before, _numpy(model.trainable_weights), strict=True))
     # Logits stay float32 (the loss's and the decoders' softmax), decode steps too.
     assert keras.backend.standardize_dtype(model(INPUTS).dtype) == "float32"
-    logits, _ = model.decode_step(DECODER_IN[:, 0], model.encode(SOURCE, max_length=1), 0)
+    # A decode step keeps the state's shapes and dtypes (the decode loops need them).
+    state = model.encode(SOURCE, max_length=1)
+    logits, new_state = model.decode_step(DECODER_IN[:, 0], state, 0)
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(logits)))
+    assert state_spec(new_state) == state_spec(state)
 
 
 def check_unknown_arguments_rejected(cls, config):

@@ -43,7 +43,8 @@ class Seq2Seq(EncoderDecoder):
             step, see `BahdanauDecoder`); or "luong" (attention after the top decoder RNN with
             `attention_score`, see `LuongAttention`). With attention, the output layer sees
             the decoder output and the context; source padding gets weight exactly 0; the
-            decode step's state carries the last attention weights (`state["attention"]`).
+            decode step's state carries the last attention weights (`state["attention"]`,
+            float32).
         attention_score: the Luong score: "dot", "general", "scaled" or "concat".
         reverse_source: bool, reverse the real source tokens before encoding (padding stays
             at the end; see `mask_source_padding` for the other way).
@@ -301,7 +302,8 @@ class Seq2Seq(EncoderDecoder):
         outputs = self.rnn_decoder(x, state["rnn"], state["memory"], training=training)
         new_state = {**state, "rnn": outputs["states"]}
         if "attention" in outputs:
-            new_state["attention"] = outputs["attention"]
+            # float32 in every policy: the decode loops need one dtype from `encode` on.
+            new_state["attention"] = ops.cast(outputs["attention"], "float32")
         # float32 logits under mixed precision: the softmax of the loss and the decoders.
         return ops.cast(self.output_projection(outputs["features"]), "float32"), new_state
 
@@ -358,7 +360,7 @@ class Seq2Seq(EncoderDecoder):
         # What the decode steps share, computed once per source, not once per step.
         state["memory"] = self.rnn_decoder.precompute(state["memory"])
         if self.has_attention:
-            state["attention"] = ops.zeros_like(encoder_token_ids, dtype=self.compute_dtype)
+            state["attention"] = ops.zeros_like(encoder_token_ids, dtype="float32")
         return state
 
     def decode_step(self, token_ids, state, step=None):
