@@ -117,6 +117,9 @@ class EncoderDecoder(keras.Model):
       the data, and its checks, without building anything;
     - `search_space`: the family's default keras-tuner search space over its arguments.
 
+    A family registers itself with `@register(name)`; tests/models/test_conformance.py checks
+    every registered family against this contract.
+
     Constructors are strict: a keyword argument that is neither one of the family's own named
     constructor arguments nor `name`, `trainable` or `dtype` raises `TypeError` naming it and
     the valid ones (a functional `keras.Model` would drop it without a word, so a typo such as
