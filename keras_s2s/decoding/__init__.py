@@ -1,7 +1,7 @@
-"""Decoding strategies behind one protocol (`encode` once, then `decode_step` per token)."""
+"""Decoding strategies over one step function (a model's `decode_step`, after `encode` once)."""
 
 from keras_s2s.decoding.beam import beam_search, length_penalty
 from keras_s2s.decoding.greedy import greedy_search
-from keras_s2s.decoding.protocol import DecodingModel, StepFn
+from keras_s2s.decoding.protocol import StepFn
 
-__all__ = ["DecodingModel", "StepFn", "beam_search", "greedy_search", "length_penalty"]
+__all__ = ["StepFn", "beam_search", "greedy_search", "length_penalty"]

@@ -1,37 +1,31 @@
-"""The decoding protocol.
+"""What the decoding strategies share: the step function type and the constant-state split.
 
-A model that can be decoded implements two methods:
+`StepFn` is the signature every strategy (`greedy_search`, `beam_search`) decodes with:
 
-    encode(encoder_token_ids [B, S]) -> state
-    decode_step(token_ids [B], state, step) -> (logits [B, V], state)
+    step_fn(token_ids [B], state, step) -> (logits [B, V], state)
 
-`state` is any nest (dict/list) of tensors whose shapes never change from step to step: RNN
-states, attention memories, or a Transformer's fixed-size key/value cache plus its index.
-Decoding strategies (greedy, beam search) take a `step_fn` with the `decode_step` signature, so
-they can be tested with fake step functions and reused unchanged by the exporters.
+`step` is the int32 position of `token_ids` (0 for bos) and `state` a nest (dict/list) of
+tensors whose shapes never change from step to step. A model's `decode_step` is one
+(`keras_s2s.models.EncoderDecoder` defines the model side: `encode(encoder_token_ids,
+max_length)` gives the initial state); so is a fake step function in the strategies' tests.
 
-Constant state: when `state` is a dict, the entries that `decode_step` never changes (encoder
+Constant state: when `state` is a dict, the entries that `step_fn` never changes (encoder
 memory, attention keys, a Transformer's cross-attention keys/values; a model lists them in its
-`constant_state_keys`) may be named with the strategies' `constant_state_keys` argument. They
-are then kept out of the loop state: beam search tiles them to `[B*K, ...]` once instead of
-reordering them by parent beam at every step. `step_fn` still receives the whole state dict and
-returns a whole state; what it returns under a constant key is ignored (so it must not change
-them: a change would be lost).
+`constant_state_keys`) may be named with the strategies' `constant_state_keys` argument.
+`split_state` then keeps them out of the loop state and `join_state` adds them back for each
+call of `step_fn`: beam search tiles them to `[B*K, ...]` once instead of reordering them by
+parent beam at every step. `step_fn` still receives the whole state dict and returns a whole
+state; what it returns under a constant key is ignored (so it must not change them: a change
+would be lost).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+#: `(token_ids [B], state, step) -> (logits [B, V], state)`.
 StepFn = Callable[[Any, Any, Any], tuple[Any, Any]]
-
-
-@runtime_checkable
-class DecodingModel(Protocol):
-    def encode(self, encoder_token_ids): ...
-
-    def decode_step(self, token_ids, state, step=None): ...
 
 
 def split_state(state, constant_state_keys: tuple[str, ...], missing_ok: bool = False):

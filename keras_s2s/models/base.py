@@ -1,14 +1,15 @@
-"""`EncoderDecoder`: the contract every model family implements.
+"""`EncoderDecoder`: the contract every model family implements, and the family registry.
 
 Everything outside `keras_s2s.models` (trainer, `Translator`, evaluation, exporters, CLI) asks a
 model only what this class defines; none of it names a family's constructor arguments or
-variants. A family (a folder under `keras_s2s/models/`) subclasses it and is registered by its
-`model.type` name in `keras_s2s.models.MODELS`.
+variants. A family (a folder under `keras_s2s/models/`, or a user's own module) subclasses it
+and registers itself by its `model.type` name with `@register(name)`, which fills `MODELS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 
 import keras
@@ -17,6 +18,63 @@ import keras
 #: from a pipeline's `[model]` section.
 DATA_ARGUMENTS = ("source_vocabulary_size", "target_vocabulary_size", "pad_id")
 _NOT_CONFIG = {"self", "kwargs", "dtype", "name", *DATA_ARGUMENTS}
+#: The `keras.Model` keyword arguments a family passes on to Keras (and `from_config` passes to
+#: a family): its config holds them beside the constructor arguments.
+KERAS_ARGUMENTS = ("name", "trainable", "dtype")
+
+#: `model.type` name -> family class, filled by `register`.
+MODELS: dict[str, type[EncoderDecoder]] = {}
+
+
+def register(name: str):
+    """Class decorator: registers a model family under its `model.type` name in `MODELS`.
+
+    Example:
+    ```python
+    @keras_s2s.models.register("my_family")
+    @keras.saving.register_keras_serializable(package="my_package")
+    class MyFamily(keras_s2s.models.EncoderDecoder):
+        ...
+    ```
+
+    Raises `ValueError` if `name` is not a non-empty string or is taken, and `TypeError` if the
+    class is not an `EncoderDecoder` that implements `encode` and `decode_step`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"A model family's name must be a non-empty string. Received: {name!r}")
+
+    def decorator(cls):
+        if not (inspect.isclass(cls) and issubclass(cls, EncoderDecoder)):
+            raise TypeError(
+                f"Only `keras_s2s.models.EncoderDecoder` subclasses can be registered as model "
+                f"families. Received: {cls!r} for name {name!r}"
+            )
+        missing = [m for m in ("encode", "decode_step") if not _overrides(cls, m)]
+        if missing:
+            raise TypeError(
+                f"{cls.__name__} does not implement {', '.join(missing)} of the decoding "
+                f"contract (keras_s2s.models.EncoderDecoder); it cannot be registered as {name!r}"
+            )
+        if name in MODELS:
+            raise ValueError(
+                f"A model family is already registered as {name!r}: {MODELS[name].__module__}."
+                f"{MODELS[name].__qualname__}. Choose another name for {cls.__qualname__}."
+            )
+        MODELS[name] = cls
+        return cls
+
+    return decorator
+
+
+def _overrides(cls, method: str) -> bool:
+    return getattr(cls, method) is not getattr(EncoderDecoder, method)
+
+
+def _named_parameters(function) -> list[str]:
+    """The names a function accepts as keywords (not `self`, `*args` or `**kwargs`)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +116,33 @@ class EncoderDecoder(keras.Model):
     - `adapt_to_data` and `validate_arguments`: what a pipeline's `[model]` section needs from
       the data, and its checks, without building anything;
     - `search_space`: the family's default keras-tuner search space over its arguments.
+
+    A family registers itself with `@register(name)`; tests/models/test_conformance.py checks
+    every registered family against this contract.
+
+    Constructors are strict: a keyword argument that is neither one of the family's own named
+    constructor arguments nor `name`, `trainable` or `dtype` raises `TypeError` naming it and
+    the valid ones (a functional `keras.Model` would drop it without a word, so a typo such as
+    `num_head=7` would build another model than the one asked for). The check runs in
+    `__new__`, before anything is built, for every subclass. A family therefore names every
+    argument it takes (its config is exactly those, see `get_config`) and passes `**kwargs` on
+    to `keras.Model`.
     """
+
+    def __new__(cls, *args, **kwargs):
+        # Called without arguments too, when Keras injects `Functional` into the class bases.
+        valid = [*_named_parameters(cls.__init__), *KERAS_ARGUMENTS]
+        unknown = [key for key in kwargs if key not in valid]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, valid, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise TypeError(
+                f"{cls.__name__} got unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(hints)}. Valid arguments: {', '.join(dict.fromkeys(valid))}"
+            )
+        return super().__new__(cls, *args, **kwargs)
 
     #: Keys of the decoding state that `decode_step` never changes.
     constant_state_keys: tuple[str, ...] = ()

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_s2s.layers.reverse_sequence import ReverseSequence
-from keras_s2s.models.base import DataNeeds, EncoderDecoder
+from keras_s2s.models.base import DataNeeds, EncoderDecoder, register
 from keras_s2s.models.seq2seq.decoders import DECODERS
 from keras_s2s.models.seq2seq.rnn_encoder import RNNEncoder
 from keras_s2s.models.seq2seq.rnn_layers import RNN_LAYERS
@@ -13,6 +13,7 @@ _MERGE_MODES = ("concat", "sum", "ave")
 _SCORES = ("dot", "general", "scaled", "concat")
 
 
+@register("seq2seq")
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class Seq2Seq(EncoderDecoder):
     """Encoder-decoder RNN, plain, Peeky or with attention over all encoder outputs.
@@ -21,9 +22,9 @@ class Seq2Seq(EncoderDecoder):
     vocabulary.
 
     The model maps token ids to next-token logits (softmax is applied by the loss and by the
-    decoders, in float32). It implements the decoding protocol of `keras_s2s.decoding`
-    (`encode` once, then `decode_step` per token) through the same layers as the training call:
-    the decode step runs each decoder RNN's own cell.
+    decoders, in float32). It implements the decoding contract of `EncoderDecoder` (`encode`
+    once, then `decode_step` per token) through the same layers as the training call: the
+    decode step runs each decoder RNN's own cell.
 
     Args:
         source_vocabulary_size: int, size of the source vocabulary (id 0 is padding).
@@ -42,7 +43,8 @@ class Seq2Seq(EncoderDecoder):
             step, see `BahdanauDecoder`); or "luong" (attention after the top decoder RNN with
             `attention_score`, see `LuongAttention`). With attention, the output layer sees
             the decoder output and the context; source padding gets weight exactly 0; the
-            decode step's state carries the last attention weights (`state["attention"]`).
+            decode step's state carries the last attention weights (`state["attention"]`,
+            float32).
         attention_score: the Luong score: "dot", "general", "scaled" or "concat".
         reverse_source: bool, reverse the real source tokens before encoding (padding stays
             at the end; see `mask_source_padding` for the other way).
@@ -53,8 +55,7 @@ class Seq2Seq(EncoderDecoder):
             with `reverse_source`, which then reverses whole rows) and attention may attend to
             it (a "sink" for weight no real token needs). `encode` pads every source to
             `source_length`, so a sentence's translation does not depend on its batch either.
-            On DLFS2 dates, Luong dot attention reaches higher exact match by epoch 3 this
-            way (README, "Measured"). Needs `source_length`.
+            Needs `source_length`.
         dropout: float, dropout on the inputs of every encoder and decoder RNN cell during
             training (Keras `dropout=`, one mask per sequence; with Bahdanau the cell input is
             `[y_{t-1}; c]`). No recurrent dropout, none on the embeddings or the output layer.
@@ -301,7 +302,8 @@ class Seq2Seq(EncoderDecoder):
         outputs = self.rnn_decoder(x, state["rnn"], state["memory"], training=training)
         new_state = {**state, "rnn": outputs["states"]}
         if "attention" in outputs:
-            new_state["attention"] = outputs["attention"]
+            # float32 in every policy: the decode loops need one dtype from `encode` on.
+            new_state["attention"] = ops.cast(outputs["attention"], "float32")
         # float32 logits under mixed precision: the softmax of the loss and the decoders.
         return ops.cast(self.output_projection(outputs["features"]), "float32"), new_state
 
@@ -358,7 +360,7 @@ class Seq2Seq(EncoderDecoder):
         # What the decode steps share, computed once per source, not once per step.
         state["memory"] = self.rnn_decoder.precompute(state["memory"])
         if self.has_attention:
-            state["attention"] = ops.zeros_like(encoder_token_ids, dtype=self.compute_dtype)
+            state["attention"] = ops.zeros_like(encoder_token_ids, dtype="float32")
         return state
 
     def decode_step(self, token_ids, state, step=None):

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_s2s.layers.packing import Packing
 from keras_s2s.layers.positional_encoding import PositionalEncoding
-from keras_s2s.models.base import EncoderDecoder
+from keras_s2s.models.base import EncoderDecoder, register
 from keras_s2s.models.transformer.transformer_decoder_layer import TransformerDecoderLayer
 from keras_s2s.models.transformer.transformer_encoder_layer import TransformerEncoderLayer
 
@@ -45,6 +45,7 @@ _POSITIVE = (
 )
 
 
+@register("transformer")
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class Transformer(EncoderDecoder):
     """The encoder-decoder Transformer: self-attention encoder, causal decoder with
