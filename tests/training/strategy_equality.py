@@ -30,7 +30,6 @@ FAMILIES = {
         num_heads=2,
         num_encoder_layers=1,
         num_decoder_layers=1,
-        max_sequence_length=64,
         dropout=0.0,
     ),  # fmt: skip
     "luong": lambda v: Seq2Seq(
