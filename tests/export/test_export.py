@@ -105,7 +105,8 @@ LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
 # Attention scores (and a deep residual stack, the fixed-width source of the DLFS2 setting,
 # the Peeky GRU bidirectional family) whose export shares its paths with the families kept
 # but their score function (depth, source padding, cell and decoder): trained and exported
-# only when slow tests are selected (`pytest -m slow`), for the default run's budget.
+# only when slow tests are selected (`pytest -m slow`), for the default run's budget; their
+# tiny versions (`TINY`) run in the default run.
 SLOW_FAMILIES = (
     # Luong attention is exported in the default run by the SentencePiece family.
     "luong-dot",
@@ -207,7 +208,7 @@ class _Records(logging.Handler):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, request):
-    """Trains, exports and loads every family (about 3-4 minutes on 2 cores)."""
+    """Trains, exports and loads every family (about 4-5 minutes on 2 cores)."""
     root = tmp_path_factory.mktemp("export")
     data_file = addition_file(root / "addition.txt")
     output_root = root / "saved_models"
