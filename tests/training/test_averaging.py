@@ -6,8 +6,12 @@ import pytest
 
 from keras_s2s.config import apply_overrides, load_pipeline
 from keras_s2s.errors import ConfigError
+from keras_s2s.evaluation import evaluate_run
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.training import CheckpointAverage, check_config, train
+from keras_s2s.training import CheckpointAverage, check_config, compile_model, train
+from keras_s2s.training import trainer as trainer_module
+from keras_s2s.training.prepared import PreparedData
+from keras_s2s.translator import Translator
 
 
 class _Record(keras.callbacks.Callback):
@@ -84,22 +88,91 @@ def _addition_config(tmp_path, overrides):
     )
 
 
+class _RecordingAverage(CheckpointAverage):
+    """The trainer's averaging callback, also keeping a copy of every epoch's weights for the
+    test's own measurements (what it averages and reports is unchanged)."""
+
+    instances: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recorded = []
+        _RecordingAverage.instances.append(self)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.recorded.append([np.array(w) for w in self.model.get_weights()])
+        super().on_epoch_end(epoch, logs)
+
+
+def _mean(epochs):
+    """The element-wise mean of float weights (integers, e.g. seeds: the newest value)."""
+    return [
+        np.mean(np.stack(ws).astype("float64"), axis=0).astype(ws[-1].dtype)
+        if np.issubdtype(ws[-1].dtype, np.floating)
+        else ws[-1]
+        for ws in zip(*epochs, strict=True)
+    ]
+
+
+def _measure(run_dir, config, monitor, weights) -> float:
+    """`monitor` for the saved model of `run_dir` set to `weights`, measured here: chrF of a
+    greedy decoding of the validation split (`evaluate_run`), or the masked loss of
+    `model.evaluate` on the validation batches."""
+    translator = Translator.from_run_directory(run_dir)
+    translator.model.set_weights(weights)
+    if monitor == "validation_chrf":
+        return evaluate_run(run_dir, split="validation", translator=translator)["chrf"]
+    run = RunDirectory(run_dir)
+    data = PreparedData.load(config, tokenizers=run.load_tokenizers())
+    model = compile_model(translator.model, config["training"])
+    logs = model.evaluate(data.dataset("validation", config["training"]), verbose=0)
+    return float(logs[0] if isinstance(logs, list) else logs)
+
+
 @pytest.mark.parametrize(
     "monitor", [pytest.param("val_loss", marks=pytest.mark.slow), "validation_chrf"]
 )
-def test_trainer_keeps_the_average_only_if_it_is_as_good_on_validation(tmp_path, monitor):
+def test_trainer_keeps_the_average_only_if_it_is_as_good_on_validation(
+    tmp_path, monitor, monkeypatch
+):
+    """Every figure is checked against the saved model measured here, not against the
+    summary's own numbers: each epoch's weights (recorded as they were averaged) and their
+    mean are loaded into the run directory's model and scored on the validation split; the
+    best epoch, the averaged figure and the keep/discard decision must agree with those
+    measurements, and `model.keras` must hold the weights the decision kept."""
+    _RecordingAverage.instances.clear()
+    monkeypatch.setattr(trainer_module, "CheckpointAverage", _RecordingAverage)
+    # 14 steps an epoch at a high learning rate: the epochs' scores differ and are not 0.
     config = _addition_config(
-        tmp_path, {"training.average_last_epochs": 2, "training.monitor": monitor}
+        tmp_path,
+        {
+            "training.average_last_epochs": 2,
+            "training.monitor": monitor,
+            "training.batch_tokens": 256,
+            "training.learning_rate": 0.01,
+        },
     )
-    summary = train(config, tmp_path / "run", verbose=0)
-    assert summary["averaged_epochs"] == [2, 3]
-    averaged, best = summary[f"averaged_{monitor}"], summary[monitor]
-    as_good = averaged <= best if monitor.endswith("loss") else averaged >= best
-    assert summary["kept"] == ("average" if as_good else "epoch")
-    run = RunDirectory(tmp_path / "run")
+    run_dir = tmp_path / "run"
+    summary = train(config, run_dir, verbose=0)
+    (recording,) = _RecordingAverage.instances
+    assert len(recording.recorded) == 3 and summary["averaged_epochs"] == [2, 3]
+    minimize = monitor.endswith("loss")
+    measured = [_measure(run_dir, config, monitor, w) for w in recording.recorded]
+    average = _mean(recording.recorded[1:])
+    measured_average = _measure(run_dir, config, monitor, average)
+    tolerance = {"rel": 1e-5} if minimize else {"abs": 1e-9}  # chrF: the same strings
+    best = int((np.argmin if minimize else np.argmax)(measured))
+    assert summary["best_epoch"] == best + 1, (measured, summary)
+    assert summary[monitor] == pytest.approx(measured[best], **tolerance)
+    assert summary[f"averaged_{monitor}"] == pytest.approx(measured_average, **tolerance)
+    as_good = measured_average <= measured[best] if minimize else measured_average >= measured[best]
+    assert summary["kept"] == ("average" if as_good else "epoch"), (measured_average, measured)
+    run = RunDirectory(run_dir)
     saved = str(run.metadata()["checkpoint_epoch"])
     assert saved.startswith("average of epochs 2-3") == as_good
-    run.load_model()  # The kept model loads, whichever it is.
+    kept = average if as_good else recording.recorded[best]
+    for got, want in zip(run.load_model().get_weights(), kept, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
 def test_averaging_needs_a_validation_monitor(tmp_path):
