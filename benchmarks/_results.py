@@ -1,0 +1,93 @@
+"""Write a benchmark's results file whole, headed by what made it.
+
+Every script in benchmarks/ that writes a results file goes through `Results`: it is created
+when the script starts (so it records the command line, the commit and the machine's load then)
+and `write()` writes the whole file at the end, header first:
+
+    Written by `python benchmarks/x.py --a 1` at commit <40 hex> on 2026-12-02 18:10 UTC.
+    Machine: 2 CPUs; load average (1 min) 0.05 at the start, 3.90 at the end.
+
+    # Title
+    ...
+
+A reader can then rerun the exact command at the exact commit, and can see whether the
+machine was busy (a load average above the number of CPUs means other work shared them).
+tests/test_benchmarks.py checks that every results file starts this way.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+RESULT_SUFFIXES = (".md", ".json", ".png")
+
+
+def _code_changed() -> bool:
+    """Whether the work tree differs from the commit, results files of benchmarks/ aside.
+
+    Another benchmark rewriting its own results file does not change the code measured.
+    """
+    for line in _git("status", "--porcelain").splitlines():
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if not (path.startswith("benchmarks/") and path.endswith(RESULT_SUFFIXES)):
+            return True
+    return False
+
+
+def _command(argv: list[str]) -> str:
+    script = Path(argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO)
+    except ValueError:
+        pass
+    return " ".join(["python", shlex.quote(script.as_posix()), *map(shlex.quote, argv[1:])])
+
+
+class Results:
+    """The provenance of one benchmark run, and the writer of its results file.
+
+    Args:
+        argv: the command line to name; `sys.argv` by default.
+    """
+
+    def __init__(self, argv: list[str] | None = None):
+        self.command = _command(list(sys.argv if argv is None else argv))
+        self.commit = _git("rev-parse", "HEAD").strip() or "unknown"
+        self.dirty = _code_changed()
+        self.started = datetime.datetime.now(datetime.UTC)
+        self.load_start = os.getloadavg()[0]
+
+    def header(self) -> list[str]:
+        """The header lines; the load at the end is read now."""
+        dirty = " (with uncommitted changes)" if self.dirty else ""
+        when = self.started.strftime("%Y-%m-%d %H:%M UTC")
+        return [
+            f"Written by `{self.command}` at commit {self.commit}{dirty} on {when}.",
+            f"Machine: {os.cpu_count()} CPUs; load average (1 min) {self.load_start:.2f} at "
+            f"the start, {os.getloadavg()[0]:.2f} at the end.",
+            "",
+        ]
+
+    def write(self, path: str | Path, lines: list[str] | str) -> str:
+        """Writes the header and `lines` (a list of lines or one text) as the whole file."""
+        body = lines if isinstance(lines, str) else "\n".join(lines)
+        text = "\n".join(self.header()) + "\n" + body.rstrip("\n") + "\n"
+        Path(path).write_text(text)
+        return text
