@@ -1,7 +1,8 @@
 """Write a benchmark's results file whole, headed by what made it.
 
 Every script in benchmarks/ that writes a results file goes through `Results`: it is created
-when the script starts (so it records the command line, the commit and the machine's load then)
+when the script starts (so it records the command line, the commit, whether the measured code
+had uncommitted changes, and the machine's load then)
 and `write()` writes the whole file at the end, header first:
 
     Written by `python benchmarks/x.py --a 1` at commit <40 hex> on 2026-12-02 18:10 UTC.
@@ -36,28 +37,26 @@ def _git(*args: str) -> str:
         return ""
 
 
-RESULT_SUFFIXES = (".md", ".json", ".png")
+def _code_changed(script: Path) -> bool:
+    """Whether the code this run measures differs from the commit.
 
-
-def _code_changed() -> bool:
-    """Whether the work tree differs from the commit, results files of benchmarks/ aside.
-
-    Another benchmark rewriting its own results file does not change the code measured.
+    That code is everything outside benchmarks/, plus the running script and this helper:
+    another benchmark's script or results file being edited meanwhile changes nothing measured.
     """
+    own = {script.as_posix(), "benchmarks/_results.py"}
     for line in _git("status", "--porcelain").splitlines():
         path = line[3:].split(" -> ")[-1].strip('"')
-        if not (path.startswith("benchmarks/") and path.endswith(RESULT_SUFFIXES)):
+        if not path.startswith("benchmarks/") or path in own:
             return True
     return False
 
 
-def _command(argv: list[str]) -> str:
+def _script(argv: list[str]) -> Path:
     script = Path(argv[0]).resolve()
     try:
-        script = script.relative_to(REPO)
+        return script.relative_to(REPO)
     except ValueError:
-        pass
-    return " ".join(["python", shlex.quote(script.as_posix()), *map(shlex.quote, argv[1:])])
+        return script
 
 
 class Results:
@@ -68,9 +67,13 @@ class Results:
     """
 
     def __init__(self, argv: list[str] | None = None):
-        self.command = _command(list(sys.argv if argv is None else argv))
+        argv = list(sys.argv if argv is None else argv)
+        script = _script(argv)
+        self.command = " ".join(
+            ["python", shlex.quote(script.as_posix())] + [shlex.quote(a) for a in argv[1:]]
+        )
         self.commit = _git("rev-parse", "HEAD").strip() or "unknown"
-        self.dirty = _code_changed()
+        self.dirty = _code_changed(script)
         self.started = datetime.datetime.now(datetime.UTC)
         self.load_start = os.getloadavg()[0]
 
