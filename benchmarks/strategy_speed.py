@@ -36,7 +36,8 @@ def batches(data: dict, batch_size: int, count: int = 16, seed: int = 0) -> tf.d
     rng = np.random.default_rng(seed)
     rows = batch_size * count
     source = rng.integers(1, SOURCE_VOCABULARY, (rows, data["max_source_length"]))
-    target = rng.integers(3, TARGET_VOCABULARY, (rows, data["max_target_length"] + 1))
+    # bos + target + eos: decoder inputs and labels of max_target_length + 1, as the data has.
+    target = rng.integers(3, TARGET_VOCABULARY, (rows, data["max_target_length"] + 2))
     features = {
         "encoder_token_ids": source.astype("int32"),
         "decoder_token_ids": target[:, :-1].astype("int32"),
