@@ -35,7 +35,8 @@ def main():
     results = Results()
     overrides = dict(parse_override(a) for a in args.set)
     rows = []
-    for seed in (int(s) for s in args.seeds.split(",")):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for seed in seeds:
         config = apply_overrides(load_pipeline(args.pipeline), {**overrides, "training.seed": seed})
         with tempfile.TemporaryDirectory() as folder:
             run_dir = Path(folder) / "run"
@@ -56,6 +57,13 @@ def main():
         }
         print(json.dumps(row), flush=True)
         rows.append(row)
+        # Written after every seed, so a run cut short leaves the seeds it finished.
+        results.write(args.out, markdown(args, rows, len(seeds)))
+    print(results.write(args.out, markdown(args, rows, len(seeds))))
+    print(json.dumps({"pipeline": args.pipeline, "rows": rows}))
+
+
+def markdown(args, rows: list[dict], seeds: int) -> list[str]:
     config = load_pipeline(args.pipeline)
     training = config["training"]
     settings = ", ".join(args.set) or (
@@ -85,8 +93,9 @@ def main():
         f"Test exact match: median {statistics.median(tests):.4f}, min {min(tests):.4f}, "
         f"max {max(tests):.4f}.",
     ]
-    print(results.write(args.out, lines))
-    print(json.dumps({"pipeline": args.pipeline, "rows": rows}))
+    if len(rows) < seeds:
+        lines += ["", f"Only {len(rows)} of the {seeds} seeds had finished when this was written."]
+    return lines
 
 
 if __name__ == "__main__":
