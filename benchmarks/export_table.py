@@ -1,12 +1,13 @@
 """Export table: size, latency and agreement with Keras of each exported artifact, run by hand.
 
-    python benchmarks/export_table.py PIPELINE [PIPELINE ...] [--epochs N] [--seed 1]
-        [--set section.key=value ...] [--limit N] [--latency-examples 200]
+    python benchmarks/export_table.py PIPELINE[+section.key=value...] [...] [--epochs N]
+        [--seed 1] [--set section.key=value ...] [--limit N] [--latency-examples 200]
         [--out benchmarks/export_table.md]
 
-Trains each pipeline (with `--epochs` and `--set` over its own settings, seed `--seed`) into a
-temporary run directory, exports a SavedModel and float32 / float16 / int8 TFLite files, then
-on the run's test split (all of it unless --limit):
+Trains each pipeline (with `--epochs` and `--set` over its own settings, then the row's own
+`+section.key=value` changes, e.g. `dlfs2_date_attention+model.decoder=bahdanau`; seed
+`--seed`) into a temporary run directory, exports a SavedModel and float32 / float16 / int8
+TFLite files, then on the run's test split (all of it unless --limit):
 - agreement: the share of sentences whose greedy output equals the Keras model's exactly;
 - latency: median milliseconds per sentence at batch size 1 (first --latency-examples);
 - size: the SavedModel folder / the `.tflite` file, in KiB.
@@ -110,9 +111,11 @@ def main():
 
     results, trained = {}, {}
     with tempfile.TemporaryDirectory() as root:
-        for name in args.pipelines:
-            run_dir = Path(root) / "runs" / name
-            summary = train(apply_overrides(load_pipeline(name), overrides), run_dir, verbose=2)
+        for index, name in enumerate(args.pipelines):
+            pipeline, *changes = name.split("+")
+            row = {**overrides, **dict(parse_override(c) for c in changes)}
+            run_dir = Path(root) / "runs" / f"{index}-{pipeline}"
+            summary = train(apply_overrides(load_pipeline(pipeline), row), run_dir, verbose=2)
             trained[name] = f"{summary['epochs']} epochs, epoch {summary['best_epoch']} kept"
             results[name] = measure(run_dir, Path(root), args.limit, args.latency_examples)
             print(json.dumps({name: results[name]}), flush=True)
