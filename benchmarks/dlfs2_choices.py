@@ -7,13 +7,13 @@ The book's protocol has no validation split: its 50,000 lines are 45,000 train a
 The choices of the `pipelines/dlfs2_*` files (reading the source at its fixed width,
 `mask_source_padding = false`; Luong `dot` attention; Keras's default initialization) are made
 here without the test split: the script holds out the same 5,000 test lines the pipelines do
-(`data.test_size`, `data.holdout_seed`) and never reads them; from the 45,000 training lines it
-holds out `--validation-size` more as a validation split (shuffled with seed 2, the rest
-trains), writes both to a temporary folder in the DLFS2 format and trains each candidate on
-them, logging the exact match of greedy decoding on the validation split after every epoch
-(the last epoch's model is kept, as in the pipelines). Each row is one candidate, seeds
-1..`--seeds`; `--epochs` takes a number for every row or `TASK=N` / `ROW=N` entries (the
-pipeline's own epochs otherwise).
+(`data.test_size`, `data.holdout_seed`) and neither trains on nor scores them; from the 45,000
+training lines it holds out `--validation-size` more as a validation split (shuffled with
+seed 2, the rest trains), writes both to a temporary folder in the DLFS2 format and trains
+each candidate on them, logging the exact match of greedy decoding on the validation split
+after every epoch (the last epoch's model is kept, as in the pipelines). Each row is one
+candidate, seeds 1..`--seeds`; `--epochs` takes a number for every row or `TASK=N` / `ROW=N`
+entries (the pipeline's own epochs otherwise).
 
 `book_init` rows re-initialize the built model as the book's code does (embeddings N(0, 0.01^2);
 every other kernel N(0, 1/fan_in) with fan_in its first dimension; biases zero) before
@@ -134,8 +134,9 @@ def markdown(results: dict, args, train_lines: int) -> list[str]:
     lines = [
         "# DLFS2 design choices on a validation split",
         "",
-        f"The 5,000 test lines the `dlfs2_*` pipelines hold out are never read. From the other "
-        f"{train_lines:,} lines, {args.validation_size:,} are held out as a validation split "
+        "The 5,000 test lines the `dlfs2_*` pipelines hold out are set aside (neither trained "
+        f"on nor scored). From the other {train_lines:,} lines, {args.validation_size:,} are "
+        "held out as a validation split "
         f"(seed {VALIDATION_SEED}); each candidate trains on the remaining "
         f"{train_lines - args.validation_size:,} with the pipeline's settings and its overrides, "
         f"seeds 1..{args.seeds}. Exact match of greedy decoding on the validation split after "
