@@ -6,13 +6,15 @@ had uncommitted changes, and the machine's load then)
 and `write()` writes the whole file at the end, header first:
 
     Written by `python benchmarks/x.py --a 1` at commit <40 hex> on 2026-12-02 18:10 UTC.
-    Machine: 2 CPUs; load average (1 min) 0.05 at the start, 3.90 at the end.
+    Machine: 2 CPUs; load average (1 min) 0.05 at the start, 3.90 at the end, 4.10 at most.
 
     # Title
     ...
 
 A reader can then rerun the exact command at the exact commit, and can see whether the
-machine was busy (a load average above the number of CPUs means other work shared them).
+machine was busy (a load average above the number of CPUs means other work shared them; "at
+most" is the highest of samples taken every 15 s while the script ran). Files written before
+the samples were taken have no "at most" part.
 tests/test_benchmarks.py checks that every results file starts this way.
 """
 
@@ -23,6 +25,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,16 +78,24 @@ class Results:
         self.commit = _git("rev-parse", "HEAD").strip() or "unknown"
         self.dirty = _code_changed(script)
         self.started = datetime.datetime.now(datetime.UTC)
-        self.load_start = os.getloadavg()[0]
+        self.load_start = self.load_max = os.getloadavg()[0]
+        # The start and end alone can miss a busy middle: sample the load while the run lasts.
+        threading.Thread(target=self._sample_load, daemon=True).start()
+
+    def _sample_load(self, seconds: float = 15.0) -> None:
+        while True:
+            self.load_max = max(self.load_max, os.getloadavg()[0])
+            threading.Event().wait(seconds)
 
     def header(self) -> list[str]:
         """The header lines; the load at the end is read now."""
         dirty = " (with uncommitted changes)" if self.dirty else ""
+        end = os.getloadavg()[0]
         when = self.started.strftime("%Y-%m-%d %H:%M UTC")
         return [
             f"Written by `{self.command}` at commit {self.commit}{dirty} on {when}.",
             f"Machine: {os.cpu_count()} CPUs; load average (1 min) {self.load_start:.2f} at "
-            f"the start, {os.getloadavg()[0]:.2f} at the end.",
+            f"the start, {end:.2f} at the end, {max(self.load_max, end):.2f} at most.",
             "",
         ]
 
