@@ -1,9 +1,11 @@
 """Every class of bad input through the real command line: case -> exit status -> message.
 
-    .venv/bin/python benchmarks/bad_input_table.py [--out benchmarks/bad_input_table.md]
+    python benchmarks/bad_input_table.py [--out benchmarks/bad_input_table.md]
 
 Each case runs `keras-s2s` in a fresh process (as a user would, no `--verbose`) and records
-the exit status, the number of stderr lines and the last one. Writes a Markdown table.
+the exit status, the number of stderr lines and the last one. Every path in the table is one
+this script made (in a temporary folder, shown as `…`). Writes the whole Markdown file through
+benchmarks/_results.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 CLI = [sys.executable, "-m", "keras_s2s.cli.main"]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _results import Results  # noqa: E402
 
 from tests.cli.test_bad_input import make_run  # noqa: E402  (a run directory made by hand)
 
@@ -152,6 +156,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/bad_input_table.md")
     args = parser.parse_args()
+    results = Results()
     rows = ["| case | exit | stderr lines | last stderr line |", "| --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -163,7 +168,15 @@ def main():
             last = (err[-1] if err else "").replace(str(folder), "…").replace("|", "\\|")
             rows.append(f"| {name} | {result.returncode} | {len(err)} | `{last}` |")
             print(rows[-1], flush=True)
-    Path(args.out).write_text("\n".join(rows) + "\n")
+    intro = [
+        "# Bad input through the command line",
+        "",
+        "Each case runs `keras-s2s` in a fresh process, as a user would (no `--verbose`): its "
+        "exit status, the number of lines it wrote to stderr, and the last one. `…` is the "
+        "temporary folder the script made the files in.",
+        "",
+    ]
+    results.write(args.out, intro + rows)
 
 
 if __name__ == "__main__":

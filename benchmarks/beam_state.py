@@ -1,6 +1,7 @@
 """Beam search before vs after the constant decoding state stopped being gathered, run by hand.
 
-    .venv/bin/python benchmarks/beam_state.py [--before a29041d] [--repeats 5]
+    python benchmarks/beam_state.py [--before a29041d] [--repeats 5] [--calls 3]
+        [--out benchmarks/beam_state.md]
 
 "Before" is `keras_s2s/decoding/beam.py` at `--before` (the commit preceding the named loop
 state and `constant_state_keys`), loaded from git into a temporary module; "after" is the
@@ -16,8 +17,9 @@ Beam 4, batch 32, 30 decode steps at most:
   hidden 256, vocabularies 1000), encoding included, in a `tf.function` as `Translator` builds
   it, with the model's `constant_state_keys`.
 
-Checks that both give the same token ids, then prints per-call milliseconds (medians), the
-median after/before ratio, and one JSON object last.
+Checks that both give the same token ids, then writes the whole Markdown file through
+benchmarks/_results.py (per-call milliseconds, medians, and the median after/before ratio)
+and prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from _results import Results
 
 from keras_s2s.decoding import beam_search
 
@@ -144,12 +147,64 @@ def time_pair(run_before, run_after, repeats, calls):
     }
 
 
+CASE_NAMES = {
+    "fake_tf_function": "fake, `tf.function`",
+    "fake_xla": "fake, `jit_compile=True`",
+    "fake_tf_function_no_constant_keys": "control (no constant keys), `tf.function`",
+    "seq2seq_luong_tf_function": "seq2seq luong, `tf.function`",
+}
+
+
+def markdown(summary: dict) -> list[str]:
+    lines = [
+        "# Beam search: constant decoding state tiled once instead of gathered every step",
+        "",
+        f"`beam_search` before (`keras_s2s/decoding/beam.py` at `{summary['before_commit']}`, "
+        "loaded from git into a temporary module: every state entry gathered by parent beam at "
+        "every step) against the working tree's (`constant_state_keys` entries tiled to "
+        "`[B*K, ...]` once and never gathered). Both in one process, interleaved (the order "
+        f"alternates between repeats), {summary['repeats']} repeats of "
+        f"{summary['calls_per_timing']} calls each; medians of the per-call times and of the "
+        f"per-repeat after/before ratios. Beam {summary['beam']}, batch {summary['batch']}, at "
+        f"most {summary['max_length']} steps, vocabulary {summary['vocabulary']}, width "
+        f"{summary['width']}, TensorFlow {summary['tensorflow']}, CPU.",
+        "",
+        "- **fake**: a Luong-style step function over a constant `memory` and attention `keys` "
+        f"`[B*K, {summary['source_length']}, {summary['width']}]` float32 and an RNN state `h`.",
+        "- **control**: the same, the working tree's search with no constant keys (everything "
+        "gathered as before): the cost of the named loop state alone.",
+        '- **seq2seq luong**: an untrained `Seq2Seq(decoder="luong")` on random sources, '
+        "encoding included, in a `tf.function` as `Translator` builds it; the constant keys are "
+        "those the model reports.",
+        "",
+        "| case | constant keys | same token ids | before ms/call | after ms/call "
+        "| after / before (median) | per-repeat before ms | per-repeat after ms |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for name, r in summary["cases"].items():
+        lines.append(
+            f"| {CASE_NAMES.get(name, name)} | {', '.join(r['constant_state_keys']) or '-'} "
+            f"| {r['same_token_ids']} | {r['before_ms']} | {r['after_ms']} "
+            f"| {r['median_ratio_after_over_before']:.2f} "
+            f"| {' '.join(map(str, r['before_ms_all']))} "
+            f"| {' '.join(map(str, r['after_ms_all']))} |"
+        )
+    lines += [
+        "",
+        "Absolute milliseconds follow the machine's load (the header's load average); the "
+        "ratios within one run are the figures that mean something.",
+    ]
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="a29041d25f5a08559e0e05cc6d0b210f5dba45da")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/beam_state.md")
     args = parser.parse_args(argv)
+    header = Results(None if argv is None else [__file__, *argv])
     before = load_before(args.before)
     cases = {
         "fake_tf_function": lambda: fake_functions(before, jit_compile=False),
@@ -185,6 +240,7 @@ def main(argv=None):
         "tensorflow": tf.__version__,
         "cases": results,
     }
+    print(header.write(args.out, markdown(summary)))
     print(json.dumps(summary))
     return 0 if all(r["same_token_ids"] for r in results.values()) else 1
 

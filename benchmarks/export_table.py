@@ -1,15 +1,17 @@
 """Export table: size, latency and agreement with Keras of each exported artifact, run by hand.
 
-    .venv/bin/python benchmarks/export_table.py RUN_DIR [RUN_DIR ...] [--limit N]
-        [--latency-examples 200] [--out benchmarks/export_table.md]
+    python benchmarks/export_table.py PIPELINE[+section.key=value...] [...] [--epochs N]
+        [--seed 1] [--set section.key=value ...] [--limit N] [--latency-examples 200]
+        [--out benchmarks/export_table.md]
 
-For each run directory (one per model family, e.g. the DLFS2 date runs `benchmarks/dlfs2_table.py`
-leaves in its workdir), exports a SavedModel and float32 / float16 / int8 TFLite files, then on
-the run's test split (all of it unless --limit):
+Trains each pipeline (with `--epochs` and `--set` over its own settings, then the row's own
+`+section.key=value` changes, e.g. `dlfs2_date_attention+model.decoder=bahdanau`; seed
+`--seed`) into a temporary run directory, exports a SavedModel and float32 / float16 / int8
+TFLite files, then on the run's test split (all of it unless --limit):
 - agreement: the share of sentences whose greedy output equals the Keras model's exactly;
 - latency: median milliseconds per sentence at batch size 1 (first --latency-examples);
 - size: the SavedModel folder / the `.tflite` file, in KiB.
-Prints a Markdown table and one JSON object last.
+Writes the whole Markdown file through benchmarks/_results.py and prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
+from _results import Results
 
+from keras_s2s.config import apply_overrides, load_pipeline, parse_override
 from keras_s2s.data import as_strings, load_splits
 from keras_s2s.export import export
 from keras_s2s.export.tflite_runtime import TFLiteTranslator
 from keras_s2s.run_directory import RunDirectory
+from keras_s2s.training import train
 from keras_s2s.translator import Translator
 
 QUANTIZATIONS = ("float32", "float16", "int8")
@@ -89,21 +94,44 @@ def measure(run_dir: Path, root: Path, limit: int, latency_examples: int) -> dic
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("run_dirs", nargs="+")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pipelines", nargs="+")
+    parser.add_argument("--epochs", type=int, default=0, help="0: the pipeline's own")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--latency-examples", type=int, default=200)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("export_table.md")))
+    parser.add_argument("--out", default="benchmarks/export_table.md")
     args = parser.parse_args()
+    header = Results()
+    overrides = dict(parse_override(a) for a in args.set)
+    overrides["training.seed"] = args.seed
+    if args.epochs:
+        overrides["training.epochs"] = args.epochs
 
-    results = {}
+    results, trained = {}, {}
     with tempfile.TemporaryDirectory() as root:
-        for run_dir in args.run_dirs:
-            name = Path(run_dir).name
-            results[name] = measure(Path(run_dir), Path(root), args.limit, args.latency_examples)
+        for index, name in enumerate(args.pipelines):
+            pipeline, *changes = name.split("+")
+            row = {**overrides, **dict(parse_override(c) for c in changes)}
+            run_dir = Path(root) / "runs" / f"{index}-{pipeline}"
+            summary = train(apply_overrides(load_pipeline(pipeline), row), run_dir, verbose=2)
+            trained[name] = f"{summary['epochs']} epochs, epoch {summary['best_epoch']} kept"
+            results[name] = measure(run_dir, Path(root), args.limit, args.latency_examples)
             print(json.dumps({name: results[name]}), flush=True)
 
+    settings = ", ".join(f"{k}={v}" for k, v in overrides.items())
     lines = [
+        "# Exported artifacts: size, latency and agreement with the Keras model",
+        "",
+        f"Each pipeline trained by this script ({settings}; "
+        + "; ".join(f"{n}: {t}" for n, t in trained.items())
+        + "), then exported (SavedModel; TFLite float32, float16 and dynamic-range int8). "
+        "Agreement: the share of test sentences whose greedy output equals the Keras model's "
+        "exactly. Latency: median ms per sentence at batch size 1 over the first "
+        f"{args.latency_examples} test sentences. Size: the SavedModel folder or the `.tflite` "
+        "file.",
+        "",
         "| run | artifact | size KiB | ms/sentence (batch 1) | agreement with Keras greedy |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -113,8 +141,7 @@ def main():
                 f"| {name} | {kind} | {row['size_kib']:.0f} | {row['latency_ms']:.2f} "
                 f"| {100 * row['agreement']:.2f}% of {result['examples']} |"
             )
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(header.write(args.out, lines))
     print(json.dumps(results))
 
 

@@ -1,6 +1,6 @@
 """Multi30k results table and curve from finished run directories. Run by hand.
 
-    .venv/bin/python benchmarks/multi30k_results.py runs/multi30k_transformer_de_en [RUN ...]
+    python benchmarks/multi30k_results.py [runs/multi30k_transformer_de_en RUN ...]
         [--alphas 0,0.6,1.0] [--beam 4] [--out benchmarks/multi30k_results.md]
         [--plot benchmarks/multi30k_curve.png] [--json benchmarks/multi30k_results.json]
 
@@ -15,7 +15,10 @@ cased output against the raw references.
 Writes a Markdown table (`--out`), a plot of validation BLEU (greedy, logged after every epoch)
 against training minutes for each run (`--plot`), and prints one JSON object last. Each run's
 row is kept in `--json` (one per pipeline), so the test split of a run is scored once: a
-pipeline already there is not scored again (delete its row to rescore a new run).
+pipeline already there is not scored again (delete its row to rescore a new run). Without a
+run, the Markdown file and the plot are rewritten from `--json` alone. A row scored by this
+script records the commit it was scored at; the Markdown file (written whole through
+benchmarks/_results.py) shows it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from _results import Results
 
 from keras_s2s import Translator
 from keras_s2s.evaluation import evaluate_run
@@ -93,6 +98,14 @@ def _plot(rows, path):
 
 def _markdown(rows, beam):
     lines = [
+        "# Multi30k: BLEU and chrF of the finished runs",
+        "",
+        "Each row was scored once by this script from a finished run directory (trained with "
+        "`keras-s2s train <pipeline>`) and kept in `benchmarks/multi30k_results.json`: the "
+        f"decoding (greedy, or beam {beam} with the length penalty alpha of the best validation "
+        "BLEU) is chosen on the validation split, then the test split is scored once. Training "
+        "minutes: the sum of the epochs' training seconds as the run logged them.",
+        "",
         "| pipeline | model | parameters | training minutes | epochs | kept | val BLEU greedy "
         f"| val BLEU beam {beam} (alpha) | test BLEU greedy | test BLEU beam | test chrF greedy "
         "| test chrF beam |",
@@ -106,14 +119,20 @@ def _markdown(rows, beam):
             f"({r['chosen_alpha']}) | {r['test_bleu_greedy']} | {r['test_bleu_beam']} "
             f"| {r['test_chrf_greedy']} | {r['test_chrf_beam']} |"
         )
+    lines += [
+        "",
+        "Scored at: "
+        + "; ".join(f"{r['pipeline']} {r.get('scored_at_commit', 'not recorded')}" for r in rows)
+        + ".",
+    ]
     signatures = sorted({(r["bleu_signature"], r["chrf_signature"]) for r in rows})
     lines += ["", *(f"sacreBLEU signatures: BLEU `{b}`, chrF `{c}`" for b, c in signatures)]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+")
+    parser.add_argument("runs", nargs="*")
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--alphas", default="0,0.6,1.0")
     parser.add_argument("--out", default="benchmarks/multi30k_results.md")
@@ -124,6 +143,7 @@ def main():
         help="rows of every run scored (read first: a run already in it is not scored again)",
     )
     args = parser.parse_args()
+    header = Results()
     alphas = [float(a) for a in args.alphas.split(",")]
     path = Path(args.json)
     scored = {r["pipeline"]: r for r in json.loads(path.read_text())} if path.is_file() else {}
@@ -131,9 +151,12 @@ def main():
         pipeline = RunDirectory(run).config()["name"]
         if pipeline not in scored:  # The test split is scored once per run.
             scored[pipeline] = _row(Path(run), args.beam, alphas)
+            scored[pipeline]["scored_at_commit"] = header.commit + (
+                " (with uncommitted changes)" if header.dirty else ""
+            )
     rows = list(scored.values())
     path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    Path(args.out).write_text(_markdown(rows, args.beam), encoding="utf-8")
+    header.write(args.out, _markdown(rows, args.beam))
     _plot(rows, args.plot)
     print(json.dumps(rows))
 

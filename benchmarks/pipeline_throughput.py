@@ -1,11 +1,13 @@
 """Input pipeline throughput and padding on Multi30k (29k pairs, SentencePiece), run by hand.
 
-    .venv/bin/python benchmarks/pipeline_throughput.py [--data ../shared/data/multi30k]
+    python benchmarks/pipeline_throughput.py [--data ../shared/data/multi30k]
+        [--out benchmarks/pipeline_throughput.md]
 
 Reports, for the pipeline alone (no model): sentences/s and tokens/s of a first (uncached,
 tokenizing) epoch and of a cached epoch, and the padding fraction (padding / all positions of
 the encoder ids and labels) with length buckets of several widths versus plain batches padded
-to their longest example in random order. Prints one JSON object last.
+to their longest example in random order. Writes the whole Markdown file through
+benchmarks/_results.py and prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
+from _results import Results
 
 from keras_s2s.data import (
     as_strings,
@@ -57,11 +60,13 @@ def epoch_figures(dataset) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared/data/multi30k"))
     parser.add_argument("--vocabulary-size", type=int, default=8000)
     parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--out", default="benchmarks/pipeline_throughput.md")
     args = parser.parse_args()
+    header = Results()
     data = Path(args.data)
     pairs = read_parallel_text(data / "train.en.gz", data / "train.de.gz")
     sources, targets = as_strings(pairs)
@@ -128,6 +133,32 @@ def main():
                 f"{c['sentences_per_s']:>14}{c['tokens_per_s']:>13}{c['shapes']:>8}"
                 f"{c['padding_fraction']:>9.1%}"
             )
+    names = {
+        "buckets_width_4": "buckets, `bucket_width` 4",
+        "buckets_width_8": "buckets, `bucket_width` 8",
+        "buckets_width_16": "buckets, `bucket_width` 16",
+        "plain_batches_random_order": "no buckets, random order, padded to the batch's longest",
+    }
+    lines = [
+        "# Input pipeline alone on Multi30k train",
+        "",
+        f"{len(sources):,} pairs (English -> German files), a shared SentencePiece vocabulary "
+        f"of {tokenizer.vocabulary_size:,} trained in {spm_seconds:.1f} s, "
+        f"{args.batch_tokens:,}-token batches, no model. Padding: the share of padding among "
+        "all encoder-id and label positions.",
+        "",
+        "| batching | sentences/s (1st epoch, tokenizing) | tokens/s (1st) "
+        "| sentences/s (cached) | tokens/s (cached) | batch shapes | padding |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, name in names.items():
+        f, c = results[key]["first_epoch"], results[key]["cached_epoch"]
+        lines.append(
+            f"| {name} | {f['sentences_per_s']:,} | {f['tokens_per_s']:,} "
+            f"| {c['sentences_per_s']:,} | {c['tokens_per_s']:,} | {c['shapes']} "
+            f"| {100 * c['padding_fraction']:.1f}% |"
+        )
+    print(header.write(args.out, lines))
     print(json.dumps(results))
 
 

@@ -1,6 +1,6 @@
 """Training step time of each speed option, side by side in one run. Run by hand.
 
-    .venv/bin/python benchmarks/precision_speed.py [--steps 30]
+    python benchmarks/precision_speed.py [--steps 30]
         [--out benchmarks/precision_speed.md]
 
 The models of the `date_attention` pipeline (Bahdanau LSTM, 256 wide) and of
@@ -10,7 +10,8 @@ targets of 11; 40-character vocabulary) under float32, float32 with XLA (`jit_co
 `mixed_float16`, `mixed_bfloat16` and `mixed_bfloat16` with XLA. Each option's step time is
 the median of `--steps` `train_on_batch` calls after 3 warm-up calls (tracing, compiling);
 the options of a model alternate round by round, so a machine's drift hits them alike. The
-ratio is against float32 (below 1: faster).
+ratio is against float32 (below 1: faster). Writes the whole Markdown file through
+benchmarks/_results.py.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
+from _results import Results
 
 from keras_s2s.config import load_pipeline
 from keras_s2s.training import compile_model
@@ -74,16 +75,23 @@ def main():
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--out", default="benchmarks/precision_speed.md")
     args = parser.parse_args()
+    header = Results()
     results = {p: measure(p, args.steps) for p in ("date_attention", "date_transformer")}
     lines = [
+        "# Training step time of each precision / XLA option",
+        "",
+        f"One fixed batch shaped like the date task's (64 examples, sources of 32 characters, "
+        f"targets of 11), the models of the pipelines' `[model]` sections; median of "
+        f"{args.steps} `train_on_batch` calls after 3 warm-up calls, the options alternating "
+        "round by round. Ratio against float32 (below 1: faster).",
+        "",
         "| option | " + " | ".join(f"{p} ms/step (ratio)" for p in results) + " |",
         "|---|" + "---:|" * len(results),
     ]
     for name in OPTIONS:
         cells = [f"{r[name]['ms_per_step']} ({r[name]['ratio']})" for r in results.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    print(header.write(args.out, lines))
     print(json.dumps(results))
 
 
