@@ -109,12 +109,12 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     TRAIN_DATE: DATE,
     "keras-s2s evaluate runs/date_attention": ("--limit", "100"),
     'keras-s2s translate runs/date_attention "september 27, 1994" "27/09/94"': (),
-    'keras-s2s translate runs/date_attention --beam 4 --nbest 2 "Sep 27 1994"': (),
     "keras-s2s export runs/date_attention --format all": (),
     # docs/cli.md
     "keras-s2s train addition_seq2seq --set model.hidden_dim=256 "
     "--set training.learning_rate=0.002": ADDITION,
-    'keras-s2s translate runs/date_attention --plot-attention attention.png "27/09/94"': (),
+    "keras-s2s translate runs/date_attention --beam 4 --nbest 2 --plot-attention attention.png "
+    '"27/09/94"': (),
     "keras-s2s export runs/date_attention --format tflite --quantization float32,int8": (),
     # docs/scale.md
     "keras-s2s train multi30k_transformer_de_en --strategy mirrored": MULTI30K + TRANSFORMER,
