@@ -24,7 +24,8 @@ class Translator:
     Args:
         model: a model of any family (`keras_s2s.models.EncoderDecoder`: `encode`,
             `decode_step`, `constant_state_keys`, `attention_weights`).
-        source_tokenizer, target_tokenizer: the tokenizers the model was trained with.
+        source_tokenizer: the source tokenizer the model was trained with.
+        target_tokenizer: the target tokenizer the model was trained with.
         max_source_length: source tokens kept.
         max_target_length: target tokens generated at most (eos excluded).
         jit_compile: compile the decode functions with XLA.

@@ -73,7 +73,8 @@ class CharTokenizer(Tokenizer):
         if not os.path.isfile(path):
             raise DataError(f"Vocabulary file not found: {path}")
         try:
-            text = open(path, encoding="utf-8", newline="").read()
+            with open(path, encoding="utf-8", newline="") as file:
+                text = file.read()
         except UnicodeDecodeError as e:
             raise DataError(f"Invalid UTF-8 in vocabulary file {path}: {e}") from None
         tokens = text.split("\n")

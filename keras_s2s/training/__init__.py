@@ -17,6 +17,7 @@ _NAMES = {
     "PreparedData": "keras_s2s.training.prepared",
     "RunCheckpoint": "keras_s2s.training.trainer",
     "StopOnNaN": "keras_s2s.training.trainer",
+    "StopOnSignal": "keras_s2s.training.callbacks",
     "build_model": "keras_s2s.training.trainer",
     "check_config": "keras_s2s.training.trainer",
     "compile_model": "keras_s2s.training.trainer",

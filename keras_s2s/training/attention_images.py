@@ -27,7 +27,7 @@ class AttentionImages(TranslatingCallback):
     images = keras_s2s.training.AttentionImages(
         ["september 27, 1994"], tokenizer, tokenizer, max_source_length=40,
         max_target_length=10, log_dir="logs/attention")
-    model.fit(train, epochs=3, callbacks=[images])
+    model.fit(train, epochs=3, shuffle=False, callbacks=[images])
     ```
     """
 

@@ -27,7 +27,7 @@ class CheckpointAverage(keras.callbacks.Callback):
     Example:
     ```python
     averaging = keras_s2s.training.CheckpointAverage(last=5)
-    model.fit(train, epochs=20, callbacks=[averaging])  # the model now holds the mean
+    model.fit(train, epochs=20, shuffle=False, callbacks=[averaging])  # the model holds the mean
     ```
     """
 

@@ -23,7 +23,7 @@ class ExactMatch(TranslatingCallback):
     callback = keras_s2s.training.ExactMatch(
         test_sources, test_targets, tokenizer, tokenizer, max_source_length=40,
         max_target_length=10)
-    model.fit(train, epochs=3, callbacks=[callback])
+    model.fit(train, epochs=3, shuffle=False, callbacks=[callback])
     ```
     """
 

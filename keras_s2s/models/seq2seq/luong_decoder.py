@@ -10,13 +10,13 @@ class LuongDecoder(RNNDecoder):
     """Stacked RNNs, then global attention of the top outputs over all encoder outputs.
 
     The output layer reads `[h_t; c_t]`, the top decoder output and its context. Source padding
-    gets weight exactly 0.
+    gets weight exactly 0. Other arguments and the call are as `RNNDecoder`'s; `memory` is
+    `{"outputs": [B, S, M], "mask": bool [B, S]}`, plus `"keys"` (the memory side of the score)
+    once `precompute`d.
 
     Args:
         attention_score: the score, "dot", "general", "scaled" or "concat" (see
             `keras_s2s.layers.LuongAttention`).
-        Other args and the call as `RNNDecoder`; `memory` is `{"outputs": [B, S, M], "mask":
-        bool [B, S]}`, plus `"keys"` (the memory side of the score) once `precompute`d.
 
     References:
         Luong et al., 2015, "Effective Approaches to Attention-based Neural Machine Translation".

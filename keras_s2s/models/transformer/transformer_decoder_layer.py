@@ -36,12 +36,10 @@ class TransformerDecoderLayer(TransformerLayer):
         intermediate_dim: int, the width of the feed-forward hidden layer.
         num_heads: int, H; D must be divisible by it.
         dropout: float, dropout on the attention weights and on each sublayer's output.
-        activation: activation of the feed-forward hidden layer.
-        layer_norm_epsilon: float, epsilon of the layer normalizations.
-        normalize_first: bool, pre-norm instead of the paper's post-norm.
-        kernel_initializer: initializer of the dense kernels.
-        bias_initializer: initializer of the dense biases.
-        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: passed on to the shared base layer: `activation` (of the feed-forward hidden
+            layer), `layer_norm_epsilon`, `normalize_first` (bool, pre-norm instead of the
+            paper's post-norm), `kernel_initializer`, `bias_initializer`, and the
+            `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         decoder_sequence: `[B, T, D]` (T = 1 for a decode step).
