@@ -406,7 +406,7 @@ def _train(config, needs, output_dir, verbose, strategy, backup_dir, finished_ru
     state = run.state()
     run.check_unlocked()
     if state == FINISHED and finished_run != "move":
-        raise ConfigError(
+        raise RunDirectoryError(
             f"{run.path} holds a finished run; train into another directory (keras-s2s train "
             "moves a finished run aside)"
         )

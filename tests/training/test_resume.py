@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from keras_s2s.config import load_pipeline
-from keras_s2s.errors import ConfigError, TrainingDiverged
+from keras_s2s.errors import ConfigError, RunDirectoryError, TrainingDiverged
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.training import prepared, trainer
 from tests.pipeline_files import addition_pipeline
@@ -89,7 +89,7 @@ def test_an_unfinished_run_of_another_config_is_refused_and_a_finished_one_kept(
     with pytest.raises(ConfigError, match="unfinished run .* different config .*learning_rate"):
         trainer.train(other, run.path, verbose=0)
     run.write_metadata({"status": "finished"})
-    with pytest.raises(ConfigError, match="holds a finished run"):
+    with pytest.raises(RunDirectoryError, match="holds a finished run"):
         trainer.train(config, run.path, verbose=0)
     assert run.stored_config() == json.loads(json.dumps(config))
 
