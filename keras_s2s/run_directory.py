@@ -321,8 +321,11 @@ class RunDirectory:
                 loaded[file] = tokenizer
         return loaded[entries["source"]["file"]], loaded[entries["target"]["file"]]
 
-    def load_model(self, allow_unfinished: bool = False):
-        """Loads `model.keras`; a run that did not finish needs `allow_unfinished=True`."""
+    def load_model(self, allow_unfinished: bool = False, dtype: str | None = None):
+        """Loads `model.keras`; a run that did not finish needs `allow_unfinished=True`.
+
+        The model computes under the dtype policy it was trained with (`training.precision`);
+        `dtype` (e.g. "float32") rebuilds it under another one, with the same weights."""
         import keras
 
         # Register the classes a saved model names: the models, and the loss and metric it
@@ -348,7 +351,10 @@ class RunDirectory:
         if damaged or missing:
             problem = f"corrupt member {damaged}" if damaged else f"missing {sorted(missing)}"
             raise RunDirectoryError(f"{file} is damaged ({size} bytes, {problem})")
-        return keras.saving.load_model(file)
+        model = keras.saving.load_model(file)
+        if dtype is not None and model.dtype_policy.name != keras.dtype_policies.get(dtype).name:
+            model = model.copy(dtype=dtype)
+        return model
 
 
 def _process_start(pid: int) -> int | None:

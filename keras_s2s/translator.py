@@ -58,12 +58,17 @@ class Translator:
 
     @classmethod
     def from_run_directory(
-        cls, path: str | os.PathLike, allow_unfinished: bool = False, **kwargs
+        cls,
+        path: str | os.PathLike,
+        allow_unfinished: bool = False,
+        dtype: str | None = None,
+        **kwargs,
     ) -> Translator:
         """The translator of a run directory (a run that did not finish needs
-        `allow_unfinished=True`: its last checkpoint is used)."""
+        `allow_unfinished=True`: its last checkpoint is used). The model computes under the
+        dtype policy it was trained with unless `dtype` (e.g. "float32") says otherwise."""
         run = RunDirectory(path)
-        model = run.load_model(allow_unfinished=allow_unfinished)
+        model = run.load_model(allow_unfinished=allow_unfinished, dtype=dtype)
         source_tokenizer, target_tokenizer = run.load_tokenizers()
         return cls(
             model,

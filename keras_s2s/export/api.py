@@ -8,6 +8,7 @@ from pathlib import Path
 
 from keras_s2s.errors import ExportError
 from keras_s2s.export.layout import (
+    EXPORT_DTYPE,
     TFLITE_SUFFIX,
     check_name,
     check_output_root,
@@ -73,7 +74,9 @@ def export(
     output_root = check_output_root(output_root)
 
     run = RunDirectory(run_dir)
-    translator = Translator.from_run_directory(run_dir, allow_unfinished=allow_unfinished)
+    translator = Translator.from_run_directory(
+        run_dir, allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE
+    )
     name = check_name(name or run.metadata().get("pipeline") or run.path.name)
     folders = {"savedmodel": name, "tflite": name + TFLITE_SUFFIX}
     version = next_version(output_root, *folders.values())

@@ -13,6 +13,9 @@ from keras_s2s.run_directory import RunDirectory
 
 #: The TFLite files of model `name` go to `<root>/<name><TFLITE_SUFFIX>/<version>/`.
 TFLITE_SUFFIX = "-tflite"
+#: Exported models compute in float32, whatever `training.precision` was (the variables are
+#: float32 under every policy; TFLite's `float16` variant stores 16-bit weights).
+EXPORT_DTYPE = "float32"
 
 
 def _versions(folder: Path) -> list[int]:

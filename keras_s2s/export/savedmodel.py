@@ -20,6 +20,7 @@ import tensorflow as tf
 import keras_s2s
 from keras_s2s.errors import ExportError
 from keras_s2s.export.layout import (
+    EXPORT_DTYPE,
     check_name,
     check_output_root,
     copy_vocabularies,
@@ -213,7 +214,9 @@ def export_saved_model(
         raise ExportError(f"version must be a positive integer; got {version!r}")
     output_root = check_output_root(output_root)
     run = RunDirectory(run_dir)
-    translator = Translator.from_run_directory(run_dir, allow_unfinished=allow_unfinished)
+    translator = Translator.from_run_directory(
+        run_dir, allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE
+    )
     name = check_name(name or run.metadata().get("pipeline") or run.path.name)
     version = version or next_version(output_root, name)
     target = output_root / name / str(version)

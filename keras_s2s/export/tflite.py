@@ -29,7 +29,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 import keras_s2s
 from keras_s2s.decoding import greedy_search
 from keras_s2s.errors import ExportError
-from keras_s2s.export.layout import copy_vocabularies
+from keras_s2s.export.layout import EXPORT_DTYPE, copy_vocabularies
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
@@ -297,7 +297,7 @@ def export_tflite(
     """
     quantizations = check_quantizations(quantizations)
     run = RunDirectory(run_dir)
-    model = run.load_model(allow_unfinished=allow_unfinished)
+    model = run.load_model(allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ExportError(f"{output_dir} exists and is not a folder")

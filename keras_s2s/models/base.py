@@ -144,6 +144,13 @@ class EncoderDecoder(keras.Model):
             )
         return super().__new__(cls, *args, **kwargs)
 
+    def __init__(self, *args, dtype=None, **kwargs):
+        # A functional `keras.Model` drops `dtype`: the family's layers take it, and the model
+        # records it too, so that `get_config` (and so a saved model) keeps the policy.
+        super().__init__(*args, **kwargs)
+        if dtype is not None:
+            self.dtype_policy = dtype
+
     #: Keys of the decoding state that `decode_step` never changes.
     constant_state_keys: tuple[str, ...] = ()
 
@@ -220,8 +227,13 @@ class EncoderDecoder(keras.Model):
         """A model with the same weights whose sources are `source_length` wide and whose
         decoder inputs are `target_length` long, with whatever that allows (unrolled loops):
         what TFLite export converts."""
-        config = {**self.get_config(), **self.static_arguments(source_length, target_length)}
-        clone = type(self).from_config(config)
+        return self.copy(**self.static_arguments(source_length, target_length))
+
+    def copy(self, **arguments):
+        """A model of this family with the same weights and the given constructor arguments
+        changed, e.g. `copy(dtype="float32")`: a model trained under a mixed policy, computing
+        in float32 (its variables are float32 already; what export does)."""
+        clone = type(self).from_config({**self.get_config(), **arguments})
         clone.set_weights(self.get_weights())
         return clone
 

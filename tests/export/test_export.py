@@ -90,7 +90,12 @@ FAMILIES |= {
         "model.residual": True,
         **TINY,
     },
-    "tiny-luong-concat": {**FAMILIES["luong-concat"], **TINY},
+    # Trained under mixed_bfloat16: the run reloads in it, and exports compute in float32.
+    "tiny-luong-concat": {
+        **FAMILIES["luong-concat"],
+        **TINY,
+        "training.precision": "mixed_bfloat16",
+    },
 }
 BATCHES = [["16+75", "52+7", "9+1"], ["1+1", "99+99", "40+2", "7+70", "3+33", "12+21", "88+8"]]
 # Empty, whitespace only, 10,000 characters, characters not in the vocabulary, invalid UTF-8,
@@ -232,7 +237,8 @@ def exported(tmp_path_factory, request):
             paths = export(run_dir, quantizations=quantizations, **options)
         finally:
             logging.getLogger("tensorflow").removeHandler(export_logs)
-        translator = Translator.from_run_directory(run_dir)
+        # Exports compute in float32 whatever the training policy: they equal this model.
+        translator = Translator.from_run_directory(run_dir, dtype="float32")
         source_ids = [fixed_source_ids(translator, batch) for batch in BATCHES]
         keras_side[family] = {
             "greedy": [translator.translate(batch) for batch in BATCHES],
@@ -248,6 +254,7 @@ def exported(tmp_path_factory, request):
             "has_attention": translator.has_attention,
             "max_length": translator.max_target_length + 1,
             "source_length": translator.max_source_length,
+            "trained_policy": Translator.from_run_directory(run_dir).model.dtype_policy.name,
         }  # fmt: skip
         jobs[family] = {
             "savedmodel": str(paths["savedmodel"]),
@@ -285,6 +292,15 @@ def test_artifacts_load_without_keras_s2s(exported):
     _, loaded = exported
     assert loaded["savedmodel"]["imported_keras_s2s"] is False
     assert loaded["tflite"]["imported_keras_s2s"] is False
+
+
+def test_a_mixed_precision_run_reloads_in_its_policy_and_exports_in_float32(exported):
+    """A run keeps its `training.precision` when reloaded; its exports (whose parity with the
+    float32 model the tests below check) compute in float32, which TFLite's builtins need."""
+    keras_side, _ = exported
+    policies = {family: side["trained_policy"] for family, side in keras_side.items()}
+    assert policies.pop("tiny-luong-concat") == "mixed_bfloat16"
+    assert set(policies.values()) == {"float32"}
 
 
 def test_tflite_wrapper_needs_no_tensorflow(exported):

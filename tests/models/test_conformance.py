@@ -255,6 +255,32 @@ def test_one_mixed_bfloat16_training_step(family, variant):
     assert state_spec(new_state) == state_spec(state)
 
 
+def policies(model) -> set[str]:
+    return {layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+
+
+@pytest.mark.parametrize("family, variant", CASES)
+def test_a_mixed_policy_survives_saving_and_copy_changes_it(family, variant, tmp_path):
+    """The model records the policy its layers were built with (a functional Model drops
+    `dtype`), so a saved mixed-precision model loads in it; `copy(dtype="float32")` rebuilds
+    the same weights computing in float32 (what export does)."""
+    model = MODELS[family](V, V, **config_of(family, variant), dtype="mixed_bfloat16")
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert restored.dtype_policy.name == "mixed_bfloat16"
+    assert policies(restored) == policies(model) and "mixed_bfloat16" in policies(model)
+    copy = restored.copy(dtype="float32")
+    assert copy.dtype_policy.name == "float32" and "mixed_bfloat16" not in policies(copy)
+    for a, b in zip(copy.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    float32 = MODELS[family](V, V, **config_of(family, variant))
+    float32.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(copy(INPUTS)), ops.convert_to_numpy(float32(INPUTS)), atol=1e-6
+    )
+
+
 def check_unknown_arguments_rejected(cls, config):
     """Every constructor argument misspelt (its last letter dropped) is a `TypeError` that
     names the typo and lists the valid arguments; nothing is built."""
