@@ -322,18 +322,16 @@ class RunDirectory:
         return loaded[entries["source"]["file"]], loaded[entries["target"]["file"]]
 
     def load_model(self, allow_unfinished: bool = False, dtype: str | None = None):
-        """Loads `model.keras`; a run that did not finish needs `allow_unfinished=True`.
+        """Loads `model.keras` for inference (not compiled: no optimizer, loss or metrics); a
+        run that did not finish needs `allow_unfinished=True`.
 
         The model computes under the dtype policy it was trained with (`training.precision`);
         `dtype` (e.g. "float32") rebuilds it under another one, with the same weights."""
+        # Lazy imports, for start-up time (the command line reads run directories before it
+        # needs Keras); `keras_s2s.models` registers the model classes the file names.
         import keras
 
-        # Register the classes a saved model names: the models, and the loss and metric it
-        # was compiled with.
         import keras_s2s.models  # noqa: F401
-        import keras_s2s.training.losses  # noqa: F401
-        import keras_s2s.training.metrics  # noqa: F401
-        import keras_s2s.training.schedules  # noqa: F401
 
         if not allow_unfinished:
             self.check_finished()
@@ -351,7 +349,7 @@ class RunDirectory:
         if damaged or missing:
             problem = f"corrupt member {damaged}" if damaged else f"missing {sorted(missing)}"
             raise RunDirectoryError(f"{file} is damaged ({size} bytes, {problem})")
-        model = keras.saving.load_model(file)
+        model = keras.saving.load_model(file, compile=False)
         if dtype is not None and model.dtype_policy.name != keras.dtype_policies.get(dtype).name:
             model = model.copy(dtype=dtype)
         return model

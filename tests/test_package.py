@@ -61,6 +61,56 @@ def test_layers_and_models_use_keras_only(subpackage):
             assert allowed, f"{path} imports {name}"
 
 
+def unit_of(module: str) -> str:
+    """The subpackage or top-level module of `keras_s2s` a dotted name belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "keras_s2s"
+
+
+def test_no_import_cycle_between_subpackages():
+    """Every import of the package, at module level or inside a function, between its
+    subpackages and top-level modules: the graph has no cycle, so no import inside a function
+    hides one (those are for start-up time only). The root package's lazy attributes
+    (`keras_s2s.models`, `keras_s2s.Translator` on first use) are not imports of it."""
+
+    def module_of(path):
+        parts = ("keras_s2s", *path.relative_to(PACKAGE).with_suffix("").parts)
+        return ".".join(parts).removesuffix(".__init__")
+
+    units = {unit_of(module_of(path)) for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {unit: set() for unit in units}
+    for path in PACKAGE.rglob("*.py"):
+        source = unit_of(module_of(path))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        nodes = tree.body if source == "keras_s2s" else ast.walk(tree)
+        for node in nodes:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+                names += [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                target = unit_of(name)
+                if name.startswith("keras_s2s") and target in units and target != source:
+                    graph[source].add(target)
+    assert {"training", "run_directory", "translator", "evaluation"} <= set(graph)
+
+    def path_back(start, node, seen):
+        for successor in sorted(graph[node]):
+            if successor == start:
+                return [node, start]
+            if successor not in seen:
+                seen.add(successor)
+                rest = path_back(start, successor, seen)
+                if rest:
+                    return [node, *rest]
+        return None
+
+    cycles = [cycle for unit in sorted(graph) if (cycle := path_back(unit, unit, set()))]
+    assert cycles == [], "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
 def test_every_public_class_is_registered_for_serialization():
     from keras_s2s.models import seq2seq
 

@@ -116,8 +116,11 @@ def test_bad_values_from_the_command_line_exit_2(override, message, tmp_path, ca
 
 LOAD = """
 import json, sys
+import keras
+import keras_s2s.models, keras_s2s.training.losses, keras_s2s.training.metrics
+import keras_s2s.training.schedules
 from keras_s2s.run_directory import RunDirectory
-model = RunDirectory(sys.argv[1]).load_model()
+model = keras.saving.load_model(RunDirectory(sys.argv[1]).model_path)  # compiled
 o = model.optimizer
 print(json.dumps({
     "schedule": type(o._learning_rate).__name__,
