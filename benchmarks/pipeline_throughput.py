@@ -23,13 +23,12 @@ from _results import Results
 from keras_s2s.data import (
     as_strings,
     make_dataset,
-    pad_to_longest,
     prepare_examples,
     read_parallel_text,
     teacher_forcing,
 )
 from keras_s2s.data.pipeline import filter_by_length
-from keras_s2s.tokenizers import SentencePieceTokenizer
+from keras_s2s.tokenizers import PAD_ID, SentencePieceTokenizer
 
 HERE = Path(__file__).resolve().parent
 
@@ -105,7 +104,7 @@ def main():
         .cache()
         .shuffle(len(sources), seed=1)
         .apply(teacher_forcing())
-        .apply(pad_to_longest(max(rows, 1)))
+        .padded_batch(max(rows, 1), padding_values=PAD_ID)  # each batch to its longest
         .prefetch(tf.data.AUTOTUNE)
     )
     results["plain_batches_random_order"] = {

@@ -120,15 +120,6 @@ class BucketSpec:
     max_decoder_length: int
     rows: int = 0
 
-    def source_buckets(self) -> int:
-        return -(-self.max_source_length // self.width)
-
-    def decoder_buckets(self) -> int:
-        return -(-self.max_decoder_length // self.width)
-
-    def num_shapes(self) -> int:
-        return 2 * self.source_buckets() * self.decoder_buckets()
-
     def padded_length(self, length):
         """`length` rounded up to a multiple of `width` (at least `width`)."""
         w = tf.cast(self.width, length.dtype)
@@ -205,15 +196,6 @@ def count_batch_shapes(dataset: tf.data.Dataset) -> collections.Counter:
     return collections.Counter(
         (tuple(enc.tolist()), tuple(dec.tolist())) for enc, dec in shapes.as_numpy_iterator()
     )
-
-
-def pad_to_longest(batch_size: int):
-    """Plain batching without buckets (each batch padded to its longest example)."""
-
-    def apply(dataset):
-        return dataset.padded_batch(batch_size, padding_values=PAD_ID)
-
-    return apply
 
 
 def pad_to_fixed(batch_size: int, source_length: int, decoder_length: int):

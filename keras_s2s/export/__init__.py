@@ -1,7 +1,6 @@
 """Exporters: SavedModel (TF Serving layout, strings in and out) and builtin-only TFLite."""
 
 from keras_s2s.export.api import FORMATS, export
-from keras_s2s.export.layout import next_version_directory
 from keras_s2s.export.savedmodel import export_saved_model
 from keras_s2s.export.tflite import QUANTIZATIONS, custom_ops, export_tflite, static_model
 
@@ -12,6 +11,5 @@ __all__ = [
     "custom_ops",
     "export_saved_model",
     "export_tflite",
-    "next_version_directory",
     "static_model",
 ]

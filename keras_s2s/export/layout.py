@@ -33,11 +33,6 @@ def next_version(root: str | os.PathLike, *names: str) -> int:
     return max((v for name in names for v in _versions(Path(root) / name)), default=0) + 1
 
 
-def next_version_directory(root: str | os.PathLike, name: str) -> Path:
-    """`root/name/<n+1>`, where n is the highest integer version already there (0 if none)."""
-    return Path(root) / name / str(next_version(root, name))
-
-
 def check_name(name) -> str:
     """A model name must be one plain folder name (TF Serving's `<name>/<version>/` layout)."""
     if not isinstance(name, str) or not name.strip():
