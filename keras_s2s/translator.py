@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_s2s.decoding import beam_search, greedy_search
+from keras_s2s.decoding.beam import check_num_results
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
 
@@ -183,10 +184,7 @@ class Translator:
         Scores are log-probabilities divided by the GNMT length penalty with alpha =
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
         """
-        if not 1 <= num_results <= beam_size:
-            raise ValueError(
-                f"num_results must be between 1 and the beam size {beam_size}; got {num_results}"
-            )
+        check_num_results(num_results, beam_size)
         texts = list(texts)
         # Batches of similar lengths (less padding, and a batch's decoding ends sooner); the
         # results go back to the input order.

@@ -202,7 +202,7 @@ def test_nbest_lists_are_sorted_distinct_and_scored_by_log_probability(translato
     # Asking for one result stops the same search earlier, with the same best hypothesis.
     plain = translator.translate_nbest(TEXTS, beam_size=3, num_results=3)
     assert translator.translate(TEXTS, beam_size=3) == [h[0][0] for h in plain]
-    with pytest.raises(ValueError, match="num_results must be between 1 and the beam size 2"):
+    with pytest.raises(ValueError, match="`num_results` must be between 1 and beam_size=2"):
         translator.translate_nbest(TEXTS, beam_size=2, num_results=3)
 
 

@@ -59,6 +59,15 @@ class _Beams(NamedTuple):
     state: Any  # the step function's state without its constant entries, [B*K, ...] tensors.
 
 
+def check_num_results(num_results: int, beam_size: int) -> None:
+    """Raises `ValueError` unless 1 <= `num_results` <= `beam_size`."""
+    if not 1 <= num_results <= beam_size:
+        raise ValueError(
+            f"`num_results` must be between 1 and beam_size={beam_size}. "
+            f"Received: num_results={num_results}"
+        )
+
+
 def beam_search(
     step_fn: StepFn,
     state,
@@ -95,11 +104,7 @@ def beam_search(
         `(token_ids [B, N, max_length], scores [B, N], log_probs [B, N])`: hypotheses best first
         (eos included, then padding), their length-normalized scores and their log-probabilities.
     """
-    if not 1 <= num_results <= beam_size:
-        raise ValueError(
-            f"`num_results` must be between 1 and beam_size={beam_size}. "
-            f"Received: num_results={num_results}"
-        )
+    check_num_results(num_results, beam_size)
     K = beam_size
     alpha = tf.cast(length_penalty_alpha, tf.float32)
     columns = tf.range(max_length)

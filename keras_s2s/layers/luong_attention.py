@@ -3,7 +3,8 @@ import math
 import keras
 from keras import ops
 
-_SCORES = ("dot", "general", "scaled", "concat")
+#: The score functions `LuongAttention` offers.
+SCORES = ("dot", "general", "scaled", "concat")
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -42,9 +43,9 @@ class LuongAttention(keras.layers.Layer):
 
     def __init__(self, score="dot", units=None, **kwargs):
         super().__init__(**kwargs)
-        if score not in _SCORES:
+        if score not in SCORES:
             raise ValueError(
-                f"`score` must be one of {', '.join(_SCORES)}. Received: score={score!r}"
+                f"`score` must be one of {', '.join(SCORES)}. Received: score={score!r}"
             )
         self.score = score
         self.units = units

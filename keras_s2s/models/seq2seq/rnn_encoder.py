@@ -3,7 +3,8 @@ from keras import ops
 
 from keras_s2s.models.seq2seq.rnn_layers import RNN_LAYERS, num_states
 
-_MERGE_MODES = ("concat", "sum", "ave")
+#: How a bidirectional layer merges its two directions.
+MERGE_MODES = ("concat", "sum", "ave")
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -52,9 +53,9 @@ class RNNEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if merge_mode not in _MERGE_MODES:
+        if merge_mode not in MERGE_MODES:
             raise ValueError(
-                f"`merge_mode` must be one of {', '.join(_MERGE_MODES)}. "
+                f"`merge_mode` must be one of {', '.join(MERGE_MODES)}. "
                 f"Received: merge_mode={merge_mode!r}"
             )
         self.units = units

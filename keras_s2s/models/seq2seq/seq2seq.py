@@ -3,14 +3,12 @@ import inspect
 import keras
 from keras import ops
 
+from keras_s2s.layers.luong_attention import SCORES
 from keras_s2s.layers.reverse_sequence import ReverseSequence
 from keras_s2s.models.base import DataNeeds, EncoderDecoder, register
 from keras_s2s.models.seq2seq.decoders import DECODERS
-from keras_s2s.models.seq2seq.rnn_encoder import RNNEncoder
+from keras_s2s.models.seq2seq.rnn_encoder import MERGE_MODES, RNNEncoder
 from keras_s2s.models.seq2seq.rnn_layers import RNN_LAYERS
-
-_MERGE_MODES = ("concat", "sum", "ave")
-_SCORES = ("dot", "general", "scaled", "concat")
 
 
 @register("seq2seq")
@@ -116,18 +114,18 @@ class Seq2Seq(EncoderDecoder):
             raise ValueError(
                 f"`cell` must be one of {', '.join(RNN_LAYERS)}. Received: cell={cell!r}"
             )
-        if merge_mode not in _MERGE_MODES:
+        if merge_mode not in MERGE_MODES:
             raise ValueError(
-                f"`merge_mode` must be one of {', '.join(_MERGE_MODES)}. "
+                f"`merge_mode` must be one of {', '.join(MERGE_MODES)}. "
                 f"Received: merge_mode={merge_mode!r}"
             )
         if decoder not in DECODERS:
             raise ValueError(
                 f"`decoder` must be one of {', '.join(DECODERS)}. Received: decoder={decoder!r}"
             )
-        if attention_score not in _SCORES:
+        if attention_score not in SCORES:
             raise ValueError(
-                f"`attention_score` must be one of {', '.join(_SCORES)}. "
+                f"`attention_score` must be one of {', '.join(SCORES)}. "
                 f"Received: attention_score={attention_score!r}"
             )
         for arg in (
