@@ -3,8 +3,8 @@
 Shipped beside the `.tflite` files as `tflite_translator.py`; it needs only numpy,
 ai-edge-litert and, for SentencePiece vocabularies, sentencepiece (not TensorFlow, not
 keras-s2s). Tokenization matches the training tokenizers exactly: characters (one id per Unicode
-codepoint, unknown -> 1) or the SentencePiece model; the model itself reverses the source if it
-was trained so.
+codepoint, unknown -> the unk id) or the SentencePiece model; the model itself reverses the
+source if it was trained so.
 
     from tflite_translator import TFLiteTranslator
     translator = TFLiteTranslator("saved_models/date_attention_tflite")
@@ -24,21 +24,23 @@ _UNKNOWN_CHARACTER = "\ufffd"
 
 
 class _CharVocabulary:
-    def __init__(self, path):
+    """One token per line; the special ids (`special_ids` of the JSON file) are no characters."""
+
+    def __init__(self, path, special_ids: dict):
         with open(path, encoding="utf-8", newline="") as f:
             tokens = f.read().split("\n")
         if tokens and tokens[-1] == "":
             tokens.pop()
-        self.tokens = tokens
-        self.ids = {token: i for i, token in enumerate(tokens) if i >= 4}
+        special = set(special_ids.values())
+        self.characters = {i: token for i, token in enumerate(tokens) if i not in special}
+        self.ids = {token: i for i, token in self.characters.items()}
+        self.unk_id = special_ids["unk"]
 
     def encode(self, text: str) -> list[int]:
-        return [self.ids.get(c, 1) for c in text]
+        return [self.ids.get(c, self.unk_id) for c in text]
 
     def decode(self, ids) -> str:
-        return "".join(
-            self.tokens[i] if 4 <= i < len(self.tokens) else _UNKNOWN_CHARACTER for i in ids
-        )
+        return "".join(self.characters.get(i, _UNKNOWN_CHARACTER) for i in ids)
 
 
 class _SentencePieceVocabulary:
@@ -54,11 +56,11 @@ class _SentencePieceVocabulary:
         return self.processor.decode([int(i) for i in ids])
 
 
-def _vocabulary(directory, entry):
+def _vocabulary(directory, entry, special_ids):
     path = os.path.join(directory, entry["file"])
     if entry["type"] == "SentencePieceTokenizer":
         return _SentencePieceVocabulary(path)
-    return _CharVocabulary(path)
+    return _CharVocabulary(path, special_ids)
 
 
 class TFLiteTranslator:
@@ -83,10 +85,10 @@ class TFLiteTranslator:
             model_path=os.path.join(self.directory, self.info["models"][quantization]),
             num_threads=num_threads,
         )
-        self.source_vocabulary = _vocabulary(self.directory, self.info["source"])
-        self.target_vocabulary = _vocabulary(self.directory, self.info["target"])
-        self.source_length = self.info["source_length"]
         special = self.info["special_ids"]
+        self.source_vocabulary = _vocabulary(self.directory, self.info["source"], special)
+        self.target_vocabulary = _vocabulary(self.directory, self.info["target"], special)
+        self.source_length = self.info["source_length"]
         self.pad_id, self.bos_id, self.eos_id = special["pad"], special["bos"], special["eos"]
 
     def signature(self, name: str):

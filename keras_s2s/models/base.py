@@ -13,6 +13,7 @@ import difflib
 import inspect
 
 import keras
+from keras import ops
 
 #: Constructor arguments every family takes and that come from the data or the runtime, not
 #: from a pipeline's `[model]` section.
@@ -222,6 +223,18 @@ class EncoderDecoder(keras.Model):
         """Constructor arguments that give this model static shapes (see `static_copy`)."""
         del source_length, target_length
         return {}
+
+    def to_source_width(self, encoder_token_ids):
+        """`encoder_token_ids` as int32, padded with `pad_id` (or cut) to the model's static
+        source width `source_length` when it has one; unchanged otherwise. What `encode`
+        does before reading a source."""
+        encoder_token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
+        length = getattr(self, "source_length", None)
+        if length is None:
+            return encoder_token_ids
+        missing = ops.maximum(length - ops.shape(encoder_token_ids)[1], 0)
+        padded = ops.pad(encoder_token_ids, [[0, 0], [0, missing]], constant_values=self.pad_id)
+        return ops.reshape(padded[:, :length], (-1, length))
 
     def static_copy(self, source_length: int, target_length: int):
         """A model with the same weights whose sources are `source_length` wide and whose

@@ -70,18 +70,18 @@ class RNNEncoder(keras.layers.Layer):
         self.rnn_layers = []
         self.bridges = []
         for i in range(num_layers):
-            layer = RNN_LAYERS[cell](
-                units,
-                return_sequences=True,
-                return_state=True,
-                dropout=dropout,
-                unroll=unroll,
-                dtype=self.dtype_policy,
-                name=f"rnn_{i}",
-            )
+            layer = self._rnn_layer(f"rnn_{i}")
             if bidirectional:
+                # The backward layer is built here, not by `Bidirectional` (which copies the
+                # forward layer through Keras's serialization; while a model loads, that copy
+                # can come back as the forward layer itself when an object id is reused, and
+                # the load fails at random).
                 layer = keras.layers.Bidirectional(
-                    layer, merge_mode=merge_mode, dtype=self.dtype_policy, name=f"birnn_{i}"
+                    layer,
+                    merge_mode=merge_mode,
+                    backward_layer=self._rnn_layer(f"backward_rnn_{i}", go_backwards=True),
+                    dtype=self.dtype_policy,
+                    name=f"birnn_{i}",
                 )
                 if unroll:
                     # Keras 3.15's unrolled loop zeroes masked outputs with the mask in forward
@@ -119,6 +119,18 @@ class RNNEncoder(keras.layers.Layer):
         if self.merge_mode == "sum":
             return [f + b for f, b in zip(forward, backward, strict=True)]
         return [(f + b) / 2.0 for f, b in zip(forward, backward, strict=True)]
+
+    def _rnn_layer(self, name, go_backwards=False):
+        return RNN_LAYERS[self.cell](
+            self.units,
+            return_sequences=True,
+            return_state=True,
+            go_backwards=go_backwards,
+            dropout=self.dropout,
+            unroll=self.unroll,
+            dtype=self.dtype_policy,
+            name=name,
+        )
 
     def call(self, inputs, mask=None, training=None):
         x, final_states = inputs, []

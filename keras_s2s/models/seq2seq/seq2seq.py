@@ -345,15 +345,8 @@ class Seq2Seq(EncoderDecoder):
         """Encodes the source once. Returns the initial decoding state: `{"rnn": states per
         layer, "memory": what the decoder reads at every step}` (+ `"attention"` `[B, S]`)."""
         del max_length  # An RNN's state does not grow.
-        encoder_token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
-        if self.source_length is not None:
-            # Pad to the static length (masked, or read as in training at the fixed width).
-            length = self.source_length
-            missing = ops.maximum(length - ops.shape(encoder_token_ids)[1], 0)
-            encoder_token_ids = ops.pad(
-                encoder_token_ids, [[0, 0], [0, missing]], constant_values=self.pad_id
-            )
-            encoder_token_ids = ops.reshape(encoder_token_ids[:, :length], (-1, length))
+        # At the static width, padding is masked, or read as in training (fixed width).
+        encoder_token_ids = self.to_source_width(encoder_token_ids)
         state = self._encode(encoder_token_ids, training=False)
         # What the decode steps share, computed once per source, not once per step.
         state["memory"] = self.rnn_decoder.precompute(state["memory"])

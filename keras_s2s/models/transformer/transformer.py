@@ -392,15 +392,8 @@ class Transformer(EncoderDecoder):
                 "positions: pass the most decode steps that will follow. Received: "
                 "max_length=None"
             )
-        encoder_token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
-        if self.source_length is not None:
-            # Pad to the static width (padding is masked, so results do not change).
-            length = self.source_length
-            missing = ops.maximum(length - ops.shape(encoder_token_ids)[1], 0)
-            encoder_token_ids = ops.pad(
-                encoder_token_ids, [[0, 0], [0, missing]], constant_values=self.pad_id
-            )
-            encoder_token_ids = ops.reshape(encoder_token_ids[:, :length], (-1, length))
+        # At the static width (padding is masked, so results do not change).
+        encoder_token_ids = self.to_source_width(encoder_token_ids)
         memory, memory_mask = self._encode(encoder_token_ids, training=False)
         batch_size = ops.shape(encoder_token_ids)[0]
         cache_shape = (batch_size, max_length, self.num_heads, self.hidden_dim // self.num_heads)
