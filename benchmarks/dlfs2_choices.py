@@ -35,7 +35,7 @@ from _results import Results
 from keras_s2s.config import apply_overrides, load_pipeline
 from keras_s2s.data.readers import holdout, read_pairs
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.training import train, trainer
+from keras_s2s.training import building, train
 
 VALIDATION_SEED = 2
 ROWS = {
@@ -108,7 +108,7 @@ def run(row: str, seed: int, epochs: int, files: tuple[Path, Path], folder: Path
     if epochs:
         overrides["training.epochs"] = epochs
     config = apply_overrides(config, overrides)
-    build_model = trainer.build_model
+    build_model = building.build_model
     if book_init:
 
         def build_with_book_initialization(*args, **kwargs):
@@ -117,12 +117,12 @@ def run(row: str, seed: int, epochs: int, files: tuple[Path, Path], folder: Path
             book_initialization(model)
             return model
 
-        trainer.build_model = build_with_book_initialization
+        building.build_model = build_with_book_initialization
     try:
         out = folder / f"{row}-{seed}"
         summary = train(config, out, verbose=2)
     finally:
-        trainer.build_model = build_model
+        building.build_model = build_model
     history = RunDirectory(out).metadata()["history"]
     return {
         "exact_match": [round(v, 4) for v in history["validation_exact_match"]],

@@ -26,7 +26,7 @@ from _results import Results
 
 from keras_s2s.config import load_pipeline
 from keras_s2s.training import compile_model
-from keras_s2s.training.trainer import build_model
+from keras_s2s.training.building import build_model
 
 OPTIONS = {
     "float32": ("float32", False),

@@ -27,7 +27,7 @@ from _results import Results
 
 from keras_s2s.config import load_pipeline
 from keras_s2s.training import compile_model, make_strategy
-from keras_s2s.training.trainer import build_model
+from keras_s2s.training.building import build_model
 
 SOURCE_VOCABULARY, TARGET_VOCABULARY = 64, 16
 

@@ -35,7 +35,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from keras_s2s.errors import RunDirectoryError
+from keras_s2s.config import DEFAULTS, merge
+from keras_s2s.errors import ConfigError, RunDirectoryError
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -156,8 +157,6 @@ class RunDirectory:
     def config(self) -> dict:
         """The run's pipeline config, over today's defaults (a key added since the run was
         trained takes its default)."""
-        from keras_s2s.config import DEFAULTS, merge
-
         return merge(DEFAULTS, self._read_json(CONFIG_FILE))
 
     def metadata(self, missing_ok: bool = False) -> dict:
@@ -197,6 +196,32 @@ class RunDirectory:
                 f"{METADATA_FILE}); choose an empty or new folder"
             )
         return FINISHED if self.status() == FINISHED else "unfinished"
+
+    # === Resuming ===
+
+    def resumable(self, config: dict) -> bool:
+        """Whether this unfinished run (see `state`) holds a run of `config` (train resumes
+        it) rather than no config (train starts one). An unfinished run of another config is
+        a `ConfigError` naming the differences: nothing is overwritten."""
+        if not (self.path / CONFIG_FILE).is_file():
+            return False
+        status = self.status()
+        differences = config_differences(self.stored_config(), config)
+        if differences:
+            raise ConfigError(
+                f"{self.path} holds an unfinished run (status '{status}') of a different config "
+                f"({', '.join(differences[:5])}{', ...' if len(differences) > 5 else ''}); "
+                "rerun it with the same config to resume it, or train into another directory"
+            )
+        return True
+
+    def saved_tokenizers(self):
+        """The tokenizers an unfinished run saved (a resumed run must keep its ids), or None
+        if it was stopped before saving them."""
+        try:
+            return self.load_tokenizers()
+        except RunDirectoryError:
+            return None
 
     def move_aside(self) -> Path:
         """Renames the run directory to `<name>.previous-<time>` beside it; returns the new
@@ -305,7 +330,7 @@ class RunDirectory:
 
     def load_tokenizers(self):
         """Loads both tokenizers and checks them against the hashes recorded at training."""
-        from keras_s2s.tokenizers import load_tokenizer
+        from keras_s2s.tokenizers import load_tokenizer  # Lazy: start-up time (TensorFlow).
 
         loaded = {}
         entries = {side: self.entry(side) for side in ("source", "target")}
@@ -353,6 +378,31 @@ class RunDirectory:
         if dtype is not None and model.dtype_policy.name != keras.dtype_policies.get(dtype).name:
             model = model.copy(dtype=dtype)
         return model
+
+
+def config_differences(stored: dict, config: dict) -> list[str]:
+    """The dotted keys whose values differ between a stored config and `config` (as JSON)."""
+
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            items = {}
+            for key, inner in value.items():
+                items.update(flat(inner, f"{prefix}{key}."))
+            return items
+        return {prefix[:-1]: value}
+
+    a, b = flat(stored), flat(json.loads(json.dumps(config, default=str)))
+    return sorted(key for key in a.keys() | b.keys() if a.get(key, None) != b.get(key, None))
+
+
+def backed_up_epochs(backup_dir: str | os.PathLike) -> int:
+    """The epochs a `keras.callbacks.BackupAndRestore` backup in `backup_dir` holds (0: none),
+    from its `training_metadata.json`."""
+    path = Path(backup_dir) / "training_metadata.json"
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def _process_start(pid: int) -> int | None:

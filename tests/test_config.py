@@ -80,11 +80,10 @@ def test_unlogged_monitor_fails_before_training(tmp_path):
 @pytest.mark.parametrize("name", available_pipelines())
 def test_every_named_pipeline_passes_the_whole_config_check(name):
     """No named pipeline chooses its model on the test split or has a bad model key."""
-    from keras_s2s.training.trainer import check_config, monitor_and_mode
+    from keras_s2s.checks import check_config
 
     config = load_pipeline(name)
-    check_config(config)
-    monitor, _ = monitor_and_mode(config)
+    monitor = check_config(config).monitor
     assert not monitor.startswith("test_")
     if config["training"]["exact_match_split"] == "test":
         assert config["training"]["checkpoint"] == "last"

@@ -111,6 +111,18 @@ def test_no_import_cycle_between_subpackages():
     assert cycles == [], "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
+def test_no_function_in_training_exceeds_60_lines():
+    """The trainer orchestrates; each step is a function a reader takes in at once."""
+    long = []
+    for path in (PACKAGE / "training").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.name}:{node.name} ({lines} lines)")
+    assert long == []
+
+
 def test_every_public_class_is_registered_for_serialization():
     from keras_s2s.models import seq2seq
 

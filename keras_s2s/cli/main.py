@@ -2,6 +2,9 @@
 
 Every subcommand prints human-readable output and, as its last stdout line, one JSON object
 with its figures. Bad input exits with status 2 and one `keras-s2s: error: ...` line.
+
+Each command imports what it needs inside its function (lazy imports, for start-up time):
+`keras-s2s --help` loads no TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ DEFAULT_PIPELINE = "date_attention"
 def _config_from_args(args):
     """The merged config of the command line, checked whole (model section included) before
     any data is read or anything is written."""
+    from keras_s2s.checks import check_config
     from keras_s2s.config import apply_overrides, load_pipeline, parse_override
-    from keras_s2s.training.trainer import check_config
 
     config = load_pipeline(args.pipeline)
     overrides = dict(parse_override(a) for a in args.set)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keras_s2s.checks import score_names
 from keras_s2s.evaluation.scores import score_translations
 from keras_s2s.tokenizers import Tokenizer
 from keras_s2s.training.translating_callback import TranslatingCallback
@@ -50,7 +51,7 @@ class ExactMatch(TranslatingCallback):
         scores = self.score()
         self.scores.append(scores)
         if logs is not None:
-            for score, key in self.logged_names(self.name).items():
+            for score, key in score_names(self.name).items():
                 logs[key] = scores[score]
 
     @property
@@ -62,11 +63,3 @@ class ExactMatch(TranslatingCallback):
         """Greedy-decodes the sources with the model as it is now; `score_translations`'s dict."""
         hypotheses = self.translator.translate(self.sources, batch_size=self.batch_size)
         return score_translations(hypotheses, self.references)
-
-    @staticmethod
-    def logged_names(name: str = "exact_match") -> dict[str, str]:
-        """`{score: logged name}` of a callback logging its exact match as `name`:
-        "validation_exact_match" -> "validation_bleu", "validation_chrf"; "em" -> "em_bleu"."""
-        suffix = "exact_match"
-        prefix = name[: -len(suffix)] if name.endswith(suffix) else f"{name}_"
-        return {"exact_match": name, "bleu": f"{prefix}bleu", "chrf": f"{prefix}chrf"}

@@ -10,9 +10,7 @@ from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_exampl
 from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
-from keras_s2s.training.attention_images import AttentionImages
 from keras_s2s.training.distribution import distribute_batches
-from keras_s2s.training.exact_match import ExactMatch
 
 
 @dataclasses.dataclass
@@ -126,34 +124,6 @@ class PreparedData:
             inputs["validation_data"] = distribute_batches(strategy, validation.repeat())
             inputs["validation_steps"] = count_batches(validation)
         return inputs
-
-    def decoding(self, training: dict) -> ExactMatch | None:
-        """The callback that logs free-running decoding scores on `training.exact_match_split`
-        after each epoch (None if it is "")."""
-        split = training["exact_match_split"]
-        if not split:
-            return None
-        sources, references = as_strings(self.splits[split])
-        return ExactMatch(
-            sources, references, self.source_tokenizer, self.target_tokenizer,
-            self.data["max_source_length"], self.data["max_target_length"],
-            name=f"{split}_exact_match",
-        )  # fmt: skip
-
-    def attention_images(self, training: dict, log_dir) -> AttentionImages | None:
-        """The callback that writes the attention heatmaps of the first
-        `training.attention_images` validation sources (else training sources) to TensorBoard
-        in `log_dir` after each epoch (None if that is 0)."""
-        count = training["attention_images"]
-        if not count:
-            return None
-        split = "validation" if "validation" in self.splits else "train"
-        sources, _ = as_strings(self.splits[split].take(count))
-        return AttentionImages(
-            sources,
-            self.source_tokenizer, self.target_tokenizer,
-            self.data["max_source_length"], self.data["max_target_length"], log_dir,
-        )  # fmt: skip
 
 
 def count_batches(dataset: tf.data.Dataset) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_s2s.tokenizers import Tokenizer
+from keras_s2s.translator import Translator
 
 
 class TranslatingCallback(keras.callbacks.Callback):
@@ -26,8 +27,6 @@ class TranslatingCallback(keras.callbacks.Callback):
     @property
     def translator(self):
         if self._translator is None or self._translator.model is not self.model:
-            from keras_s2s.translator import Translator
-
             self._translator = Translator(
                 self.model,
                 self.source_tokenizer,

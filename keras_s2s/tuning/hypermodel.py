@@ -8,8 +8,13 @@ import copy
 
 import keras_tuner
 
+from keras_s2s.checks import check_config
+from keras_s2s.config import DEFAULTS
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
+from keras_s2s.training.building import build_compiled_model
+from keras_s2s.training.callbacks import decoding_callback
+from keras_s2s.training.prepared import PreparedData
 
 #: Objectives of free-running decoding (logged by `ExactMatch` on the validation split) or
 #: the validation loss; teacher-forced token accuracy is not one.
@@ -47,8 +52,6 @@ def default_space(config: dict) -> dict:
 
 def check_space(space: dict, config: dict) -> dict:
     """Raises `ConfigError` naming the first bad entry of a search space; returns it."""
-    from keras_s2s.config import DEFAULTS
-
     if not isinstance(space, dict) or not space:
         raise ConfigError("search.space must be a non-empty table of 'section.key' entries")
     types = space.get("model.type", [config["model"]["type"]])
@@ -148,8 +151,6 @@ class PipelineHyperModel(keras_tuner.HyperModel):
     @property
     def data(self):
         if self._data is None:
-            from keras_s2s.training.prepared import PreparedData
-
             self._data = PreparedData.load(self.config)
             if "validation" not in self._data.splits:
                 raise ConfigError(
@@ -182,8 +183,6 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         return config
 
     def build(self, hp):
-        from keras_s2s.training.trainer import build_compiled_model, check_config
-
         config = self.trial_config(hp)
         check_config(config)
         return build_compiled_model(config, self.data)
@@ -192,14 +191,12 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         """Trains one trial on the pipeline's data: `epochs` (Hyperband's bracket, else
         `search.epochs` or `training.epochs`), keras-tuner's `callbacks` after the decoding
         one (so they see its scores), other keyword arguments to `model.fit`."""
-        from keras_s2s.training.trainer import check_config
-
         del args
         config = self.trial_config(hp)
-        needs = check_config(config)
+        needs = check_config(config).needs
         # keras-tuner cleared the session before building this trial's model.
         training, data = config["training"], self.data.renewed()
-        decoding = data.decoding(training)
+        decoding = decoding_callback(data, training)
         verbose = kwargs.pop("verbose", "auto")  # keras-tuner passes `search`'s
         self.trials_run += 1
         return model.fit(

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 from keras_s2s.cli.main import main
-from keras_s2s.run_directory import LOCK_FILE, RunDirectory
-from keras_s2s.training.trainer import backed_up_epochs
+from keras_s2s.run_directory import LOCK_FILE, RunDirectory, backed_up_epochs
 from tests.pipeline_files import addition_pipeline
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

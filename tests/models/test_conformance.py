@@ -407,7 +407,7 @@ class MeanGRU(EncoderDecoder):
 
 
 def test_a_family_registered_from_outside_the_package(tmp_path):
-    from keras_s2s.training.trainer import build_model
+    from keras_s2s.training.building import build_model
 
     register("mean_gru")(MeanGRU)
     try:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_s2s.training import compile_model
-from keras_s2s.training.trainer import build_model
+from keras_s2s.training.building import build_model
 
 FAMILIES = {
     "peeky-gru": {"type": "seq2seq", "cell": "gru", "decoder": "peeky"},

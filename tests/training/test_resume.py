@@ -14,8 +14,8 @@ import pytest
 
 from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError, RunDirectoryError, TrainingDiverged
-from keras_s2s.run_directory import RunDirectory
-from keras_s2s.training import prepared, trainer
+from keras_s2s.run_directory import RunDirectory, backed_up_epochs
+from keras_s2s.training import building, prepared, trainer
 from tests.pipeline_files import addition_pipeline
 
 EPOCHS = 3
@@ -46,7 +46,7 @@ def test_a_killed_run_resumes_at_the_interrupted_epoch_and_matches_an_uninterrup
         deadline = time.monotonic() + 240
         # The backup of epoch 2 is written last when it ends (after the checkpoint and history).
         while time.monotonic() < deadline and first.poll() is None:
-            if trainer.backed_up_epochs(run_dir / "backup" / "chief") == 2:
+            if backed_up_epochs(run_dir / "backup" / "chief") == 2:
                 break
             time.sleep(0.05)
         time.sleep(0.5)  # Into the third epoch (each takes a few seconds).
@@ -117,7 +117,7 @@ def test_a_diverging_run_stops_with_its_last_good_checkpoint(tmp_path, monkeypat
         return keras.optimizers.Adam(AbsurdAfterEpoch1())
 
     monkeypatch.setattr(prepared, "count_batches", count_and_remember)
-    monkeypatch.setattr(trainer, "make_optimizer", make_optimizer)
+    monkeypatch.setattr(building, "make_optimizer", make_optimizer)
     with pytest.raises(TrainingDiverged, match="became nan at epoch 2, batch .*epoch 1"):
         trainer.train(config, tmp_path / "run", verbose=0)
     run = RunDirectory(tmp_path / "run")

@@ -8,7 +8,7 @@ from keras_s2s.cli.main import main
 from keras_s2s.config import apply_overrides, load_pipeline
 from keras_s2s.errors import RunDirectoryError
 from keras_s2s.run_directory import RunDirectory, atomic_path, write_atomic
-from keras_s2s.training import trainer
+from keras_s2s.training import callbacks, trainer
 
 
 def small_addition(tfds_dir, **overrides):
@@ -50,14 +50,14 @@ def test_an_interrupted_write_keeps_the_earlier_file(tmp_path):
     "exception, status", [(RuntimeError("boom"), "failed"), (KeyboardInterrupt(), "interrupted")]
 )
 def test_a_failed_train_leaves_no_finished_run(exception, status, tmp_path, tfds_dir, monkeypatch):
-    saved = trainer.RunCheckpoint.on_epoch_end
+    saved = callbacks.RunCheckpoint.on_epoch_end
 
     def save_then_fail(self, epoch, logs=None):
         saved(self, epoch, logs)
         if epoch == 1:
             raise exception
 
-    monkeypatch.setattr(trainer.RunCheckpoint, "on_epoch_end", save_then_fail)
+    monkeypatch.setattr(callbacks.RunCheckpoint, "on_epoch_end", save_then_fail)
     config = small_addition(tfds_dir, **{"training.epochs": 3, "training.checkpoint": "last"})
     with pytest.raises(type(exception)):
         trainer.train(config, tmp_path / "run", verbose=0)

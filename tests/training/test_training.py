@@ -272,8 +272,8 @@ def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
 
 
 def test_static_lengths_must_match_the_data():
+    from keras_s2s.checks import check_model_config
     from keras_s2s.errors import ConfigError
-    from keras_s2s.training.trainer import check_model_config
 
     _, needs = check_model_config({"type": "seq2seq"}, 7, 4)
     assert (needs.arguments, needs.fixed_lengths) == ({}, False)
@@ -325,8 +325,8 @@ def _dlfs2_addition_file(path, count: int = 300):
 def test_every_dlfs2_pipeline_trains_at_fixed_lengths():
     """The book's seven pipelines read the fixed-width source (padding included) and unroll
     their RNNs over the data's static lengths."""
+    from keras_s2s.checks import check_model_config
     from keras_s2s.config import available_pipelines
-    from keras_s2s.training.trainer import check_model_config
 
     names = [n for n in available_pipelines() if n.startswith("dlfs2_")]
     assert len(names) == 7, names

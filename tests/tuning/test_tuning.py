@@ -10,11 +10,11 @@ import time
 import keras_tuner
 import pytest
 
+from keras_s2s.checks import check_config
 from keras_s2s.cli.main import main
 from keras_s2s.config import load_pipeline
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
-from keras_s2s.training.trainer import check_config
 from keras_s2s.tuning import PipelineHyperModel, check_space, objective_name, tune
 from tests.pipeline_files import addition_pipeline
 

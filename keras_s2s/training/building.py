@@ -1,0 +1,100 @@
+"""Building and compiling a pipeline's model: the family its `[model]` section names, the
+masked loss and metric, the optimizer its `[training]` section describes."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import keras
+import numpy as np
+
+from keras_s2s.checks import check_model_config
+from keras_s2s.errors import ConfigError
+from keras_s2s.training.losses import MaskedSparseCategoricalCrossentropy
+from keras_s2s.training.metrics import MaskedAccuracy
+from keras_s2s.training.optimizers import make_optimizer, training_settings
+
+
+def build_model(
+    model_config: dict,
+    source_vocabulary_size: int,
+    target_vocabulary_size: int,
+    max_source_length: int | None = None,
+    max_target_length: int | None = None,
+    precision: str = "float32",
+):
+    """Builds the model a pipeline's `model` section describes (`type` and constructor
+    arguments). With the data's max lengths, the model family completes its arguments from
+    them (e.g. the static lengths of an unrolled RNN, see `EncoderDecoder.adapt_to_data`).
+    `precision` (`training.precision`) is the model's dtype policy: "float32",
+    "mixed_float16" or "mixed_bfloat16" (variables float32, computation in 16 bits, logits and
+    softmax in float32; Keras's `compile` adds loss scaling for float16).
+    """
+    cls, needs = check_model_config(model_config, max_source_length, max_target_length)
+    dtype = None if precision == "float32" else precision
+    try:
+        return cls(
+            source_vocabulary_size=source_vocabulary_size,
+            target_vocabulary_size=target_vocabulary_size,
+            dtype=dtype,
+            **needs.arguments,
+        )
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"Invalid model config: {e}") from None
+
+
+def compile_model(model: keras.Model, training: dict) -> keras.Model:
+    """Compiles with `make_optimizer(training)` (Adam: learning rate schedule, betas, epsilon,
+    global-norm clipping; with loss scaling under `training.precision = "mixed_float16"`), the
+    masked loss with `training.label_smoothing` and masked token accuracy. Keys left out of
+    `training` take their defaults."""
+    training = training_settings(training)
+    optimizer = make_optimizer(training)
+    if training["precision"] == "mixed_float16":
+        # Loss scaling against float16 underflow (Keras adds it only when the model's own
+        # policy is float16; a functional model's stays float32 when its layers' is not).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedSparseCategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
+        metrics=[MaskedAccuracy()],
+        jit_compile=training["jit_compile"],
+        steps_per_execution=training["steps_per_execution"],
+    )
+    return model
+
+
+def reseed(seed: int) -> None:
+    """Re-seeds what a model's initial weights and dropout seeds are drawn from (Python's
+    generator, through Keras's default seeds, and NumPy's), as `keras.utils.set_random_seed`
+    does, but without its `tf.random.set_seed`: that clears TensorFlow's kernel caches, which
+    destroys the SentencePiece tokenizers' resources that built datasets still use."""
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def build_compiled_model(config: dict, data) -> keras.Model:
+    """`config`'s model for the vocabularies of `data` (a `PreparedData`), compiled with its
+    `[training]` settings (call it under a strategy's scope). The initial weights depend on
+    `training.seed` only, not on what ran before (e.g. TFDS preparing a dataset the first time
+    a run reads it draws random numbers)."""
+    reseed(config["training"]["seed"])
+    model = build_model(
+        config["model"],
+        data.source_tokenizer.vocabulary_size,
+        data.target_tokenizer.vocabulary_size,
+        config["data"]["max_source_length"],
+        config["data"]["max_target_length"],
+        config["training"]["precision"],
+    )
+    return compile_model(model, config["training"])
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """sha256 of the model's weights (their bytes, in order): equal on two processes exactly
+    when their weights are equal, e.g. the workers of a multi-worker run."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
