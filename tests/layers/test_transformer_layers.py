@@ -28,6 +28,8 @@ LAYER = dict(intermediate_dim=32, num_heads=2, dropout=0.1)
 # (tests/models/test_transformer.py).
 
 
+# The contract fits a model around the layer; this layer has no weights, which Keras warns of.
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")
 def test_positional_encoding_contract(tmp_path):
     run_contract(
         PositionalEncoding,
