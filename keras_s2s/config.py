@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_s2s.errors import ConfigError
+from keras_s2s.registry import TOKENIZERS
 
 DEFAULTS: dict[str, Any] = {
     "name": "",
@@ -140,7 +141,7 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "auto")
 
 _CHOICES = {
     ("data", "source"): ("tfds", "text", "tsv", "dlfs2"),
-    ("data", "tokenizer"): ("char", "sentencepiece"),
+    ("data", "tokenizer"): TOKENIZERS,
     ("training", "strategy"): STRATEGIES,
     ("training", "exact_match_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from keras_s2s.errors import ConfigError
-from keras_s2s.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
+from keras_s2s.tokenizers import TOKENIZERS, Tokenizer, load_tokenizer
 
 
 def _build(data: dict, texts: list[str], user_file: str) -> Tokenizer:
     if user_file:
         return load_tokenizer(user_file)
-    if data["tokenizer"] == "char":
-        return CharTokenizer.build(texts)
-    if data["tokenizer"] == "sentencepiece":
-        return SentencePieceTokenizer.train(texts, vocabulary_size=data["vocabulary_size"])
-    raise ConfigError(f"Unknown tokenizer '{data['tokenizer']}' (data.tokenizer)")
+    return TOKENIZERS[data["tokenizer"]].from_texts(texts, data)
 
 
 def build_tokenizers(

@@ -31,7 +31,7 @@ from keras_s2s.decoding import greedy_search
 from keras_s2s.errors import ExportError
 from keras_s2s.export.layout import EXPORT_DTYPE, copy_vocabularies
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 #: The JSON file beside the `.tflite` files: lengths, vocabulary files, special ids.
@@ -68,9 +68,13 @@ def _flat(state) -> dict:
 
 
 class _Module(tf.Module):
-    def __init__(self, model, source_length: int, max_length: int):
+    """The model's TFLite signatures. `special_ids`: the target tokenizer's `{"pad", "bos",
+    "eos"}` ids (default: keras-s2s's reserved ids)."""
+
+    def __init__(self, model, source_length: int, max_length: int, special_ids=None):
         super().__init__()
         self.model = model
+        self.special_ids = special_ids or {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID}
         self.source_length = source_length
         self.max_length = max_length
         ids = tf.TensorSpec([None, source_length], tf.int32, name="encoder_token_ids")
@@ -99,8 +103,10 @@ class _Module(tf.Module):
             new_state["logits"] = tf.cast(logits, tf.float32)
             return logits, new_state
 
+        ids = self.special_ids
         token_ids, scores, logits = greedy_search(
-            step, state, batch, self.max_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID,
+            step, state, batch, self.max_length,
+            bos_id=ids["bos"], eos_id=ids["eos"], pad_id=ids["pad"],
             collect=lambda s: s["logits"], constant_state_keys=self.model.constant_state_keys,
         )  # fmt: skip
         return {"token_ids": token_ids, "scores": scores, "logits": logits}
@@ -165,6 +171,8 @@ def custom_ops(model_bytes: bytes) -> list[str]:
 
 
 SIGNATURES = ("translate", "encode", "decode_step")
+#: The vocabulary readers of the TFLite wrapper (`tflite_runtime.py`).
+RUNTIME_VOCABULARIES = ("characters", "sentencepiece")
 
 
 def check_quantizations(quantizations, required: bool = True) -> tuple[str, ...]:
@@ -229,6 +237,26 @@ def convert(
     return model_bytes
 
 
+def runtime_vocabularies(run: RunDirectory) -> dict:
+    """The JSON entries that tell the TFLite wrapper how to read the run's vocabularies (each
+    tokenizer class's `runtime_vocabulary`) and the special ids (the target tokenizer's).
+    `ExportError` if a tokenizer has no reader there."""
+    source, target = run.load_tokenizers()
+    entries = {}
+    for side, tokenizer in (("source", source), ("target", target)):
+        reader = type(tokenizer).runtime_vocabulary
+        if reader not in RUNTIME_VOCABULARIES:
+            raise ExportError(
+                f"The TFLite wrapper cannot read a {type(tokenizer).__name__} vocabulary "
+                f"(its runtime_vocabulary is {reader!r}; the wrapper reads "
+                f"{', '.join(RUNTIME_VOCABULARIES)}): export the SavedModel alone"
+            )
+        entry = run.entry(side)
+        entries[side] = {"file": entry["file"], "type": entry["type"], "vocabulary": reader}
+    ids = {"pad": target.pad_id, "unk": target.unk_id, "bos": target.bos_id, "eos": target.eos_id}
+    return {**entries, "special_ids": ids}
+
+
 def write_tflite(
     model,
     run: RunDirectory,
@@ -241,10 +269,16 @@ def write_tflite(
     (with `info` added) into the existing folder `directory`; returns `{quantization: path}`.
     `step(name)`, if given, is called as each step starts (for a progress bar)."""
     step = step or (lambda name: None)
+    vocabularies = runtime_vocabularies(run)
     meta = run.metadata()
     source_length = meta["max_source_length"]
     max_length = meta["max_target_length"] + 1  # eos included
-    module = _Module(static_model(model, source_length, max_length), source_length, max_length)
+    module = _Module(
+        static_model(model, source_length, max_length),
+        source_length,
+        max_length,
+        vocabularies["special_ids"],
+    )
     paths = {}
     # The weights become constants: a WHILE body that reads resource variables fails in
     # LiteRT ("READ_VARIABLE ... variable != nullptr").
@@ -267,9 +301,7 @@ def write_tflite(
         **(info or {}),
         "source_length": source_length,
         "max_length": max_length,
-        "source": {"file": meta["source"]["file"], "type": meta["source"]["type"]},
-        "target": {"file": meta["target"]["file"], "type": meta["target"]["type"]},
-        "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+        **vocabularies,
         "models": {q: p.name for q, p in paths.items()},
     }
     (directory / TFLITE_INFO_FILE).write_text(json.dumps(export_info, indent=2))

@@ -58,9 +58,11 @@ class _SentencePieceVocabulary:
 
 def _vocabulary(directory, entry, special_ids):
     path = os.path.join(directory, entry["file"])
-    if entry["type"] == "SentencePieceTokenizer":
+    if entry["vocabulary"] == "sentencepiece":
         return _SentencePieceVocabulary(path)
-    return _CharVocabulary(path, special_ids)
+    if entry["vocabulary"] == "characters":
+        return _CharVocabulary(path, special_ids)
+    raise ValueError(f"Unknown vocabulary reader {entry['vocabulary']!r} in {INFO_FILE}")
 
 
 class TFLiteTranslator:

@@ -3,6 +3,7 @@
 import os
 
 from keras_s2s.errors import ConfigError
+from keras_s2s.registry import TOKENIZERS
 from keras_s2s.tokenizers.char_tokenizer import CharTokenizer
 from keras_s2s.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
 from keras_s2s.tokenizers.tokenizer import (
@@ -14,20 +15,23 @@ from keras_s2s.tokenizers.tokenizer import (
     Tokenizer,
 )
 
-TOKENIZERS = {"char": CharTokenizer, "sentencepiece": SentencePieceTokenizer}
+#: Class decorator: registers a `Tokenizer` subclass under a `data.tokenizer` name.
+register = TOKENIZERS.register
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Loads a tokenizer asset written by `Tokenizer.save`, choosing the class by suffix."""
+    """Loads a tokenizer file, choosing the registered class by the file's suffix: an asset
+    `Tokenizer.save` wrote (`asset_suffix`), else a user's own file (`file_suffixes`)."""
     path = os.fspath(path)
-    for cls in TOKENIZERS.values():
-        if path.endswith(cls.asset_suffix):
-            return cls.load(path)
-    if path.endswith(".model"):
-        return SentencePieceTokenizer.load(path)
-    if path.endswith(".txt"):
-        return CharTokenizer.load(path)
-    raise ConfigError(f"Cannot tell the tokenizer type of {path} (expected .model or .txt)")
+    classes = list(TOKENIZERS.values())
+    for suffixes in ([cls.asset_suffix] for cls in classes), (cls.file_suffixes for cls in classes):
+        for cls, names in zip(classes, suffixes, strict=True):
+            if any(path.endswith(suffix) for suffix in names if suffix):
+                return cls.load(path)
+    expected = sorted({s for cls in classes for s in cls.file_suffixes})
+    raise ConfigError(
+        f"Cannot tell the tokenizer type of {path} (expected {' or '.join(expected)})"
+    )
 
 
 __all__ = [
@@ -41,4 +45,5 @@ __all__ = [
     "SentencePieceTokenizer",
     "Tokenizer",
     "load_tokenizer",
+    "register",
 ]

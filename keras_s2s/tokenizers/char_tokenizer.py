@@ -31,6 +31,10 @@ class CharTokenizer(Tokenizer):
     """
 
     asset_suffix = ".chars.txt"
+    file_suffixes = (".txt",)
+    runtime_vocabulary = "characters"
+    #: Short outputs, judged whole.
+    search_objective = "validation_exact_match"
 
     def __init__(self, vocabulary: list[str], name: str | None = None):
         super().__init__(name=name)
@@ -57,6 +61,11 @@ class CharTokenizer(Tokenizer):
         )
         id_to_codepoint = [_UNK_CODEPOINT] * len(SPECIAL_TOKENS) + codepoints
         self._id_to_codepoint = tf.constant(id_to_codepoint, tf.int32)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], data: dict) -> CharTokenizer:
+        del data  # Nothing to set: every character of the texts.
+        return cls.build(texts)
 
     @classmethod
     def build(cls, texts: Iterable[str], min_count: int = 1) -> CharTokenizer:

@@ -31,6 +31,8 @@ class SentencePieceTokenizer(Tokenizer):
     """
 
     asset_suffix = ".spm.model"
+    file_suffixes = (".model",)
+    runtime_vocabulary = "sentencepiece"
 
     def __init__(self, model: bytes, name: str | None = None):
         super().__init__(name=name)
@@ -50,6 +52,10 @@ class SentencePieceTokenizer(Tokenizer):
         self._size = processor.vocab_size()
         self._pieces = [processor.IdToPiece(i) for i in range(self._size)]
         self._sp = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], data: dict) -> SentencePieceTokenizer:
+        return cls.train(texts, vocabulary_size=data["vocabulary_size"])
 
     @classmethod
     def train(

@@ -17,11 +17,34 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
 
 
 class Tokenizer(tf.Module):
-    """Base class: strings `[B]` <-> ragged token ids `[B, None]` (int32)."""
+    """Base class: strings `[B]` <-> ragged token ids `[B, None]` (int32).
+
+    A tokenizer a pipeline names (`data.tokenizer`) is registered under that name
+    (`keras_s2s.tokenizers.register`) and implements, besides the methods below, `from_texts`
+    (build it from the training texts and the `[data]` section) and `load` (a file `save`
+    wrote, or a user's own file ending in one of `file_suffixes`).
+    """
 
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
     #: Suffix of the vocabulary asset `save` writes (e.g. ".model").
     asset_suffix = ""
+    #: Suffixes of a user's own vocabulary files this class loads (`data.vocabulary`).
+    file_suffixes: tuple[str, ...] = ()
+    #: How the TFLite wrapper (`tflite_translator.py`, no TensorFlow) reads the vocabulary
+    #: file: "characters" (one token per line) or "sentencepiece"; None: no TFLite export.
+    runtime_vocabulary: str | None = None
+    #: The default objective of a search over a pipeline with this tokenizer.
+    search_objective = "validation_bleu"
+
+    @classmethod
+    def from_texts(cls, texts: list[str], data: dict) -> Tokenizer:
+        """Builds the tokenizer from training `texts` with a pipeline's `[data]` settings."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Loads a file `save` wrote (or a user's file ending in one of `file_suffixes`)."""
+        raise NotImplementedError
 
     @property
     def vocabulary_size(self) -> int:

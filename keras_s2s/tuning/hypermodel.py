@@ -12,6 +12,7 @@ from keras_s2s.checks import check_config
 from keras_s2s.config import DEFAULTS
 from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
+from keras_s2s.tokenizers import TOKENIZERS
 from keras_s2s.training.building import build_compiled_model
 from keras_s2s.training.callbacks import decoding_callback
 from keras_s2s.training.prepared import PreparedData
@@ -28,14 +29,9 @@ _SAMPLINGS = ("linear", "log", "reverse_log")
 
 
 def objective_name(config: dict) -> str:
-    """`search.objective`, or by default validation BLEU for subword pipelines and validation
-    exact match for character ones (short outputs, judged whole)."""
-    name = config["search"]["objective"]
-    if name:
-        return name
-    return "validation_bleu" if config["data"]["tokenizer"] == "sentencepiece" else (
-        "validation_exact_match"
-    )  # fmt: skip
+    """`search.objective`, or by default the tokenizer's (`Tokenizer.search_objective`):
+    validation BLEU for subword pipelines, validation exact match for character ones."""
+    return config["search"]["objective"] or TOKENIZERS[config["data"]["tokenizer"]].search_objective
 
 
 def default_space(config: dict) -> dict:

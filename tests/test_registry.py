@@ -1,0 +1,135 @@
+"""Registries: names known without importing what they name, a decorator for a user's own
+code, installed plugins through entry points, and the config and the components reading them."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from keras_s2s.registry import TOKENIZERS, Registry
+
+
+def run_python(code: str, path=None) -> str:
+    env = None
+    if path is not None:
+        import os
+
+        env = {**os.environ, "PYTHONPATH": f"{path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_registry_lists_builtins_registered_objects_and_refuses_clashes():
+    import fractions
+    import numbers
+
+    builtins = {"fraction": "fractions:Fraction"}
+    registry = Registry("number type", "keras_s2s.test_numbers", builtins, base="numbers:Number")
+    assert list(registry) == ["fraction"] and "fraction" in registry
+
+    @registry.register("mine")
+    class Mine(numbers.Number):
+        pass
+
+    assert list(registry) == ["fraction", "mine"] and registry["mine"] is Mine
+    assert registry["fraction"] is fractions.Fraction
+    with pytest.raises(ValueError, match="'mine' is taken"):
+        registry.register("mine")(int)
+    with pytest.raises(ValueError, match="'fraction' is taken"):
+        registry.register("fraction")(int)
+    with pytest.raises(TypeError, match="`numbers.Number` subclasses .* as number types"):
+        registry.register("text")(str)
+    with pytest.raises(ValueError, match="non-empty string"):
+        registry.register("")
+    with pytest.raises(KeyError):
+        registry["other"]
+    assert "text" not in registry
+
+
+def test_tokenizer_names_are_known_without_tensorflow():
+    names = run_python(
+        """
+        import sys
+        from keras_s2s.config import DEFAULTS, validate
+        from keras_s2s.registry import TOKENIZERS
+        validate(DEFAULTS)
+        print(list(TOKENIZERS), "tensorflow" in sys.modules)
+        """
+    )
+    assert names == "['char', 'sentencepiece'] False"
+
+
+def test_a_registered_tokenizer_is_what_a_pipeline_names(tmp_path):
+    """A user's own tokenizer class, registered: the config accepts its name, vocabularies
+    are built with it, its files load by suffix, a search takes its objective."""
+    out = run_python(
+        """
+        import json
+        import keras_s2s
+        from keras_s2s.config import DEFAULTS, apply_overrides
+        from keras_s2s.data import build_tokenizers
+        from keras_s2s.tokenizers import CharTokenizer, load_tokenizer, register
+        from keras_s2s.tuning import objective_name
+
+        @register("upper_chars")
+        class UpperChars(CharTokenizer):
+            asset_suffix = ".upper.txt"
+            search_objective = "validation_chrf"
+
+            @classmethod
+            def from_texts(cls, texts, data):
+                return cls.build([t.upper() for t in texts])
+
+        config = apply_overrides(DEFAULTS, {"data.tokenizer": "upper_chars"})
+        source, _ = build_tokenizers(config["data"], ["abc"], ["de"])
+        path = f"{sys.argv[1]}/v{UpperChars.asset_suffix}"
+        open(path, "wb").write(source.asset_bytes())
+        print(json.dumps([type(source).__name__, source.vocabulary[4:],
+                          type(load_tokenizer(path)).__name__, objective_name(config)]))
+        """.replace("sys.argv[1]", repr(str(tmp_path))).replace("import json", "import json, sys")
+    )
+    assert out == '["UpperChars", ["A", "B", "C", "D", "E"], "UpperChars", "validation_chrf"]'
+
+
+def test_a_bad_tokenizer_name_and_class_are_refused():
+    from keras_s2s.config import DEFAULTS, apply_overrides
+    from keras_s2s.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'data.tokenizer'.*char, sentencepiece"):
+        apply_overrides(DEFAULTS, {"data.tokenizer": "bpe"})
+    with pytest.raises(TypeError, match="Tokenizer` subclasses can be registered as tokenizers"):
+        TOKENIZERS.register("not_a_tokenizer")(dict)
+    assert "not_a_tokenizer" not in TOKENIZERS
+
+
+def test_an_installed_plugin_is_found_through_its_entry_point(tmp_path):
+    """A package installed with an entry point in the `keras_s2s.tokenizers` group: the
+    registry lists it without importing it, and loads it on first use."""
+    (tmp_path / "toy_plugin.py").write_text(
+        "from keras_s2s.tokenizers import CharTokenizer\n"
+        "print('imported', flush=True)\n"
+        "class ToyTokenizer(CharTokenizer):\n"
+        "    asset_suffix = '.toy.txt'\n"
+    )
+    info = tmp_path / "toy_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[keras_s2s.tokenizers]\ntoy = toy_plugin:ToyTokenizer\n"
+    )
+    out = run_python(
+        """
+        import sys
+        from keras_s2s.registry import TOKENIZERS
+        names = list(TOKENIZERS)
+        before = "toy_plugin" in sys.modules
+        print(names, before, TOKENIZERS["toy"].__name__)
+        """,
+        path=tmp_path,
+    )
+    assert out == "['char', 'sentencepiece', 'toy'] False ToyTokenizer"
