@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_s2s.errors import ConfigError
-from keras_s2s.registry import TOKENIZERS
+from keras_s2s.registry import TOKENIZERS, TUNERS
 
 DEFAULTS: dict[str, Any] = {
     "name": "",
@@ -147,7 +147,7 @@ _CHOICES = {
     ("training", "checkpoint"): ("best", "last"),
     ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),
     ("training", "precision"): ("float32", "mixed_float16", "mixed_bfloat16"),
-    ("search", "tuner"): ("random", "hyperband", "bayesian"),
+    ("search", "tuner"): TUNERS,
     ("search", "objective"): (
         "",
         "validation_bleu",

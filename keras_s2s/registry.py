@@ -125,3 +125,15 @@ TOKENIZERS = Registry(
     },
     base="keras_s2s.tokenizers.tokenizer:Tokenizer",
 )
+
+#: `search.tuner` name -> `(max_trials, epochs, **common) -> keras_tuner.Tuner` (see
+#: `keras_s2s.tuning.tuners`).
+TUNERS = Registry(
+    "tuner",
+    "keras_s2s.tuners",
+    {
+        "random": "keras_s2s.tuning.tuners:random_search",
+        "hyperband": "keras_s2s.tuning.tuners:hyperband",
+        "bayesian": "keras_s2s.tuning.tuners:bayesian_optimization",
+    },
+)

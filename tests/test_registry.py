@@ -133,3 +133,33 @@ def test_an_installed_plugin_is_found_through_its_entry_point(tmp_path):
         path=tmp_path,
     )
     assert out == "['char', 'sentencepiece', 'toy'] False ToyTokenizer"
+
+
+def test_a_registered_tuner_is_what_a_search_names(tmp_path):
+    """The config and the command line take a registered tuner's name; `make_tuner` makes it."""
+    from keras_s2s.config import apply_overrides, load_pipeline
+    from keras_s2s.registry import TUNERS
+    from keras_s2s.tuning import PipelineHyperModel, make_tuner
+    from keras_s2s.tuning.tuners import random_search
+
+    made = []
+
+    @TUNERS.register("test_counting_random")
+    def counting(max_trials, epochs, **common):
+        made.append((max_trials, epochs))
+        return random_search(max_trials, epochs, **common)
+
+    try:
+        config = apply_overrides(
+            load_pipeline("addition_seq2seq"),
+            {"search.tuner": "test_counting_random", "search.epochs": 2},
+        )
+        tuner = make_tuner(PipelineHyperModel(config), "test_counting_random", 3, tmp_path)
+        assert made == [(3, 2)] and tuner.oracle.max_trials == 3
+    finally:
+        del TUNERS._objects["test_counting_random"]
+    from keras_s2s.cli.main import build_parser
+
+    _, commands = build_parser()
+    tuner = next(a for a in commands["tune"]._actions if a.dest == "tuner")
+    assert tuner.choices == ["random", "hyperband", "bayesian"]

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from keras_s2s.config import STRATEGIES
+from keras_s2s.registry import TUNERS
 
 DEFAULT_PIPELINE = "date_attention"
 
@@ -407,7 +408,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     p = command("tune", cmd_tune, "search hyperparameters with keras-tuner (resumable)")
     pipeline_args(p, training_flags=False)
-    p.add_argument("--tuner", choices=["random", "hyperband", "bayesian"], help="search.tuner")
+    p.add_argument("--tuner", choices=list(TUNERS), help="search.tuner")
     p.add_argument("--max-trials", type=int, help="search.max_trials")
     p.add_argument(
         "--epochs", dest="trial_epochs", type=int, help="epochs a trial trains (search.epochs)"

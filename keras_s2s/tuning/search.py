@@ -9,9 +9,8 @@ from pathlib import Path
 import keras_tuner
 
 from keras_s2s.errors import ConfigError
+from keras_s2s.registry import TUNERS
 from keras_s2s.tuning.hypermodel import OBJECTIVES, PipelineHyperModel, objective_name
-
-TUNERS = ("random", "hyperband", "bayesian")
 
 
 def is_search_chief() -> bool:
@@ -48,13 +47,8 @@ def make_tuner(
         "seed": seed,
         "overwrite": False,
     }
-    if tuner == "hyperband":
-        epochs = config["search"]["epochs"] or config["training"]["epochs"]
-        made = keras_tuner.Hyperband(max_epochs=epochs, factor=3, **common)
-        made.oracle.max_trials = max_trials
-        return made
-    cls = keras_tuner.RandomSearch if tuner == "random" else keras_tuner.BayesianOptimization
-    return cls(max_trials=max_trials, **common)
+    epochs = config["search"]["epochs"] or config["training"]["epochs"]
+    return TUNERS[tuner](max_trials, epochs, **common)
 
 
 def trials_table(tuner: keras_tuner.Tuner) -> list[dict]:
