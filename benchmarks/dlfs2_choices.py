@@ -33,7 +33,8 @@ import numpy as np
 from _results import Results
 
 from keras_s2s.config import apply_overrides, load_pipeline
-from keras_s2s.data.readers import holdout, read_pairs
+from keras_s2s.data.readers import holdout
+from keras_s2s.data.sources import read_pairs
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.training import building, train
 

@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from keras_s2s.errors import ConfigError
-from keras_s2s.registry import TOKENIZERS, TUNERS
+from keras_s2s.registry import DATA_SOURCES, TOKENIZERS, TUNERS
 
 DEFAULTS: dict[str, Any] = {
     "name": "",
     "description": "",
     "data": {
         # "tfds" (a built-in or installed TFDS builder), "text" (aligned source/target files),
-        # "tsv" (source<TAB>target lines) or "dlfs2" (source_target lines).
+        # "tsv" (source<TAB>target lines), "dlfs2" (source_target lines), or a data source
+        # registered with keras_s2s.data.register_source.
         "source": "tfds",
         "name": "date_normalization",
         "config": "default",
@@ -140,7 +141,7 @@ DEFAULTS: dict[str, Any] = {
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "auto")
 
 _CHOICES = {
-    ("data", "source"): ("tfds", "text", "tsv", "dlfs2"),
+    ("data", "source"): DATA_SOURCES,
     ("data", "tokenizer"): TOKENIZERS,
     ("training", "strategy"): STRATEGIES,
     ("training", "exact_match_split"): ("", "validation", "test"),

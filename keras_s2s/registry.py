@@ -137,3 +137,16 @@ TUNERS = Registry(
         "bayesian": "keras_s2s.tuning.tuners:bayesian_optimization",
     },
 )
+
+#: `data.source` name -> `keras_s2s.data.sources.DataSource` subclass.
+DATA_SOURCES = Registry(
+    "data source",
+    "keras_s2s.data_sources",
+    {
+        "tfds": "keras_s2s.data.sources:TFDSSource",
+        "text": "keras_s2s.data.sources:TextSource",
+        "tsv": "keras_s2s.data.sources:TSVSource",
+        "dlfs2": "keras_s2s.data.sources:DLFS2Source",
+    },
+    base="keras_s2s.data.sources:DataSource",
+)

@@ -14,12 +14,25 @@ from keras_s2s.data.pipeline import (
     teacher_forcing,
     tokenize,
 )
-from keras_s2s.data.readers import read_dlfs2, read_parallel_text, read_tsv
+from keras_s2s.data.sources import (
+    DataSource,
+    FileSource,
+    read_dlfs2,
+    read_parallel_text,
+    read_tsv,
+)
 from keras_s2s.data.splits import as_strings, load_splits, load_tfds_split
 from keras_s2s.data.vocabulary import build_tokenizers
+from keras_s2s.registry import DATA_SOURCES
+
+#: Class decorator: registers a `DataSource` subclass under a `data.source` name.
+register_source = DATA_SOURCES.register
 
 __all__ = [
     "BucketSpec",
+    "DataSource",
+    "FileSource",
+    "register_source",
     "add_bos_eos",
     "as_strings",
     "bucket_by_tokens",

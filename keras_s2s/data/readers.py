@@ -116,54 +116,6 @@ def drop_empty_pairs(
     return [sources[i] for i in keep], [targets[i] for i in keep], len(sources) - len(keep)
 
 
-def read_parallel_text(source_path, target_path) -> tf.data.Dataset:
-    """Aligned files (plain or .gz): line i of `source_path` translates line i of `target_path`.
-
-    Pairs with an empty source or target line are skipped.
-
-    Example:
-    ```python
-    ds = keras_s2s.data.read_parallel_text("train.en.gz", "train.de.gz")
-    ```
-    """
-    return _pairs_to_dataset(*read_pairs("text", [source_path, target_path])[:2])
-
-
-def read_tsv(path) -> tf.data.Dataset:
-    """`source<TAB>target` lines (plain or .gz); lines with an empty side are skipped."""
-    return _pairs_to_dataset(*read_pairs("tsv", [path])[:2])
-
-
-def read_dlfs2(path) -> tf.data.Dataset:
-    """The DLFS2 format: `source_target` lines, padded with spaces (stripped here).
-
-    Lines with an empty side are skipped.
-    """
-    return _pairs_to_dataset(*read_pairs("dlfs2", [path])[:2])
-
-
-def read_pairs(kind: str, files: list) -> tuple[list[str], list[str], int]:
-    """Reads one split given as a config list: `[src, tgt]` for "text", `[file]` otherwise.
-
-    Returns `(sources, targets, skipped)`: the pairs without those whose source or target is
-    empty (or only whitespace), and how many were skipped.
-    """
-    expected = 2 if kind == "text" else 1
-    if len(files) != expected:
-        raise DataError(
-            f"Data source '{kind}' takes {expected} file(s) per split, got {len(files)}: {files}"
-        )
-    if kind == "text":
-        pairs = read_parallel_text_pairs(*files)
-    elif kind == "tsv":
-        pairs = read_separated_pairs(files[0], "\t", columns=2)
-    elif kind == "dlfs2":
-        pairs = read_separated_pairs(files[0], "_", strip=True)
-    else:
-        raise DataError(f"Unknown file data source '{kind}' (choose text, tsv or dlfs2)")
-    return drop_empty_pairs(*pairs, where=" and ".join(os.fspath(f) for f in files))
-
-
 def holdout(
     sources: list[str], targets: list[str], sizes: dict[str, int], seed: int
 ) -> dict[str, tuple[list[str], list[str]]]:

@@ -7,6 +7,7 @@ import dataclasses
 import tensorflow as tf
 
 from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_examples
+from keras_s2s.data.sources import data_source
 from keras_s2s.data.splits import as_strings, available_splits, load_splits
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
@@ -52,7 +53,8 @@ class PreparedData:
             splits=tuple(s for s in ("train", "validation", "test") if s in wanted),
             skipped=skipped,
         )
-        if "test" in available and "test" not in wanted and data["source"] != "tfds":
+        reads_files = data_source(data["source"]).has_files
+        if "test" in available and "test" not in wanted and reads_files:
             load_splits(data, splits=("test",))
         train_sources, train_targets = as_strings(splits["train"])
         if not train_sources:
