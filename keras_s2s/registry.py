@@ -48,6 +48,8 @@ class Registry(Mapping):
         base: str | None = None,
     ):
         self.kind, self.group, self.base = kind, group, base
+        #: The names of the built-in entries.
+        self.builtins = tuple(builtins or {})
         self._targets = dict(builtins or {})
         self._objects: dict[str, Any] = {}
         self._plugins_read = False
@@ -149,4 +151,15 @@ DATA_SOURCES = Registry(
         "dlfs2": "keras_s2s.data.sources:DLFS2Source",
     },
     base="keras_s2s.data.sources:DataSource",
+)
+
+#: Export format name -> `keras_s2s.export.exporter.Exporter` subclass.
+EXPORTERS = Registry(
+    "export format",
+    "keras_s2s.exporters",
+    {
+        "savedmodel": "keras_s2s.export.savedmodel:SavedModelExporter",
+        "tflite": "keras_s2s.export.tflite:TFLiteExporter",
+    },
+    base="keras_s2s.export.exporter:Exporter",
 )

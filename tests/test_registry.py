@@ -195,3 +195,56 @@ def test_a_registered_data_source_is_what_a_pipeline_reads(tmp_path):
         """
     )
     assert out == '[7, 3, 1, ["s0", "s1"]]'
+
+
+def test_a_registered_export_format_is_written_with_the_others(tmp_path):
+    """A user's own format, registered: `export` checks its option with the others' before
+    writing anything, writes it into its own versioned folder beside the SavedModel's, and the
+    command line offers it."""
+    import json
+
+    from keras_s2s.config import load_pipeline
+    from keras_s2s.errors import ExportError
+    from keras_s2s.export import EXPORTERS, Exporter, export, register
+    from keras_s2s.training import train
+    from tests.pipeline_files import addition_pipeline
+
+    @register("test_examples_json")
+    class ExamplesJson(Exporter):
+        folder_suffix = "-examples"
+
+        def check(self, options, selected):
+            if not isinstance(options.get("examples", []), list):
+                raise ExportError("examples must be a list")
+            return options
+
+        def write(self, translator, run, directory, options, info, step):
+            step("examples")
+            texts = options.get("examples", [])
+            (directory / "examples.json").write_text(
+                json.dumps({"info": info, "translations": translator.translate(texts)})
+            )
+
+    try:
+        pipeline = addition_pipeline(tmp_path, 20, 3, "[training]\nepochs = 1\n")
+        config = load_pipeline(str(pipeline))
+        train(config, tmp_path / "run", verbose=0)
+        with pytest.raises(ExportError, match="examples must be a list"):
+            export(tmp_path / "run", formats=("savedmodel",), examples="1+1",
+                   output_root=tmp_path / "out")  # fmt: skip
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+        paths = export(
+            tmp_path / "run", formats=("savedmodel", "test_examples_json"),
+            output_root=tmp_path / "out", name="tiny", examples=["1+1", "2+3"],
+        )  # fmt: skip
+        assert paths["test_examples_json"] == tmp_path / "out" / "tiny-examples" / "1"
+        written = json.loads((paths["test_examples_json"] / "examples.json").read_text())
+        assert len(written["translations"]) == 2 and written["info"]["version"] == 1
+        assert (paths["savedmodel"] / "saved_model.pb").is_file()
+        from keras_s2s.cli.main import build_parser
+
+        _, commands = build_parser()
+        formats = next(a for a in commands["export"]._actions if a.dest == "format")
+        assert "test_examples_json" in formats.choices
+    finally:
+        del EXPORTERS._objects["test_examples_json"]

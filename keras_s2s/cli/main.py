@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from keras_s2s.config import STRATEGIES
-from keras_s2s.registry import TUNERS
+from keras_s2s.registry import EXPORTERS, TUNERS
 
 DEFAULT_PIPELINE = "date_attention"
 
@@ -247,9 +247,9 @@ def _split_list(value: str) -> tuple[str, ...]:
 
 
 def cmd_export(args):
-    from keras_s2s.export import FORMATS, export
+    from keras_s2s.export import export
 
-    formats = FORMATS if args.format == "all" else (args.format,)
+    formats = tuple(EXPORTERS) if args.format == "all" else (args.format,)
     paths = export(
         args.run_dir,
         formats=formats,
@@ -423,7 +423,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--plot-attention", metavar="PNG", help="heatmap of the first input's attention")
     p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
     run_dir_args(p)
-    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite", "all"])
+    p.add_argument(
+        "--format", default="savedmodel", choices=[*EXPORTERS, "all"], help="all: every format"
+    )
     p.add_argument("--output-root", default="saved_models", help="default saved_models")
     p.add_argument("--name", help="model name (default: the run's pipeline)")
     p.add_argument("--beam-size", type=int, default=4, help="beam of the beam_search signature")

@@ -9,18 +9,17 @@ from pathlib import Path
 from keras_s2s.errors import ExportError
 from keras_s2s.export.layout import (
     EXPORT_DTYPE,
-    TFLITE_SUFFIX,
     check_name,
     check_output_root,
     next_version,
     staged_directories,
 )
-from keras_s2s.export.savedmodel import check_beam_size, write_saved_model
-from keras_s2s.export.tflite import check_quantizations, write_tflite
+from keras_s2s.registry import EXPORTERS
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.translator import Translator
 
-FORMATS = ("savedmodel", "tflite")
+#: The built-in formats, the default of `export`; `keras_s2s.registry.EXPORTERS` has them all.
+FORMATS = EXPORTERS.builtins
 
 
 def check_formats(formats) -> tuple[str, ...]:
@@ -29,10 +28,10 @@ def check_formats(formats) -> tuple[str, ...]:
         formats = (formats,)
     formats = tuple(dict.fromkeys(formats))
     if not formats:
-        raise ExportError(f"No export format given; choose from {', '.join(FORMATS)}")
+        raise ExportError(f"No export format given; choose from {', '.join(EXPORTERS)}")
     for f in formats:
-        if f not in FORMATS:
-            raise ExportError(f"Unknown export format '{f}'; choose from {', '.join(FORMATS)}")
+        if f not in EXPORTERS:
+            raise ExportError(f"Unknown export format '{f}'; choose from {', '.join(EXPORTERS)}")
     return formats
 
 
@@ -45,8 +44,11 @@ def export(
     quantizations: tuple[str, ...] = ("float32",),
     allow_unfinished: bool = False,
     progress: bool = False,
+    **options,
 ) -> dict[str, Path]:
     """Exports a run directory; returns `{"savedmodel": path, "tflite": path}` (those asked).
+    `formats` may name any registered format (`keras_s2s.export.register`); `options` are
+    passed on to the formats (as `beam_size` and `quantizations` are).
 
     The SavedModel goes to `output_root/<name>/<version>/` (TF Serving's layout), the TFLite
     files to `output_root/<name>-tflite/<version>/`. One call uses one version for both: one
@@ -67,8 +69,10 @@ def export(
     ```
     """
     formats = check_formats(formats)
-    quantizations = check_quantizations(quantizations, required="tflite" in formats)
-    beam_size = check_beam_size(beam_size)
+    options = {"beam_size": beam_size, "quantizations": quantizations, **options}
+    exporters = {f: EXPORTERS[f]() for f in EXPORTERS}
+    for f, exporter in exporters.items():  # Every option, before anything is written.
+        options = exporter.check(options, selected=f in formats)
     if name is not None:
         check_name(name)
     output_root = check_output_root(output_root)
@@ -78,7 +82,7 @@ def export(
         run_dir, allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE
     )
     name = check_name(name or run.metadata().get("pipeline") or run.path.name)
-    folders = {"savedmodel": name, "tflite": name + TFLITE_SUFFIX}
+    folders = {f: name + exporters[f].folder_suffix for f in formats}
     version = next_version(output_root, *folders.values())
     targets = {f: output_root / folders[f] / str(version) for f in formats}
     info = {
@@ -87,17 +91,12 @@ def export(
         "version": version,
         "exported_together": {f: f"{folders[f]}/{version}" for f in formats},
     }
-    steps = ("tflite" in formats) * (1 + len(quantizations)) + ("savedmodel" in formats)
+    steps = sum(exporters[f].steps(options) for f in formats)
     with staged_directories(*targets.values()) as stagings, _Steps(steps, progress) as step:
         staging = dict(zip(targets, stagings, strict=True))
-        # TFLite first: its conversion is the likelier to fail, and it fails before the
-        # SavedModel's (slower) tracing.
-        if "tflite" in formats:
-            write_tflite(translator.model, run, staging["tflite"], quantizations, info, step)
-        if "savedmodel" in formats:
-            step("savedmodel: tracing and saving")
-            write_saved_model(translator, run, staging["savedmodel"], beam_size, info)
-    return {f: targets[f] for f in FORMATS if f in formats}
+        for f in sorted(formats, key=lambda f: exporters[f].order):
+            exporters[f].write(translator, run, staging[f], options, info, step)
+    return {f: targets[f] for f in EXPORTERS if f in formats}
 
 
 class _Steps:

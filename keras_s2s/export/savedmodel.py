@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import keras_s2s
 from keras_s2s.errors import ExportError
+from keras_s2s.export.exporter import Exporter
 from keras_s2s.export.layout import (
     EXPORT_DTYPE,
     check_name,
@@ -226,3 +227,18 @@ def export_saved_model(
     with staged_directory(target) as staging:
         write_saved_model(translator, run, staging, beam_size, info)
     return target
+
+
+class SavedModelExporter(Exporter):
+    """The servable SavedModel (`write_saved_model`), in TF Serving's `<name>/<version>/`.
+    Option: `beam_size` (of the `beam_search` signature)."""
+
+    order = 1  # After TFLite: its tracing is the slower and the less likely to fail.
+
+    def check(self, options: dict, selected: bool) -> dict:
+        del selected
+        return {**options, "beam_size": check_beam_size(options.get("beam_size", 4))}
+
+    def write(self, translator, run, directory, options, info, step) -> None:
+        step("savedmodel: tracing and saving")
+        write_saved_model(translator, run, directory, options["beam_size"], info)

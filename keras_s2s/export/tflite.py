@@ -29,7 +29,8 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 import keras_s2s
 from keras_s2s.decoding import greedy_search
 from keras_s2s.errors import ExportError
-from keras_s2s.export.layout import EXPORT_DTYPE, copy_vocabularies
+from keras_s2s.export.exporter import Exporter
+from keras_s2s.export.layout import EXPORT_DTYPE, TFLITE_SUFFIX, copy_vocabularies
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
@@ -336,3 +337,22 @@ def export_tflite(
     output_dir.mkdir(parents=True, exist_ok=True)
     info = {"run_dir": str(run.path.resolve())}
     return write_tflite(model, run, output_dir, quantizations, info)
+
+
+class TFLiteExporter(Exporter):
+    """Builtin-only TFLite files and their wrapper (`write_tflite`), in `<name>-tflite/`.
+    Option: `quantizations` (each checked even when TFLite is not written; one at least when
+    it is)."""
+
+    folder_suffix = TFLITE_SUFFIX
+    order = 0  # First: its conversion is the likelier to fail.
+
+    def check(self, options: dict, selected: bool) -> dict:
+        quantizations = check_quantizations(options.get("quantizations", ()), required=selected)
+        return {**options, "quantizations": quantizations}
+
+    def steps(self, options: dict) -> int:
+        return 1 + len(options["quantizations"])
+
+    def write(self, translator, run, directory, options, info, step) -> None:
+        write_tflite(translator.model, run, directory, options["quantizations"], info, step)
