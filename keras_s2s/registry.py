@@ -84,12 +84,24 @@ class Registry(Mapping):
             named_here = name in self._targets and self._targets[name] == target
             if name in self._objects or (name in self._targets and not named_here):
                 taken = self._objects.get(name, self._targets.get(name))
-                raise ValueError(f"The {self.kind} name {name!r} is taken (by {taken!r})")
+                if not isinstance(taken, str):
+                    taken = f"{taken.__module__}:{taken.__qualname__}"
+                raise ValueError(
+                    f"A {self.kind} is already registered as {name!r}: {taken}. Choose another "
+                    f"name for {getattr(obj, '__qualname__', obj)!r}."
+                )
             self._check(obj)
             self._objects[name] = obj
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> None:
+        """Removes an entry `register` added (e.g. to register it again in a notebook);
+        `KeyError` for any other name."""
+        if name in self.builtins or name not in self._objects:
+            raise KeyError(f"{name!r} was not registered with {self.kind} register()")
+        del self._objects[name]
 
     def __getitem__(self, name: str):
         if name not in self._objects:
@@ -162,4 +174,16 @@ EXPORTERS = Registry(
         "tflite": "keras_s2s.export.tflite:TFLiteExporter",
     },
     base="keras_s2s.export.exporter:Exporter",
+)
+
+#: `model.type` name -> `keras_s2s.models.EncoderDecoder` subclass (`keras_s2s.models.register`
+#: checks the decoding contract too).
+MODELS = Registry(
+    "model family",
+    "keras_s2s.families",
+    {
+        "seq2seq": "keras_s2s.models.seq2seq.seq2seq:Seq2Seq",
+        "transformer": "keras_s2s.models.transformer.transformer:Transformer",
+    },
+    base="keras_s2s.models.base:EncoderDecoder",
 )

@@ -38,9 +38,9 @@ def test_a_registry_lists_builtins_registered_objects_and_refuses_clashes():
 
     assert list(registry) == ["fraction", "mine"] and registry["mine"] is Mine
     assert registry["fraction"] is fractions.Fraction
-    with pytest.raises(ValueError, match="'mine' is taken"):
+    with pytest.raises(ValueError, match="already registered as 'mine'"):
         registry.register("mine")(int)
-    with pytest.raises(ValueError, match="'fraction' is taken"):
+    with pytest.raises(ValueError, match="already registered as 'fraction': fractions:Fraction"):
         registry.register("fraction")(int)
     with pytest.raises(TypeError, match="`numbers.Number` subclasses .* as number types"):
         registry.register("text")(str)
@@ -157,7 +157,7 @@ def test_a_registered_tuner_is_what_a_search_names(tmp_path):
         tuner = make_tuner(PipelineHyperModel(config), "test_counting_random", 3, tmp_path)
         assert made == [(3, 2)] and tuner.oracle.max_trials == 3
     finally:
-        del TUNERS._objects["test_counting_random"]
+        TUNERS.unregister("test_counting_random")
     from keras_s2s.cli.main import build_parser
 
     _, commands = build_parser()
@@ -247,4 +247,4 @@ def test_a_registered_export_format_is_written_with_the_others(tmp_path):
         formats = next(a for a in commands["export"]._actions if a.dest == "format")
         assert "test_examples_json" in formats.choices
     finally:
-        del EXPORTERS._objects["test_examples_json"]
+        EXPORTERS.unregister("test_examples_json")

@@ -15,6 +15,8 @@ import inspect
 import keras
 from keras import ops
 
+from keras_s2s.registry import MODELS
+
 #: Constructor arguments every family takes and that come from the data or the runtime, not
 #: from a pipeline's `[model]` section.
 DATA_ARGUMENTS = ("source_vocabulary_size", "target_vocabulary_size", "pad_id")
@@ -22,9 +24,6 @@ _NOT_CONFIG = {"self", "kwargs", "dtype", "name", *DATA_ARGUMENTS}
 #: The `keras.Model` keyword arguments a family passes on to Keras (and `from_config` passes to
 #: a family): its config holds them beside the constructor arguments.
 KERAS_ARGUMENTS = ("name", "trainable", "dtype")
-
-#: `model.type` name -> family class, filled by `register`.
-MODELS: dict[str, type[EncoderDecoder]] = {}
 
 
 def register(name: str):
@@ -56,13 +55,7 @@ def register(name: str):
                 f"{cls.__name__} does not implement {', '.join(missing)} of the decoding "
                 f"contract (keras_s2s.models.EncoderDecoder); it cannot be registered as {name!r}"
             )
-        if name in MODELS:
-            raise ValueError(
-                f"A model family is already registered as {name!r}: {MODELS[name].__module__}."
-                f"{MODELS[name].__qualname__}. Choose another name for {cls.__qualname__}."
-            )
-        MODELS[name] = cls
-        return cls
+        return MODELS.register(name)(cls)
 
     return decorator
 

@@ -425,5 +425,5 @@ def test_a_family_registered_from_outside_the_package(tmp_path):
         check_decode_steps(model)
         check_save_and_load(model, str(tmp_path / "mean_gru.keras"))
     finally:
-        del MODELS["mean_gru"]
+        MODELS.unregister("mean_gru")
     assert "mean_gru" not in MODELS
