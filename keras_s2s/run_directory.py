@@ -353,10 +353,14 @@ class RunDirectory:
         The model computes under the dtype policy it was trained with (`training.precision`);
         `dtype` (e.g. "float32") rebuilds it under another one, with the same weights."""
         # Lazy imports, for start-up time (the command line reads run directories before it
-        # needs Keras); `keras_s2s.models` registers the model classes the file names.
+        # needs Keras).
         import keras
 
-        import keras_s2s.models  # noqa: F401
+        from keras_s2s.models import MODELS
+
+        # Looking the family up imports it (an installed plugin's too), which registers the
+        # classes the file names with Keras.
+        MODELS[self.stored_config()["model"]["type"]]
 
         if not allow_unfinished:
             self.check_finished()

@@ -64,11 +64,24 @@ def _overrides(cls, method: str) -> bool:
     return getattr(cls, method) is not getattr(EncoderDecoder, method)
 
 
-def _named_parameters(function) -> list[str]:
-    """The names a function accepts as keywords (not `self`, `*args` or `**kwargs`)."""
+def _constructor_parameters(cls) -> dict[str, inspect.Parameter]:
+    """The named constructor parameters of a family (not `self`, `*args` or `**kwargs`), the
+    subclass's first: a constructor that takes `**kwargs` passes them on to its parent's, so a
+    variant of a family (a subclass with other defaults) accepts its parent's arguments too."""
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    parameters = inspect.signature(function).parameters.values()
-    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]
+    parameters = {}
+    for klass in cls.__mro__:
+        if klass is EncoderDecoder or "__init__" not in vars(klass):
+            if klass is EncoderDecoder:
+                break
+            continue
+        signature = inspect.signature(klass.__init__).parameters
+        for name, p in signature.items():
+            if p.kind in kinds and name != "self":
+                parameters.setdefault(name, p)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+            break
+    return parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +138,7 @@ class EncoderDecoder(keras.Model):
 
     def __new__(cls, *args, **kwargs):
         # Called without arguments too, when Keras injects `Functional` into the class bases.
-        valid = [*_named_parameters(cls.__init__), *KERAS_ARGUMENTS]
+        valid = [*_constructor_parameters(cls), *KERAS_ARGUMENTS]
         unknown = [key for key in kwargs if key not in valid]
         if unknown:
             hints = []
@@ -154,17 +167,15 @@ class EncoderDecoder(keras.Model):
     def config_arguments(cls) -> dict:
         """`{name: default}` of the constructor arguments a pipeline's `[model]` section may set
         (no default: `inspect.Parameter.empty`)."""
-        parameters = inspect.signature(cls.__init__).parameters
+        parameters = _constructor_parameters(cls)
         return {name: p.default for name, p in parameters.items() if name not in _NOT_CONFIG}
 
     @classmethod
     def arguments_with_defaults(cls, **arguments) -> dict:
         """`arguments` over the constructor's defaults (data arguments default to 1)."""
-        parameters = inspect.signature(cls.__init__).parameters
         values = {
             name: p.default if p.default is not inspect.Parameter.empty else 1
-            for name, p in parameters.items()
-            if name not in ("self", "kwargs")
+            for name, p in _constructor_parameters(cls).items()
         }
         values.update(arguments)
         return values
@@ -246,11 +257,10 @@ class EncoderDecoder(keras.Model):
     # === Serialization: config = constructor arguments ===
 
     def get_config(self):
-        parameters = inspect.signature(type(self).__init__).parameters
         config = {
             name: getattr(self, name)
-            for name in parameters
-            if name not in ("self", "kwargs", "dtype")
+            for name in _constructor_parameters(type(self))
+            if name not in ("dtype", "name", "trainable")
         }
         config.update(
             {
