@@ -9,6 +9,7 @@ def in_xla_context() -> bool:
     backends other than TensorFlow too (JAX's jit needs static shapes)."""
     if keras.backend.backend() != "tensorflow":
         return True
+    # Only under the TensorFlow backend (a layer must import Keras only).
     import tensorflow as tf
     from tensorflow.python.ops import control_flow_util
 

@@ -69,7 +69,7 @@ def evaluate_run(
         sources, references = sources[:limit], references[:limit]
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # Lazy: start-up time (only progress bars need it).
 
         bar = tqdm(total=len(sources), desc="translating", unit=" lines", file=sys.stderr)
     start = time.perf_counter()

@@ -17,7 +17,7 @@ def plot_attention(
 ) -> str | BinaryIO:
     """Writes a heatmap of `weights [target, source]` (source tokens on x, target on y) as a
     PNG file at `path` (or into a binary file object); returns `path`."""
-    import matplotlib
+    import matplotlib  # Lazy: start-up time (only plots need it).
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

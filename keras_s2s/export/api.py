@@ -108,7 +108,7 @@ class _Steps:
 
     def __enter__(self):
         if self.enabled:
-            from tqdm import tqdm
+            from tqdm import tqdm  # Lazy: start-up time (only progress bars need it).
 
             self.bar = tqdm(total=self.total, desc="exporting", unit=" step", file=sys.stderr)
         return self
