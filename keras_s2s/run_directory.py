@@ -358,10 +358,6 @@ class RunDirectory:
 
         from keras_s2s.models import MODELS
 
-        # Looking the family up imports it (an installed plugin's too), which registers the
-        # classes the file names with Keras.
-        MODELS[self.stored_config()["model"]["type"]]
-
         if not allow_unfinished:
             self.check_finished()
         file = self._require(MODEL_FILE)
@@ -378,6 +374,11 @@ class RunDirectory:
         if damaged or missing:
             problem = f"corrupt member {damaged}" if damaged else f"missing {sorted(missing)}"
             raise RunDirectoryError(f"{file} is damaged ({size} bytes, {problem})")
+        # Looking the family up imports it (an installed plugin's too), which registers the
+        # classes the file names with Keras.
+        family = self.config()["model"]["type"]
+        if family in MODELS:
+            MODELS[family]
         model = keras.saving.load_model(file, compile=False)
         if dtype is not None and model.dtype_policy.name != keras.dtype_policies.get(dtype).name:
             model = model.copy(dtype=dtype)
