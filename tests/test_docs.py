@@ -118,8 +118,11 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "keras-s2s export runs/date_attention --format tflite --quantization float32,int8": (),
     # docs/scale.md
     "keras-s2s train multi30k_transformer_de_en --strategy mirrored": MULTI30K + TRANSFORMER,
+    # A one-point space of a tiny model (tests/tuning searches every family's default space).
     "keras-s2s tune date_attention --tuner random --max-trials 10 --directory tuning": (
         *DATE[:4],
+        "--set",
+        'search.space={"model.hidden_dim" = [16], "model.embedding_dim" = [8]}',
         "--max-trials",
         "1",
         "--epochs",
