@@ -238,11 +238,10 @@ def convert(
     return model_bytes
 
 
-def runtime_vocabularies(run: RunDirectory) -> dict:
-    """The JSON entries that tell the TFLite wrapper how to read the run's vocabularies (each
-    tokenizer class's `runtime_vocabulary`) and the special ids (the target tokenizer's).
-    `ExportError` if a tokenizer has no reader there."""
-    source, target = run.load_tokenizers()
+def runtime_vocabularies(run: RunDirectory, source, target) -> dict:
+    """The JSON entries that tell the TFLite wrapper how to read the vocabularies of the run's
+    tokenizers `source` and `target` (each class's `runtime_vocabulary`) and the special ids
+    (the target tokenizer's). `ExportError` if a tokenizer has no reader there."""
     entries = {}
     for side, tokenizer in (("source", source), ("target", target)):
         reader = type(tokenizer).runtime_vocabulary
@@ -260,6 +259,7 @@ def runtime_vocabularies(run: RunDirectory) -> dict:
 
 def write_tflite(
     model,
+    vocabularies: dict,
     run: RunDirectory,
     directory: Path,
     quantizations: tuple[str, ...],
@@ -267,10 +267,10 @@ def write_tflite(
     step=None,
 ) -> dict[str, Path]:
     """Writes the `.tflite` files of `model`, the vocabularies, the wrapper and the JSON file
-    (with `info` added) into the existing folder `directory`; returns `{quantization: path}`.
-    `step(name)`, if given, is called as each step starts (for a progress bar)."""
+    (with `info` and `vocabularies`, from `runtime_vocabularies`, added) into the existing folder
+    `directory`; returns `{quantization: path}`. `step(name)`, if given, is called as each step
+    starts (for a progress bar)."""
     step = step or (lambda name: None)
-    vocabularies = runtime_vocabularies(run)
     meta = run.metadata()
     source_length = meta["max_source_length"]
     max_length = meta["max_target_length"] + 1  # eos included
@@ -331,12 +331,13 @@ def export_tflite(
     quantizations = check_quantizations(quantizations)
     run = RunDirectory(run_dir)
     model = run.load_model(allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE)
+    vocabularies = runtime_vocabularies(run, *run.load_tokenizers())
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ExportError(f"{output_dir} exists and is not a folder")
     output_dir.mkdir(parents=True, exist_ok=True)
     info = {"run_dir": str(run.path.resolve())}
-    return write_tflite(model, run, output_dir, quantizations, info)
+    return write_tflite(model, vocabularies, run, output_dir, quantizations, info)
 
 
 class TFLiteExporter(Exporter):
@@ -355,4 +356,8 @@ class TFLiteExporter(Exporter):
         return 1 + len(options["quantizations"])
 
     def write(self, translator, run, directory, options, info, step) -> None:
-        write_tflite(translator.model, run, directory, options["quantizations"], info, step)
+        # The translator's tokenizers: loaded once for every format.
+        tokenizers = translator.source_tokenizer, translator.target_tokenizer
+        vocabularies = runtime_vocabularies(run, *tokenizers)
+        write_tflite(translator.model, vocabularies, run, directory, options["quantizations"],
+                     info, step)  # fmt: skip

@@ -24,9 +24,9 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     `Tokenizer.save` wrote (`asset_suffix`), else a user's own file (`file_suffixes`)."""
     path = os.fspath(path)
     classes = list(TOKENIZERS.values())
-    for suffixes in ([cls.asset_suffix] for cls in classes), (cls.file_suffixes for cls in classes):
-        for cls, names in zip(classes, suffixes, strict=True):
-            if any(path.endswith(suffix) for suffix in names if suffix):
+    for suffixes_of in (lambda cls: (cls.asset_suffix,), lambda cls: cls.file_suffixes):
+        for cls in classes:
+            if any(suffix and path.endswith(suffix) for suffix in suffixes_of(cls)):
                 return cls.load(path)
     expected = sorted({s for cls in classes for s in cls.file_suffixes})
     raise ConfigError(

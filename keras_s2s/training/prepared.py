@@ -7,8 +7,8 @@ import dataclasses
 import tensorflow as tf
 
 from keras_s2s.data.pipeline import count_too_long, make_dataset, prepare_examples
-from keras_s2s.data.sources import data_source
-from keras_s2s.data.splits import as_strings, available_splits, load_splits
+from keras_s2s.data.sources import SPLITS, data_source
+from keras_s2s.data.splits import as_strings
 from keras_s2s.data.vocabulary import build_tokenizers
 from keras_s2s.errors import ConfigError
 from keras_s2s.training.distribution import distribute_batches
@@ -43,19 +43,16 @@ class PreparedData:
         a command that evaluates after training must not find out only then."""
         data, training = config["data"], config["training"]
         exact_match_split = training["exact_match_split"]
-        available = available_splits(data)
+        source = data_source(data["source"])
+        available = source.available_splits(data)
         wanted = {"train", exact_match_split} | (
             {"validation"} if "validation" in available else set()
         )
+        # A source of files is read whole, in one pass: its test file too.
+        read = tuple(s for s in SPLITS if s in wanted or (source.has_files and s in available))
         skipped = {}
-        splits = load_splits(
-            data,
-            splits=tuple(s for s in ("train", "validation", "test") if s in wanted),
-            skipped=skipped,
-        )
-        reads_files = data_source(data["source"]).has_files
-        if "test" in available and "test" not in wanted and reads_files:
-            load_splits(data, splits=("test",))
+        splits = source.load_splits(data, read, skipped)
+        splits = {s: dataset for s, dataset in splits.items() if s in wanted}
         train_sources, train_targets = as_strings(splits["train"])
         if not train_sources:
             raise ConfigError("The training split is empty")
