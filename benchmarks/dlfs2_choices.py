@@ -102,7 +102,7 @@ def run(row: str, seed: int, epochs: int, files: tuple[Path, Path], folder: Path
         "data.train": [str(files[0])],
         "data.validation": [str(files[1])],
         "data.test_size": 0,
-        "training.exact_match_split": "validation",
+        "training.score_split": "validation",
         "training.checkpoint": "last",
         "training.seed": seed,
     }

@@ -7,7 +7,7 @@ tensorflow-datasets, tensorflow-text, sentencepiece or sacrebleu.
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from keras_s2s.errors import ConfigError, DataError, KerasS2SError  # noqa: E402
 

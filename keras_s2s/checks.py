@@ -108,11 +108,11 @@ def _monitor_and_mode(config: dict) -> tuple[str, str]:
 
     Without validation data, a `val_` monitor falls back to the training value of that name.
     Nothing may be chosen on the test split: a monitor on it is refused (log the test split's
-    exact match with `exact_match_split = "test"` and keep the last epoch instead).
+    exact match with `score_split = "test"` and keep the last epoch instead).
     """
     training = config["training"]
     has_validation = "validation" in available_splits(config["data"])
-    exact_match_split = training["exact_match_split"]
+    score_split = training["score_split"]
     monitor = training["monitor"]
     if monitor.startswith("test_"):
         raise ConfigError(
@@ -124,8 +124,8 @@ def _monitor_and_mode(config: dict) -> tuple[str, str]:
         monitor = monitor.removeprefix("validation_").removeprefix("val_")
     logged = {"loss", "token_accuracy"}
     logged |= {f"val_{name}" for name in logged} if has_validation else set()
-    if exact_match_split:
-        logged |= set(score_names(f"{exact_match_split}_exact_match").values())
+    if score_split:
+        logged |= set(score_names(f"{score_split}_exact_match").values())
     logged = {name for name in logged if not name.startswith("test_")}
     if monitor not in logged:
         raise ConfigError(

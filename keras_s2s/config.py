@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
         # "validation" or "test": log whole-sequence exact match, sacreBLEU and chrF on that
         # split after every epoch (free-running greedy decoding) as "<split>_exact_match",
         # "<split>_bleu" and "<split>_chrf"; "" turns it off.
-        "exact_match_split": "",
+        "score_split": "",
         # Models with attention: after each epoch, write the attention heatmaps of the first N
         # validation sources (else training sources) to TensorBoard (logs/attention); 0: off.
         "attention_images": 1,
@@ -144,7 +145,7 @@ _CHOICES = {
     ("data", "source"): DATA_SOURCES,
     ("data", "tokenizer"): TOKENIZERS,
     ("training", "strategy"): STRATEGIES,
-    ("training", "exact_match_split"): ("", "validation", "test"),
+    ("training", "score_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),
     ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),
     ("training", "precision"): ("float32", "mixed_float16", "mixed_bfloat16"),
@@ -224,6 +225,33 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
+#: Keys renamed since pipelines and runs were written with them: `(section, old) -> new`.
+RENAMED_KEYS = {("training", "exact_match_split"): "score_split"}
+
+
+def migrate(raw: dict, origin: str, warn: bool = True) -> dict:
+    """Renames the `RENAMED_KEYS` in a raw config (a pipeline file's, a saved run's), in place,
+    with a `FutureWarning` naming each (unless `warn` is False: a run's own `config.json`).
+    Both names given is a `ConfigError`. Returns `raw`."""
+    for (section, old), new in RENAMED_KEYS.items():
+        values = raw.get(section)
+        if not isinstance(values, dict) or old not in values:
+            continue
+        if new in values:
+            raise ConfigError(
+                f"'{section}.{old}' and '{section}.{new}' both given in {origin}: "
+                f"'{old}' is the old name of '{new}'; keep '{new}'"
+            )
+        if warn:
+            warnings.warn(
+                f"'{section}.{old}' in {origin} is now '{section}.{new}'; rename it",
+                FutureWarning,
+                stacklevel=3,
+            )
+        values[new] = values.pop(old)
+    return raw
+
+
 def load_pipeline(name_or_path: str) -> dict:
     """Loads a named pipeline (or a path to a TOML file) merged over `DEFAULTS`, validated."""
     path = Path(name_or_path)
@@ -243,7 +271,7 @@ def load_pipeline(name_or_path: str) -> dict:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"Cannot parse pipeline file {path}: {e}") from None
     raw.setdefault("name", path.stem)
-    config = merge(DEFAULTS, raw)
+    config = merge(DEFAULTS, migrate(raw, str(path)))
     validate(config, origin=str(path))
     _resolve_paths(config["data"], path.parent)
     return config
@@ -284,6 +312,8 @@ def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise ConfigError(f"Invalid config key '{dotted}': expected section.key")
         section, key = parts
+        if (section, key) in RENAMED_KEYS:
+            key = migrate({section: {key: value}}, "the overrides")[section].popitem()[0]
         if section not in DEFAULTS or not isinstance(DEFAULTS[section], dict):
             sections = ", ".join(k for k, v in DEFAULTS.items() if isinstance(v, dict))
             raise ConfigError(

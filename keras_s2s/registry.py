@@ -38,6 +38,9 @@ class Registry(Mapping):
         builtins: `{name: "module:attribute"}`, imported on first lookup.
         base: `"module:attribute"` of the class every entry must subclass (imported when the
             first entry is registered or loaded); `TypeError` for any other object.
+        check: `"module:attribute"` of a function `(obj, name)` run on every entry after the
+            base check, however it was registered (decorator or plugin entry point); it raises
+            `TypeError` for an entry that does not meet the kind's contract.
     """
 
     def __init__(
@@ -46,23 +49,25 @@ class Registry(Mapping):
         group: str,
         builtins: dict[str, str] | None = None,
         base: str | None = None,
+        check: str | None = None,
     ):
-        self.kind, self.group, self.base = kind, group, base
+        self.kind, self.group, self.base, self.check = kind, group, base, check
         #: The names of the built-in entries.
         self.builtins = tuple(builtins or {})
         self._targets = dict(builtins or {})
         self._objects: dict[str, Any] = {}
         self._plugins_read = False
 
-    def _check(self, obj) -> None:
-        if self.base is None:
-            return
-        base = _load(self.base)
-        if not (isinstance(obj, type) and issubclass(obj, base)):
-            raise TypeError(
-                f"Only `{base.__module__}.{base.__qualname__}` subclasses can be registered as "
-                f"{self.kind}s. Received: {obj!r}"
-            )
+    def _check(self, obj, name: str) -> None:
+        if self.base is not None:
+            base = _load(self.base)
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                raise TypeError(
+                    f"Only `{base.__module__}.{base.__qualname__}` subclasses can be registered "
+                    f"as a {self.kind}. Received: {obj!r} for name {name!r}"
+                )
+        if self.check is not None:
+            _load(self.check)(obj, name)
 
     def _read_plugins(self) -> None:
         if self._plugins_read:
@@ -90,7 +95,7 @@ class Registry(Mapping):
                     f"A {self.kind} is already registered as {name!r}: {taken}. Choose another "
                     f"name for {getattr(obj, '__qualname__', obj)!r}."
                 )
-            self._check(obj)
+            self._check(obj, name)
             self._objects[name] = obj
             return obj
 
@@ -110,7 +115,7 @@ class Registry(Mapping):
                 raise KeyError(name)
             obj = _load(self._targets[name])
             if name not in self._objects:  # (Importing it may have registered it.)
-                self._check(obj)
+                self._check(obj, name)
                 self._objects[name] = obj
         return self._objects[name]
 
@@ -176,8 +181,8 @@ EXPORTERS = Registry(
     base="keras_s2s.export.exporter:Exporter",
 )
 
-#: `model.type` name -> `keras_s2s.models.EncoderDecoder` subclass (`keras_s2s.models.register`
-#: checks the decoding contract too).
+#: `model.type` name -> `keras_s2s.models.EncoderDecoder` subclass that implements the decoding
+#: contract (`encode` and `decode_step`).
 MODELS = Registry(
     "model family",
     "keras_s2s.families",
@@ -186,4 +191,5 @@ MODELS = Registry(
         "transformer": "keras_s2s.models.transformer.transformer:Transformer",
     },
     base="keras_s2s.models.base:EncoderDecoder",
+    check="keras_s2s.models.base:check_family",
 )

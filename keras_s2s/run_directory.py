@@ -35,7 +35,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from keras_s2s.config import DEFAULTS, merge
+from keras_s2s.config import DEFAULTS, merge, migrate
 from keras_s2s.errors import ConfigError, RunDirectoryError
 
 MODEL_FILE = "model.keras"
@@ -151,13 +151,14 @@ class RunDirectory:
         return value
 
     def stored_config(self) -> dict:
-        """`config.json` as it was written (without today's defaults)."""
-        return self._read_json(CONFIG_FILE)
+        """`config.json` as it was written (without today's defaults; renamed keys under
+        their names of today)."""
+        return migrate(self._read_json(CONFIG_FILE), CONFIG_FILE, warn=False)
 
     def config(self) -> dict:
         """The run's pipeline config, over today's defaults (a key added since the run was
         trained takes its default)."""
-        return merge(DEFAULTS, self._read_json(CONFIG_FILE))
+        return merge(DEFAULTS, self.stored_config())
 
     def metadata(self, missing_ok: bool = False) -> dict:
         if missing_ok and not (self.path / METADATA_FILE).is_file():

@@ -48,6 +48,21 @@ def test_unknown_key_and_invalid_values_are_named(tmp_path):
         load_pipeline(str(bad))
 
 
+def test_a_renamed_key_is_read_under_its_new_name_with_a_warning(tmp_path):
+    old = tmp_path / "old.toml"
+    old.write_text('[training]\nexact_match_split = "validation"\n')
+    with pytest.warns(FutureWarning, match=r"'training.exact_match_split' in .*old.toml is now "):
+        config = load_pipeline(str(old))
+    assert config["training"]["score_split"] == "validation"
+    assert "exact_match_split" not in config["training"]
+    with pytest.warns(FutureWarning, match="in the overrides is now 'training.score_split'"):
+        updated = apply_overrides(config, {"training.exact_match_split": "test"})
+    assert updated["training"]["score_split"] == "test"
+    old.write_text('[training]\nexact_match_split = "test"\nscore_split = "test"\n')
+    with pytest.raises(ConfigError, match="both given in .*old.toml: 'exact_match_split' is "):
+        load_pipeline(str(old))
+
+
 def test_overrides():
     config = load_pipeline("date_seq2seq")
     assert parse_override("training.epochs=3") == ("training.epochs", 3)
@@ -85,7 +100,7 @@ def test_every_named_pipeline_passes_the_whole_config_check(name):
     config = load_pipeline(name)
     monitor = check_config(config).monitor
     assert not monitor.startswith("test_")
-    if config["training"]["exact_match_split"] == "test":
+    if config["training"]["score_split"] == "test":
         assert config["training"]["checkpoint"] == "last"
 
 

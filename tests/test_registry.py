@@ -42,7 +42,7 @@ def test_a_registry_lists_builtins_registered_objects_and_refuses_clashes():
         registry.register("mine")(int)
     with pytest.raises(ValueError, match="already registered as 'fraction': fractions:Fraction"):
         registry.register("fraction")(int)
-    with pytest.raises(TypeError, match="`numbers.Number` subclasses .* as number types"):
+    with pytest.raises(TypeError, match="`numbers.Number` subclasses .* as a number type"):
         registry.register("text")(str)
     with pytest.raises(ValueError, match="non-empty string"):
         registry.register("")
@@ -102,7 +102,7 @@ def test_a_bad_tokenizer_name_and_class_are_refused():
 
     with pytest.raises(ConfigError, match="'data.tokenizer'.*char, sentencepiece"):
         apply_overrides(DEFAULTS, {"data.tokenizer": "bpe"})
-    with pytest.raises(TypeError, match="Tokenizer` subclasses can be registered as tokenizers"):
+    with pytest.raises(TypeError, match="Tokenizer` subclasses can be registered as a tokenizer"):
         TOKENIZERS.register("not_a_tokenizer")(dict)
     assert "not_a_tokenizer" not in TOKENIZERS
 
@@ -133,6 +133,23 @@ def test_an_installed_plugin_is_found_through_its_entry_point(tmp_path):
         path=tmp_path,
     )
     assert out == "['char', 'sentencepiece', 'toy'] False ToyTokenizer"
+
+
+def test_a_family_plugin_without_the_decoding_contract_is_refused_on_lookup(tmp_path, monkeypatch):
+    """An entry loaded by name (a plugin's entry point, a built-in) is checked as the decorator
+    checks: a family must implement `encode` and `decode_step`."""
+    from keras_s2s.registry import MODELS, Registry
+
+    (tmp_path / "empty_family.py").write_text(
+        "from keras_s2s.models import EncoderDecoder\nclass Empty(EncoderDecoder):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # MODELS's own settings, with the plugin's entry point as its one entry.
+    families = Registry(
+        MODELS.kind, "tests.no_group", {"empty": "empty_family:Empty"}, MODELS.base, MODELS.check
+    )
+    with pytest.raises(TypeError, match=r"^Empty does not implement encode, decode_step of the"):
+        families["empty"]
 
 
 def test_a_registered_tuner_is_what_a_search_names(tmp_path):

@@ -4,7 +4,8 @@
     --bucket_by_tokens--> batches ({"encoder_token_ids", "decoder_token_ids"}, labels)
 
 `make_dataset` chains them (with cache, shuffle and prefetch) the way training uses them.
-Ids: pad 0 (the batches' fill value, masked out of the loss and metrics), bos 2, eos 3.
+The special ids come from the tokenizers: targets are wrapped in the target tokenizer's bos and
+eos, and each side is padded with its tokenizer's pad id (masked out of the loss and metrics).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from keras_s2s.tokenizers import Tokenizer
 
 _TOKENIZE_BATCH = 1024
 
@@ -39,7 +40,7 @@ def tokenize(source_tokenizer: Tokenizer, target_tokenizer: Tokenizer):
     return apply
 
 
-def add_bos_eos(bos_id: int = BOS_ID, eos_id: int = EOS_ID):
+def add_bos_eos(bos_id: int, eos_id: int):
     """Wraps the target in bos ... eos (the source is left as is)."""
 
     def apply(dataset):
@@ -132,11 +133,24 @@ class BucketSpec:
         return tf.maximum(tf.constant(1, tf.int64), self.batch_tokens // longest)
 
 
-def bucket_by_tokens(spec: BucketSpec, pad_batch_to_full: bool = False):
+def _padding_values(pad_ids: tuple[int, int]):
+    source, target = pad_ids
+    return {"encoder_token_ids": source, "decoder_token_ids": target}, target
+
+
+def _pad_batch(features, labels, pad_ids: tuple[int, int], paddings):
+    """Pads each side of a batch with its pad id; `paddings(x)` gives `tf.pad`'s paddings."""
+    values, label_value = _padding_values(pad_ids)
+    padded = {k: tf.pad(v, paddings(v), constant_values=values[k]) for k, v in features.items()}
+    return padded, tf.pad(labels, paddings(labels), constant_values=label_value)
+
+
+def bucket_by_tokens(spec: BucketSpec, pad_ids: tuple[int, int], pad_batch_to_full: bool = False):
     """Batches `(features, labels)` examples of similar lengths under a token budget.
 
     Args:
         spec: the bucket shapes.
+        pad_ids: the `(source, target)` tokenizers' pad ids.
         pad_batch_to_full: pad each bucket's last, partial batch with all-padding rows (masked
             out of the loss and metrics): half the shapes, at the cost of computing on empty
             rows.
@@ -154,22 +168,22 @@ def bucket_by_tokens(spec: BucketSpec, pad_batch_to_full: bool = False):
         return spec.batch_size(key * spec.width)
 
     def round_up(features, labels):
-        def pad(x):
+        def paddings(x):
             length = tf.shape(x)[1]
-            return tf.pad(x, [[0, 0], [0, spec.padded_length(length) - length]])
+            return [[0, 0], [0, spec.padded_length(length) - length]]
 
-        return {k: pad(v) for k, v in features.items()}, pad(labels)
+        return _pad_batch(features, labels, pad_ids, paddings)
 
     def reduce_fn(key, window):
         batch_size = window_size_fn(key)
-        batched = window.padded_batch(batch_size, padding_values=PAD_ID).map(round_up)
+        batched = window.padded_batch(batch_size, padding_values=_padding_values(pad_ids))
+        batched = batched.map(round_up)
         if not pad_batch_to_full:
             return batched
 
         def fill(features, labels):
             missing = tf.cast(batch_size, tf.int32) - tf.shape(labels)[0]
-            pad = lambda x: tf.pad(x, [[0, missing], [0, 0]])  # noqa: E731
-            return {k: pad(v) for k, v in features.items()}, pad(labels)
+            return _pad_batch(features, labels, pad_ids, lambda x: [[0, missing], [0, 0]])
 
         return batched.map(fill)
 
@@ -198,9 +212,12 @@ def count_batch_shapes(dataset: tf.data.Dataset) -> collections.Counter:
     )
 
 
-def pad_to_fixed(batch_size: int, source_length: int, decoder_length: int):
-    """Batches of `batch_size` examples padded to fixed lengths: one shape (plus the last,
-    partial batch) for models with static lengths (`Seq2Seq(unroll=True)`, TFLite)."""
+def pad_to_fixed(
+    batch_size: int, source_length: int, decoder_length: int, pad_ids: tuple[int, int]
+):
+    """Batches of `batch_size` examples padded to fixed lengths with the `(source, target)`
+    pad ids: one shape (plus the last, partial batch) for models with static lengths
+    (`Seq2Seq(unroll=True)`, TFLite)."""
 
     def apply(dataset):
         return dataset.padded_batch(
@@ -209,7 +226,7 @@ def pad_to_fixed(batch_size: int, source_length: int, decoder_length: int):
                 {"encoder_token_ids": [source_length], "decoder_token_ids": [decoder_length]},
                 [decoder_length],
             ),
-            padding_values=PAD_ID,
+            padding_values=_padding_values(pad_ids),
         )
 
     return apply
@@ -220,8 +237,11 @@ def prepare_examples(
     source_tokenizer: Tokenizer,
     target_tokenizer: Tokenizer,
 ) -> tf.data.Dataset:
-    """Strings -> `{"source", "target"}` ids with bos/eos around the target."""
-    return dataset.apply(tokenize(source_tokenizer, target_tokenizer)).apply(add_bos_eos())
+    """Strings -> `{"source", "target"}` ids with the target tokenizer's bos/eos around the
+    target."""
+    return dataset.apply(tokenize(source_tokenizer, target_tokenizer)).apply(
+        add_bos_eos(target_tokenizer.bos_id, target_tokenizer.eos_id)
+    )
 
 
 def make_dataset(
@@ -266,6 +286,7 @@ def make_dataset(
     ```
     """
     decoder_length = max_target_length + 1
+    pad_ids = (source_tokenizer.pad_id, target_tokenizer.pad_id)
     ds = prepare_examples(dataset, source_tokenizer, target_tokenizer)
     ds = ds.apply(filter_by_length(max_source_length, max_target_length))
     ds = ds.apply(teacher_forcing())  # Deterministic, so cached: an epoch only shuffles and pads.
@@ -275,12 +296,12 @@ def make_dataset(
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if fixed_lengths:
         rows = batch_size or max(1, batch_tokens // max(max_source_length, decoder_length))
-        ds = ds.apply(pad_to_fixed(rows, max_source_length, decoder_length))
+        ds = ds.apply(pad_to_fixed(rows, max_source_length, decoder_length, pad_ids))
     else:
         spec = BucketSpec(
             batch_tokens, bucket_width, max_source_length, decoder_length, rows=batch_size
         )
-        ds = ds.apply(bucket_by_tokens(spec, pad_batch_to_full))
+        ds = ds.apply(bucket_by_tokens(spec, pad_ids, pad_batch_to_full))
     if batch_shuffle_buffer:
         batch_seed = None if seed is None else seed + 1
         ds = ds.shuffle(batch_shuffle_buffer, seed=batch_seed, reshuffle_each_iteration=True)

@@ -32,7 +32,6 @@ from keras_s2s.errors import ExportError
 from keras_s2s.export.exporter import Exporter
 from keras_s2s.export.layout import EXPORT_DTYPE, TFLITE_SUFFIX, copy_vocabularies
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 #: The JSON file beside the `.tflite` files: lengths, vocabulary files, special ids.
@@ -70,12 +69,12 @@ def _flat(state) -> dict:
 
 class _Module(tf.Module):
     """The model's TFLite signatures. `special_ids`: the target tokenizer's `{"pad", "bos",
-    "eos"}` ids (default: keras-s2s's reserved ids)."""
+    "eos"}` ids."""
 
-    def __init__(self, model, source_length: int, max_length: int, special_ids=None):
+    def __init__(self, model, source_length: int, max_length: int, special_ids: dict):
         super().__init__()
         self.model = model
-        self.special_ids = special_ids or {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID}
+        self.special_ids = special_ids
         self.source_length = source_length
         self.max_length = max_length
         ids = tf.TensorSpec([None, source_length], tf.int32, name="encoder_token_ids")
@@ -253,8 +252,7 @@ def runtime_vocabularies(run: RunDirectory, source, target) -> dict:
             )
         entry = run.entry(side)
         entries[side] = {"file": entry["file"], "type": entry["type"], "vocabulary": reader}
-    ids = {"pad": target.pad_id, "unk": target.unk_id, "bos": target.bos_id, "eos": target.eos_id}
-    return {**entries, "special_ids": ids}
+    return {**entries, "special_ids": target.special_ids}
 
 
 def write_tflite(

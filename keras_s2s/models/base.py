@@ -40,24 +40,18 @@ def register(name: str):
     Raises `ValueError` if `name` is not a non-empty string or is taken, and `TypeError` if the
     class is not an `EncoderDecoder` that implements `encode` and `decode_step`.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"A model family's name must be a non-empty string. Received: {name!r}")
+    return MODELS.register(name)
 
-    def decorator(cls):
-        if not (inspect.isclass(cls) and issubclass(cls, EncoderDecoder)):
-            raise TypeError(
-                f"Only `keras_s2s.models.EncoderDecoder` subclasses can be registered as model "
-                f"families. Received: {cls!r} for name {name!r}"
-            )
-        missing = [m for m in ("encode", "decode_step") if not _overrides(cls, m)]
-        if missing:
-            raise TypeError(
-                f"{cls.__name__} does not implement {', '.join(missing)} of the decoding "
-                f"contract (keras_s2s.models.EncoderDecoder); it cannot be registered as {name!r}"
-            )
-        return MODELS.register(name)(cls)
 
-    return decorator
+def check_family(cls, name: str) -> None:
+    """`TypeError` unless `cls` implements `encode` and `decode_step` of the decoding contract
+    (run by `MODELS` on every family, registered by `register` or by an entry point)."""
+    missing = [m for m in ("encode", "decode_step") if not _overrides(cls, m)]
+    if missing:
+        raise TypeError(
+            f"{cls.__name__} does not implement {', '.join(missing)} of the decoding "
+            f"contract (keras_s2s.models.EncoderDecoder); it cannot be registered as {name!r}"
+        )
 
 
 def _overrides(cls, method: str) -> bool:

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_s2s.errors import DataError
-from keras_s2s.tokenizers.tokenizer import SPECIAL_TOKENS, UNK_ID, Tokenizer
+from keras_s2s.tokenizers.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 _UNK_CODEPOINT = 0xFFFD  # unknown ids detokenize to U+FFFD
 
@@ -55,9 +55,10 @@ class CharTokenizer(Tokenizer):
         self._char_tokenizer = tf_text.UnicodeCharTokenizer()
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(codepoints or [-1], tf.int32), tf.constant(ids or [UNK_ID], tf.int32)
+                tf.constant(codepoints or [-1], tf.int32),
+                tf.constant(ids or [self.unk_id], tf.int32),
             ),
-            default_value=UNK_ID,
+            default_value=self.unk_id,
         )
         id_to_codepoint = [_UNK_CODEPOINT] * len(SPECIAL_TOKENS) + codepoints
         self._id_to_codepoint = tf.constant(id_to_codepoint, tf.int32)

@@ -47,6 +47,11 @@ class Tokenizer(tf.Module):
         raise NotImplementedError
 
     @property
+    def special_ids(self) -> dict[str, int]:
+        """`{"pad", "unk", "bos", "eos"}` ids of this tokenizer."""
+        return {"pad": self.pad_id, "unk": self.unk_id, "bos": self.bos_id, "eos": self.eos_id}
+
+    @property
     def vocabulary_size(self) -> int:
         raise NotImplementedError
 

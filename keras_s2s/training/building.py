@@ -23,10 +23,12 @@ def build_model(
     max_source_length: int | None = None,
     max_target_length: int | None = None,
     precision: str = "float32",
+    pad_id: int = 0,
 ):
     """Builds the model a pipeline's `model` section describes (`type` and constructor
-    arguments). With the data's max lengths, the model family completes its arguments from
-    them (e.g. the static lengths of an unrolled RNN, see `EncoderDecoder.adapt_to_data`).
+    arguments) for vocabularies whose padding id is `pad_id`. With the data's max lengths, the
+    model family completes its arguments from them (e.g. the static lengths of an unrolled
+    RNN, see `EncoderDecoder.adapt_to_data`).
     `precision` (`training.precision`) is the model's dtype policy: "float32",
     "mixed_float16" or "mixed_bfloat16" (variables float32, computation in 16 bits, logits and
     softmax in float32; Keras's `compile` adds loss scaling for float16).
@@ -37,6 +39,7 @@ def build_model(
         return cls(
             source_vocabulary_size=source_vocabulary_size,
             target_vocabulary_size=target_vocabulary_size,
+            pad_id=pad_id,
             dtype=dtype,
             **needs.arguments,
         )
@@ -47,8 +50,8 @@ def build_model(
 def compile_model(model: keras.Model, training: dict) -> keras.Model:
     """Compiles with `make_optimizer(training)` (Adam: learning rate schedule, betas, epsilon,
     global-norm clipping; with loss scaling under `training.precision = "mixed_float16"`), the
-    masked loss with `training.label_smoothing` and masked token accuracy. Keys left out of
-    `training` take their defaults."""
+    masked loss with `training.label_smoothing` and masked token accuracy (both leave out the
+    model's `pad_id`). Keys left out of `training` take their defaults."""
     training = training_settings(training)
     optimizer = make_optimizer(training)
     if training["precision"] == "mixed_float16":
@@ -57,8 +60,10 @@ def compile_model(model: keras.Model, training: dict) -> keras.Model:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=MaskedSparseCategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
-        metrics=[MaskedAccuracy()],
+        loss=MaskedSparseCategoricalCrossentropy(
+            label_smoothing=training["label_smoothing"], pad_id=model.pad_id
+        ),
+        metrics=[MaskedAccuracy(pad_id=model.pad_id)],
         jit_compile=training["jit_compile"],
         steps_per_execution=training["steps_per_execution"],
     )
@@ -80,6 +85,12 @@ def build_compiled_model(config: dict, data) -> keras.Model:
     `training.seed` only, not on what ran before (e.g. TFDS preparing a dataset the first time
     a run reads it draws random numbers)."""
     reseed(config["training"]["seed"])
+    source, target = data.source_tokenizer, data.target_tokenizer
+    if source.pad_id != target.pad_id:
+        raise ConfigError(
+            f"The source and target tokenizers pad with different ids ({source.pad_id} and "
+            f"{target.pad_id}); a model pads both sides with one id"
+        )
     model = build_model(
         config["model"],
         data.source_tokenizer.vocabulary_size,
@@ -87,6 +98,7 @@ def build_compiled_model(config: dict, data) -> keras.Model:
         config["data"]["max_source_length"],
         config["data"]["max_target_length"],
         config["training"]["precision"],
+        pad_id=target.pad_id,
     )
     return compile_model(model, config["training"])
 

@@ -19,9 +19,9 @@ from keras_s2s.training.exact_match import ExactMatch
 
 def decoding_callback(data, training: dict) -> ExactMatch | None:
     """The callback that logs free-running decoding scores (exact match, BLEU, chrF) on
-    `training.exact_match_split` of `data` (a `PreparedData`) after each epoch (None if the
+    `training.score_split` of `data` (a `PreparedData`) after each epoch (None if the
     split is "")."""
-    split = training["exact_match_split"]
+    split = training["score_split"]
     if not split:
         return None
     sources, references = as_strings(data.splits[split])

@@ -21,7 +21,7 @@ class PreparedData:
     Attributes:
         data: the config's `data` section.
         splits: `{split: tf.data.Dataset of (source, target) strings}`: train, validation (if
-            any) and the `exact_match_split` asked for.
+            any) and the `score_split` asked for.
         source_tokenizer, target_tokenizer: built from the training split (or given).
         kept, dropped: training examples within the max lengths, and longer ones.
         skipped: `{split: empty examples skipped}`.
@@ -42,12 +42,10 @@ class PreparedData:
         (a `DataError` names a missing or malformed one) though training does not use them:
         a command that evaluates after training must not find out only then."""
         data, training = config["data"], config["training"]
-        exact_match_split = training["exact_match_split"]
+        score_split = training["score_split"]
         source = data_source(data["source"])
         available = source.available_splits(data)
-        wanted = {"train", exact_match_split} | (
-            {"validation"} if "validation" in available else set()
-        )
+        wanted = {"train", score_split} | ({"validation"} if "validation" in available else set())
         # A source of files is read whole, in one pass: its test file too.
         read = tuple(s for s in SPLITS if s in wanted or (source.has_files and s in available))
         skipped = {}

@@ -309,7 +309,7 @@ def _keep_average_if_better(
 ) -> dict:
     """Sets `model` to the average of the last epochs and measures the monitor for it as the
     epochs measured it (validation loss/accuracy, or the decoding scores of the
-    `exact_match_split`). The run keeps the average if it is at least as good as the kept
+    `score_split`). The run keeps the average if it is at least as good as the kept
     epoch. Returns the figures for the summary."""
     monitor, mode = job.checked.monitor, job.checked.mode
     epochs = callbacks.averaging.apply()

@@ -64,7 +64,7 @@ def check_space(space: dict, config: dict) -> dict:
                     f"an argument '{name}'"
                 )
         elif section == "training":
-            if name not in DEFAULTS["training"] or name in ("strategy", "exact_match_split"):
+            if name not in DEFAULTS["training"] or name in ("strategy", "score_split"):
                 raise ConfigError(f"search.space '{key}': not a searchable training key")
         else:
             raise ConfigError(
@@ -137,8 +137,8 @@ class PipelineHyperModel(keras_tuner.HyperModel):
     def __init__(self, config: dict, data=None):
         super().__init__(name=config.get("name") or "keras_s2s")
         config = copy.deepcopy(config)
-        if not config["training"]["exact_match_split"] and objective_name(config) != "val_loss":
-            config["training"]["exact_match_split"] = "validation"
+        if not config["training"]["score_split"] and objective_name(config) != "val_loss":
+            config["training"]["score_split"] = "validation"
         self.config = config
         self.space = check_space(config["search"]["space"] or default_space(config), config)
         self._data = data

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_s2s.data import (
@@ -177,3 +178,31 @@ def test_count_batch_shapes_sees_the_last_partial_batch():
     assert shapes == {((8, 8), (8, 8)): 2, ((4, 8), (4, 8)): 1}  # Nothing dropped: 8 + 8 + 4.
     full = count_batch_shapes(make_dataset(ds, tok, tok, pad_batch_to_full=True, **settings))
     assert full == {((8, 8), (8, 8)): 3}
+
+
+class _OtherIds(CharTokenizer):
+    """Characters with other special ids: pad 3, bos 1, eos 0 (unknown 2)."""
+
+    pad_id, unk_id, bos_id, eos_id = 3, 2, 1, 0
+
+
+@pytest.mark.parametrize("options", [{}, {"pad_batch_to_full": True}, {"fixed_lengths": True}])
+def test_batches_take_the_special_ids_from_the_tokenizers(options):
+    ds, sources, targets = pairs(200)
+    tok = _OtherIds.build(sources + targets)
+    target_of = dict(zip(sources, targets, strict=True))
+    rows = 0
+    for features, labels in batches_of(ds, tok, **options):
+        encoder = features["encoder_token_ids"].numpy()
+        decoder, labels = features["decoder_token_ids"].numpy(), labels.numpy()
+        for enc, dec, lab in zip(encoder, decoder, labels, strict=True):
+            n, m = int(np.sum(lab != 3)), int(np.sum(enc != 3))  # tokens before the padding
+            assert set(enc[m:]) <= {3} and set(dec[n:]) <= {3} and set(lab[n:]) <= {3}
+            if n == 0:  # an all-padding row (`pad_batch_to_full`)
+                assert m == 0
+                continue
+            rows += 1
+            source = tok.detokenize(tf.constant([enc[:m]])).numpy()[0].decode()
+            target = tok.tokenize(tf.constant([target_of[source]])).to_list()[0]
+            assert dec[:n].tolist() == [1, *target] and lab[:n].tolist() == [*target, 0]
+    assert rows == sum(len(s) <= 32 and len(t) <= 20 for s, t in zip(sources, targets, strict=True))

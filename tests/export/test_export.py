@@ -161,7 +161,10 @@ def keras_greedy_with_logits(translator):
     """The Keras model's greedy ids and per-step logits, by the same loop the TFLite file runs
     (one trace for every batch size)."""
     module = _Module(
-        translator.model, translator.max_source_length, translator.max_target_length + 1
+        translator.model,
+        translator.max_source_length,
+        translator.max_target_length + 1,
+        translator.target_tokenizer.special_ids,
     )
 
     def run(source_ids):

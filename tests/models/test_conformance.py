@@ -351,7 +351,10 @@ def test_the_built_in_families_are_registered():
 def test_registering_a_taken_name_or_a_non_family_is_an_error():
     with pytest.raises(ValueError, match="already registered as 'seq2seq'.*Seq2Seq"):
         register("seq2seq")(type("Other", (Seq2Seq,), {}))
-    with pytest.raises(TypeError, match="Only `keras_s2s.models.EncoderDecoder` subclasses"):
+    with pytest.raises(
+        TypeError,
+        match="Only `keras_s2s.models.base.EncoderDecoder` subclasses can be registered as a model",
+    ):
         register("dense")(keras.layers.Dense)
     with pytest.raises(TypeError, match="does not implement encode, decode_step"):
         register("empty")(type("Empty", (EncoderDecoder,), {}))

@@ -144,11 +144,13 @@ def test_invalid_arguments_are_named():
 def test_peeky_feeds_the_summary_to_every_step():
     model = Seq2Seq(**TINY, decoder="peeky")
     state = model.encode(SOURCE)
-    summary = state["memory"]["summary"]
+    summary = state["encoding"]["summary"]
     assert summary.shape == (3, 16)
     # Changing only the summary changes every step's logits (it enters input and output).
     logits, _ = model.decode_step(DECODER_IN[:, 0], state)
-    other, _ = model.decode_step(DECODER_IN[:, 0], {**state, "memory": {"summary": summary + 1.0}})
+    other, _ = model.decode_step(
+        DECODER_IN[:, 0], {**state, "encoding": {"summary": summary + 1.0}}
+    )
     assert np.all(np.abs(np.asarray(logits) - np.asarray(other)).max(axis=-1) > 1e-4)
     out_kernel = model.output_projection.kernel
     assert out_kernel.shape == (16 + 16, 10)  # decoder output + summary

@@ -50,7 +50,7 @@ CASES = {
     "decoder-peeky": (
         PeekyDecoder,
         dict(units=H),
-        {"inputs": TARGET, "initial_state": lstm_states(1), "memory": {"summary": STATE}},
+        {"inputs": TARGET, "initial_state": lstm_states(1), "encoding": {"summary": STATE}},
         3,
     ),
     "decoder-luong-general": (
@@ -59,7 +59,7 @@ CASES = {
         {
             "inputs": TARGET,
             "initial_state": lstm_states(1),
-            "memory": {"outputs": MEMORY, "mask": MASK},
+            "encoding": {"outputs": MEMORY, "mask": MASK},
         },
         3 + 1,  # + the general score's kernel
     ),
@@ -69,7 +69,7 @@ CASES = {
         {
             "inputs": TARGET,
             "initial_state": [[STATE], [STATE]],
-            "memory": {"outputs": MEMORY, "mask": MASK},
+            "encoding": {"outputs": MEMORY, "mask": MASK},
         },
         # Attention RNN (GRU cell 3, memory Dense 2, query Dense 1, v 1) + a GRU layer
         7 + 3,

@@ -81,7 +81,7 @@ def _addition_config(tmp_path, overrides):
             "data.validation_size": 60,
             "data.test_size": 60,
             "training.epochs": 3,
-            "training.exact_match_split": "validation",
+            "training.score_split": "validation",
             "model.hidden_dim": 16,
             **overrides,
         },

@@ -91,7 +91,7 @@ def test_two_worker_processes_train_identical_weights_and_only_the_chief_writes(
         tmp_path, 60, 3,
         sections='[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\n'
         "[training]\nepochs = 2\nbatch_tokens = 256\nglobal_clipnorm = 0.0\n"
-        'exact_match_split = "validation"\nmonitor = "validation_exact_match"\n',
+        'score_split = "validation"\nmonitor = "validation_exact_match"\n',
     )  # fmt: skip
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     run_dir = tmp_path / "run"

@@ -94,6 +94,19 @@ def test_an_unfinished_run_of_another_config_is_refused_and_a_finished_one_kept(
     assert run.stored_config() == json.loads(json.dumps(config))
 
 
+def test_a_run_written_with_a_key_renamed_since_is_read_under_the_new_name(tmp_path):
+    config = load_pipeline(str(tiny_pipeline(tmp_path, epochs=1)))
+    config["training"]["score_split"] = "validation"
+    run = RunDirectory(tmp_path / "run")
+    run.create(config)
+    run.write_metadata({"status": "running"})
+    stored = json.loads((run.path / "config.json").read_text())
+    stored["training"]["exact_match_split"] = stored["training"].pop("score_split")
+    (run.path / "config.json").write_text(json.dumps(stored))
+    assert run.config()["training"]["score_split"] == "validation"
+    assert run.resumable(config)  # the same config under today's names: train resumes it
+
+
 def test_a_diverging_run_stops_with_its_last_good_checkpoint(tmp_path, monkeypatch):
     """The learning rate becomes absurd (1e38: the weights overflow within a few steps) when the
     first epoch ends: the loss turns NaN in epoch 2, training stops there, and the run keeps

@@ -253,7 +253,7 @@ def test_training_without_validation_logs_test_exact_match_each_epoch(tmp_path):
             "data.train": [str(data_file)],
             "data.test_size": 50,
             "training.epochs": 2,
-            "training.exact_match_split": "test",
+            "training.score_split": "test",
             "model.hidden_dim": 16,
         },
     )
@@ -379,3 +379,10 @@ def test_a_dlfs2_pipeline_trains_at_fixed_lengths(tmp_path):
     examples = config["evaluation"]["examples"]
     translations = translator.translate(examples)
     assert len(translations) == len(examples) and all(isinstance(t, str) for t in translations)
+
+
+def test_the_loss_and_metric_leave_out_the_models_padding_id():
+    model = compile_model(Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16, pad_id=3), {})
+    compiled = model.get_compile_config()
+    assert compiled["loss"]["config"]["pad_id"] == 3
+    assert [m["config"]["pad_id"] for m in compiled["metrics"]] == [3]

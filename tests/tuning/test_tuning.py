@@ -73,7 +73,7 @@ def test_the_default_objective_is_free_running_decoding(tmp_path):
     config["data"]["tokenizer"] = "sentencepiece"
     assert objective_name(config) == "validation_bleu"
     hypermodel = PipelineHyperModel(config)
-    assert hypermodel.config["training"]["exact_match_split"] == "validation"
+    assert hypermodel.config["training"]["score_split"] == "validation"
     # A SentencePiece trial runs (keras-tuner's clear_session before each trial destroys the
     # tokenizer's TensorFlow resource; the trial renews it) and is scored by validation BLEU.
     config["search"].update(epochs=1, max_trials=1)

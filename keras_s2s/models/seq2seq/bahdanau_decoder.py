@@ -11,7 +11,7 @@ class BahdanauDecoder(RNNDecoder):
 
     The first layer is a `BahdanauAttentionRNN`; the layers above it are plain RNNs. The output
     layer reads `[h_t; c_t]`, the top decoder output and the context of step t. Args and call
-    as `RNNDecoder`; `memory` is `{"outputs": [B, S, M], "mask": bool [B, S]}`, plus `"keys"`
+    as `RNNDecoder`; `encoding` is `{"outputs": [B, S, M], "mask": bool [B, S]}`, plus `"keys"`
     (W1 h_s) once `precompute`d.
 
     References:
@@ -33,27 +33,27 @@ class BahdanauDecoder(RNNDecoder):
             name="attention_rnn",
         )
 
-    def memory(self, encoder_outputs, encoder_mask, encoder_states):
+    def encoding(self, encoder_outputs, encoder_mask, encoder_states):
         del encoder_states
         return {"outputs": encoder_outputs, "mask": encoder_mask}
 
-    def precompute(self, memory):
-        return {**memory, "keys": self.rnn_layers[0].memory_keys(memory["outputs"])}
+    def precompute(self, encoding):
+        return {**encoding, "keys": self.rnn_layers[0].memory_keys(encoding["outputs"])}
 
-    def _build_layer(self, index, input_shape, memory_shape):
+    def _build_layer(self, index, input_shape, encoding_shape):
         if index > 0:
-            return super()._build_layer(index, input_shape, memory_shape)
-        self.rnn_layers[0].build(input_shape, memory_shape=memory_shape["outputs"])
+            return super()._build_layer(index, input_shape, encoding_shape)
+        self.rnn_layers[0].build(input_shape, memory_shape=encoding_shape["outputs"])
 
-    def _run_layer(self, index, x, states, memory, training):
+    def _run_layer(self, index, x, states, encoding, training):
         if index > 0:
-            return super()._run_layer(index, x, states, memory, training)
+            return super()._run_layer(index, x, states, encoding, training)
         outputs, contexts, weights, states = self.rnn_layers[0](
-            x, states, memory["outputs"], memory["mask"], memory_keys=memory.get("keys"),
+            x, states, encoding["outputs"], encoding["mask"], memory_keys=encoding.get("keys"),
             training=training,
         )  # fmt: skip
         return outputs, states, contexts, weights
 
-    def _features(self, outputs, context, weights, memory):
-        del memory
+    def _features(self, outputs, context, weights, encoding):
+        del encoding
         return ops.concatenate([outputs, context], axis=-1), weights

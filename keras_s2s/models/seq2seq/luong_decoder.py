@@ -10,7 +10,7 @@ class LuongDecoder(RNNDecoder):
     """Stacked RNNs, then global attention of the top outputs over all encoder outputs.
 
     The output layer reads `[h_t; c_t]`, the top decoder output and its context. Source padding
-    gets weight exactly 0. Other arguments and the call are as `RNNDecoder`'s; `memory` is
+    gets weight exactly 0. Other arguments and the call are as `RNNDecoder`'s; `encoding` is
     `{"outputs": [B, S, M], "mask": bool [B, S]}`, plus `"keys"` (the memory side of the score)
     once `precompute`d.
 
@@ -29,19 +29,19 @@ class LuongDecoder(RNNDecoder):
         self.attention_score = attention_score
         self.attention = LuongAttention(attention_score, dtype=self.dtype_policy, name="attention")
 
-    def memory(self, encoder_outputs, encoder_mask, encoder_states):
+    def encoding(self, encoder_outputs, encoder_mask, encoder_states):
         del encoder_states
         return {"outputs": encoder_outputs, "mask": encoder_mask}
 
-    def precompute(self, memory):
-        return {**memory, "keys": self.attention.memory_keys(memory["outputs"])}
+    def precompute(self, encoding):
+        return {**encoding, "keys": self.attention.memory_keys(encoding["outputs"])}
 
-    def _build_features(self, outputs_shape, memory_shape):
-        self.attention.build(outputs_shape, memory_shape["outputs"])
+    def _build_features(self, outputs_shape, encoding_shape):
+        self.attention.build(outputs_shape, encoding_shape["outputs"])
 
-    def _features(self, outputs, context, weights, memory):
+    def _features(self, outputs, context, weights, encoding):
         context, weights = self.attention(
-            outputs, memory["outputs"], memory["mask"], memory_keys=memory.get("keys")
+            outputs, encoding["outputs"], encoding["mask"], memory_keys=encoding.get("keys")
         )
         return ops.concatenate([outputs, context], axis=-1), weights[:, -1]
 

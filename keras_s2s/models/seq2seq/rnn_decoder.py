@@ -9,13 +9,13 @@ class RNNDecoder(keras.layers.Layer):
 
     Stacked RNN layers over the embedded target, started from the encoder's final states. Every
     variant answers the same call (after OpenNMT-tf's `rnn_decoder.py`): inputs, states and the
-    encoder memory in; output features, states and the attention weights (or None) out. The
+    encoding of the source in; output features, states and the attention weights (or None) out. The
     training call runs it over the whole target, a decode step over one position: one code
-    path. A variant overrides the hooks `memory`, `_decoder_inputs`, `_run_layer` and
+    path. A variant overrides the hooks `encoding`, `_decoder_inputs`, `_run_layer` and
     `_features`; `keras_s2s.models.seq2seq.DECODERS` maps the `decoder` config string to it.
 
     Shape letters: B batch, T target length, E input width, H `units`, S source length, M
-    memory width, O feature width.
+    width of the encoder outputs, O feature width.
 
     Args:
         units: int, H.
@@ -28,7 +28,7 @@ class RNNDecoder(keras.layers.Layer):
     Call arguments:
         inputs: `[B, T, E]`, the embedded decoder inputs.
         initial_state: per layer, its states (`[h, c]` for an LSTM, `[h]` otherwise), `[B, H]`.
-        memory: the dict `memory(...)` made from the encoder's results (None or empty for this
+        encoding: the dict `encoding(...)` made from the encoder's results (None or empty for this
             plain decoder).
 
     Returns:
@@ -48,7 +48,7 @@ class RNNDecoder(keras.layers.Layer):
         Sutskever et al., 2014, "Sequence to Sequence Learning with Neural Networks".
     """
 
-    #: Whether `call` returns attention weights (and `memory` holds the encoder outputs).
+    #: Whether `call` returns attention weights (and `encoding` holds the encoder outputs).
     has_attention = False
 
     def __init__(
@@ -76,65 +76,65 @@ class RNNDecoder(keras.layers.Layer):
 
     # === Hooks of the variants ===
 
-    def memory(self, encoder_outputs, encoder_mask, encoder_states):
+    def encoding(self, encoder_outputs, encoder_mask, encoder_states):
         """What the decoder reads from the encoder at every step (a dict of tensors, constant
         during decoding): nothing for the plain decoder."""
         del encoder_outputs, encoder_mask, encoder_states
         return {}
 
-    def precompute(self, memory):
-        """`memory` plus what is computed once per source for the decode steps."""
-        return memory
+    def precompute(self, encoding):
+        """`encoding` plus what is computed once per source for the decode steps."""
+        return encoding
 
-    def _decoder_inputs(self, inputs, memory):
-        del memory
+    def _decoder_inputs(self, inputs, encoding):
+        del encoding
         return inputs
 
-    def _build_layer(self, index, input_shape, memory_shape):
-        del memory_shape
+    def _build_layer(self, index, input_shape, encoding_shape):
+        del encoding_shape
         self.rnn_layers[index].build(input_shape)
 
-    def _run_layer(self, index, x, states, memory, training):
+    def _run_layer(self, index, x, states, encoding, training):
         """One stacked layer -> `(outputs, states, context or None, weights or None)`."""
-        del memory
+        del encoding
         outputs, states = run_rnn(self.rnn_layers[index], x, states, training)
         return outputs, states, None, None
 
-    def _build_features(self, outputs_shape, memory_shape):
-        del outputs_shape, memory_shape
+    def _build_features(self, outputs_shape, encoding_shape):
+        del outputs_shape, encoding_shape
 
-    def _features(self, outputs, context, weights, memory):
+    def _features(self, outputs, context, weights, encoding):
         """The top outputs -> `(features, weights)` for the output layer."""
-        del context, memory
+        del context, encoding
         return outputs, weights
 
-    def _input_width(self, inputs_shape, memory_shape):
-        del memory_shape
+    def _input_width(self, inputs_shape, encoding_shape):
+        del encoding_shape
         return inputs_shape[-1]
 
     # === One code path for a sequence and for one position ===
 
-    def build(self, inputs_shape, initial_state_shape=None, memory_shape=None):
-        memory_shape = memory_shape or {}
-        width = self._input_width(inputs_shape, memory_shape)
+    def build(self, inputs_shape, initial_state_shape=None, encoding_shape=None):
+        encoding_shape = encoding_shape or {}
+        width = self._input_width(inputs_shape, encoding_shape)
         for i in range(self.num_layers):
-            self._build_layer(i, (inputs_shape[0], inputs_shape[1], width), memory_shape)
+            self._build_layer(i, (inputs_shape[0], inputs_shape[1], width), encoding_shape)
             width = self.units
-        self._build_features((inputs_shape[0], inputs_shape[1], self.units), memory_shape)
+        self._build_features((inputs_shape[0], inputs_shape[1], self.units), encoding_shape)
 
-    def call(self, inputs, initial_state, memory=None, training=None):
-        memory = memory or {}
-        x = self._decoder_inputs(inputs, memory)
+    def call(self, inputs, initial_state, encoding=None, training=None):
+        encoding = encoding or {}
+        x = self._decoder_inputs(inputs, encoding)
         final_states, context, weights = [], None, None
         for i in range(self.num_layers):
             outputs, states, layer_context, layer_weights = self._run_layer(
-                i, x, initial_state[i], memory, training
+                i, x, initial_state[i], encoding, training
             )
             if layer_context is not None:
                 context, weights = layer_context, layer_weights
             x = outputs + x if self.residual and i > 0 else outputs
             final_states.append(states)
-        features, weights = self._features(x, context, weights, memory)
+        features, weights = self._features(x, context, weights, encoding)
         outputs = {"features": features, "states": final_states}
         if self.has_attention:
             outputs["attention"] = weights

@@ -291,13 +291,13 @@ class Seq2Seq(EncoderDecoder):
         outputs, states = self.encoder(x, mask=mask, training=training)
         if mask is None:  # Attention may attend to every position.
             mask = ops.ones_like(encoder_token_ids, dtype="bool")
-        return {"rnn": states, "memory": self.rnn_decoder.memory(outputs, mask, states)}
+        return {"rnn": states, "encoding": self.rnn_decoder.encoding(outputs, mask, states)}
 
     def _decode(self, decoder_token_ids, state, training=None):
         """The decoder on token ids `[B, T]` (the whole target, or one position) -> logits
         `[B, T, V]` and the state after the last position."""
         x = self.target_embedding(decoder_token_ids)
-        outputs = self.rnn_decoder(x, state["rnn"], state["memory"], training=training)
+        outputs = self.rnn_decoder(x, state["rnn"], state["encoding"], training=training)
         new_state = {**state, "rnn": outputs["states"]}
         if "attention" in outputs:
             # float32 in every policy: the decode loops need one dtype from `encode` on.
@@ -329,7 +329,7 @@ class Seq2Seq(EncoderDecoder):
 
     # === Decoding contract (see EncoderDecoder) ===
 
-    constant_state_keys = ("memory",)
+    constant_state_keys = ("encoding",)
 
     @property
     def has_attention(self):
@@ -343,13 +343,13 @@ class Seq2Seq(EncoderDecoder):
 
     def encode(self, encoder_token_ids, max_length=None):
         """Encodes the source once. Returns the initial decoding state: `{"rnn": states per
-        layer, "memory": what the decoder reads at every step}` (+ `"attention"` `[B, S]`)."""
+        layer, "encoding": what the decoder reads at every step}` (+ `"attention"` `[B, S]`)."""
         del max_length  # An RNN's state does not grow.
         # At the static width, padding is masked, or read as in training (fixed width).
         encoder_token_ids = self.to_source_width(encoder_token_ids)
         state = self._encode(encoder_token_ids, training=False)
         # What the decode steps share, computed once per source, not once per step.
-        state["memory"] = self.rnn_decoder.precompute(state["memory"])
+        state["encoding"] = self.rnn_decoder.precompute(state["encoding"])
         if self.has_attention:
             state["attention"] = ops.zeros_like(encoder_token_ids, dtype="float32")
         return state
