@@ -1,20 +1,22 @@
 """The documentation: every page is in the site's nav, every config key and command-line option
 and every public name is documented, and every shell command of the README and the docs runs.
 
-The shell commands run for real through the command line (`python -m keras_s2s.cli.main` in
-place of `keras-s2s`), each made tiny by the `--set` overrides and flags that `COMMANDS` adds
-to it. A command the table does not know fails `test_every_documented_command_is_known`: a new
-command in the docs gets a row here (or an exemption with its reason), so it gets run.
+The shell commands run for real through the command line's `main` (what the `keras-s2s`
+script calls; in this process, which saves an interpreter and TensorFlow start per command:
+tests/cli/test_cli.py runs the installed script itself), each made tiny by the `--set`
+overrides and flags that `COMMANDS` adds to it. A command the table does not know fails
+`test_every_documented_command_is_known`: a new command in the docs gets a row here (or an
+exemption with its reason), so it gets run.
 """
 
 import ast
+import contextlib
+import io
 import json
 import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -213,17 +215,18 @@ def run_command(part: str, extra: tuple[str, ...], cwd: Path, tfds_dir: str):
     words = shlex.split(part)
     assert words[0] in ("keras-s2s", ".venv/bin/keras-s2s"), part
     argv = words[1:] + [a.replace("{tfds}", tfds_dir) for a in extra]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_s2s.cli.main", *argv],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert result.returncode == 0, f"{part}\n{result.stderr[-3000:]}"
-    lines = result.stdout.strip().splitlines()
+    from keras_s2s.cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+    finally:
+        os.chdir(previous)
+    assert code == 0, f"{part}\n{stderr.getvalue()[-3000:]}"
+    lines = stdout.getvalue().strip().splitlines()
     return argv, json.loads(lines[-1]), lines[:-1]
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +23,11 @@ def run_cli(*args, stdin=None):
     )
 
 
-def test_unknown_pipeline_in_a_real_process():
-    result = run_cli("train", "no_such_pipeline")
+def test_unknown_pipeline_in_a_real_process_of_the_installed_script():
+    script = Path(sys.executable).with_name("keras-s2s")  # what `pip install` put beside python
+    result = subprocess.run(
+        [str(script), "train", "no_such_pipeline"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert "keras-s2s: error: Unknown pipeline 'no_such_pipeline'" in result.stderr
     assert "Traceback" not in result.stderr
