@@ -49,7 +49,7 @@ import tensorflow as tf
 from _results import Results
 
 from keras_s2s.decoding import greedy_search
-from keras_s2s.decoding.greedy import never_pad_or_bos
+from keras_s2s.decoding.processors import BanTokens
 from keras_s2s.models import Transformer
 from keras_s2s.tokenizers import BOS_ID, EOS_ID, PAD_ID
 
@@ -74,6 +74,8 @@ def make_functions(model, max_length, jit_compile):
         )  # fmt: skip
         return tokens
 
+    never_pad_or_bos = BanTokens((PAD_ID, BOS_ID))
+
     def recompute_loop(source, logits_fn):
         batch = tf.shape(source)[0]
         columns = tf.range(max_length)[None, :]
@@ -82,7 +84,7 @@ def make_functions(model, max_length, jit_compile):
 
         def body(step, prefix, output):
             logits = logits_fn(prefix)  # [B, N, V]
-            logits = ban_eos(never_pad_or_bos(tf.gather(logits, step, axis=1)))
+            logits = ban_eos(never_pad_or_bos(tf.gather(logits, step, axis=1), step, None))
             next_tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)[:, None]
             output = tf.where(columns == step, next_tokens, output)
             prefix = tf.where(columns == step + 1, next_tokens, prefix)

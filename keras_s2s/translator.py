@@ -7,8 +7,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_s2s.decoding import beam_search, greedy_search
-from keras_s2s.decoding.beam import check_num_results
+from keras_s2s.decoding import Sampling, beam_search, decode, greedy_search
+from keras_s2s.decoding.strategies import check_num_results
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
 
@@ -37,6 +37,8 @@ class Translator:
     translator.translate(["september 27, 1994"])  # ["1994-09-27"]
     translator.translate_nbest(["27/09/94"], beam_size=4, num_results=2)
     # [[("1994-09-27", -0.0001), ("1994-09-21", -9.3)]]
+    translator.sample(["27/09/94"], num_samples=3, temperature=1.5, seed=1)
+    # [[("1994-09-27", -0.002), ("1994-09-27", -0.002), ("1994-09-29", -7.1)]]
     ```
     """
 
@@ -185,15 +187,76 @@ class Translator:
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
         """
         check_num_results(num_results, beam_size)
+
+        def decode_batch(strings, number):
+            del number
+            return self._translate_batch(strings, beam_size, num_results, length_penalty)
+
+        return self._in_batches(texts, decode_batch, batch_size, progress)
+
+    def sample_ids(self, source_ids, num_samples=1, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+        """Source ids `[B, S]` -> `(token_ids [B, N, T], log_probs [B, N])`: `num_samples`
+        samples per source (`keras_s2s.decoding.Sampling`; one trace per setting, the seed
+        is an input)."""
+        checked = Sampling(temperature, top_k, top_p, num_samples=num_samples)
+
+        def sample(source_ids, seed):
+            strategy = Sampling(temperature, top_k, top_p, seed, num_samples)
+            max_length = self.max_target_length + 1
+            state = self.model.encode(source_ids, max_length=max_length)
+            batch = tf.shape(source_ids)[0]
+            result = decode(
+                self.model.decode_step, state, batch, max_length, strategy,
+                **self._decoding_options(),
+            )  # fmt: skip
+            return result.token_ids, result.log_probs
+
+        key = ("sample", num_samples, checked.temperature, checked.top_k, checked.top_p)
+        fn = self._function(key, sample)
+        return fn(tf.convert_to_tensor(source_ids, tf.int32), tf.constant(seed, tf.int32))
+
+    def sample(
+        self,
+        texts: list[str],
+        num_samples: int = 1,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        batch_size: int = 256,
+        progress=None,
+    ) -> list[list[tuple[str, float]]]:
+        """Random sampling (e.g. for back-translation): `num_samples` `(translation,
+        log-probability)` pairs per text, in the order of `texts`, each token drawn from the
+        model's distribution scaled by `temperature` and cut to the `top_k` most likely tokens
+        (0: all) and to the smallest set whose probability reaches `top_p` (1.0: all).
+
+        The same `seed`, texts and `batch_size` give the same samples; other seeds give
+        others. Log-probabilities are the model's (before the temperature and the cuts).
+        """
+        Sampling(temperature, top_k, top_p, seed, num_samples)  # Checks the settings.
+
+        def decode_batch(strings, number):
+            # Each batch its own seed: batches drawing the same numbers would be correlated.
+            batch_seed = (int(seed) * 1_000_003 + number) % (2**31 - 1)
+            ids, scores = self.sample_ids(
+                self.encode_sources(strings), num_samples, temperature, top_k, top_p, batch_seed
+            )
+            return self.detokenize_nbest(ids), scores
+
+        return self._in_batches(texts, decode_batch, batch_size, progress)
+
+    def _in_batches(self, texts, decode_batch, batch_size, progress):
+        """`decode_batch(strings [b], batch number) -> (strings [b, N], scores [b, N])` over
+        batches of similar lengths (less padding, and a batch's decoding ends sooner); the
+        results go back to the order of `texts`."""
         texts = list(texts)
-        # Batches of similar lengths (less padding, and a batch's decoding ends sooner); the
-        # results go back to the input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results = [None] * len(texts)
-        for start in range(0, len(texts), batch_size):
+        for number, start in enumerate(range(0, len(texts), batch_size)):
             indices = order[start : start + batch_size]
             chunk = tf.constant([texts[i] for i in indices], tf.string)
-            strings, scores = self._translate_batch(chunk, beam_size, num_results, length_penalty)
+            strings, scores = decode_batch(chunk, number)
             rows = zip(indices, strings.numpy(), scores.numpy(), strict=True)
             for index, row_strings, row_scores in rows:
                 results[index] = [

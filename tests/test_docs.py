@@ -117,6 +117,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "--set training.learning_rate=0.002": ADDITION,
     "keras-s2s translate runs/date_attention --beam 4 --nbest 2 --plot-attention attention.png "
     '"27/09/94"': (),
+    "keras-s2s translate runs/date_attention --sample --num-samples 3 --temperature 1.5 --seed 1 "
+    '"27/09/94"': (),
     "keras-s2s export runs/date_attention --format tflite --quantization float32,int8": (),
     # docs/scale.md
     "keras-s2s train multi30k_transformer_de_en --strategy mirrored": MULTI30K + TRANSFORMER,
@@ -255,7 +257,7 @@ def check_output(argv: list[str], figures: dict, lines: list[str], cwd: Path):
         assert figures["beam"]["beam_size"] == 4  # evaluation.beam_size: greedy, then beam 4
     elif command == "translate":
         texts = [a for a in argv[2:] if not a.startswith("--") and a not in argv_values(argv)]
-        nbest = int(option(argv, "--nbest", 1))
+        nbest = int(option(argv, "--num-samples" if "--sample" in argv else "--nbest", 1))
         assert figures["count"] == len(texts) and len(lines) == len(texts) * nbest
         if nbest > 1:
             assert all(re.fullmatch(r"\d+ \|\|\| .* \|\|\| -?\d+\.\d{4}", line) for line in lines)
@@ -281,6 +283,7 @@ def check_output(argv: list[str], figures: dict, lines: list[str], cwd: Path):
 def argv_values(argv: list[str]) -> set[str]:
     """The values of `--option value` pairs in `argv`."""
     flags = {"--beam", "--nbest", "--length-penalty", "--plot-attention", "--set", "--limit"}
+    flags |= {"--num-samples", "--temperature", "--top-k", "--top-p", "--seed"}
     return {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in flags}
 
 

@@ -246,3 +246,50 @@ def test_translate_command_rejects_bad_beam_options(attention_run, capsys):
 
     assert main(["translate", str(attention_run), "1+1", "--beam", "2", "--nbest", "3"]) == 2
     assert "--nbest must be between 1 and --beam" in capsys.readouterr().err
+
+
+def test_samples_are_scored_by_the_model_and_reproducible_under_a_seed(translator):
+    model, tokenizer = translator.model, translator.target_tokenizer
+    sources = source_ids(tokenizer, TEXTS)
+    ids, log_probs = (t.numpy() for t in translator.sample_ids(sources, 6, 1.5, 0, 1.0, seed=4))
+    assert ids.shape[:2] == (len(TEXTS), 6)
+    expected, _, _ = teacher_forced(model, tokenizer, sources, ids)
+    np.testing.assert_allclose(log_probs, expected, atol=1e-4)
+
+    samples = translator.sample(TEXTS, num_samples=6, temperature=1.5, seed=4)
+    assert [len(s) for s in samples] == [6] * len(TEXTS)
+    assert samples == translator.sample(TEXTS, num_samples=6, temperature=1.5, seed=4)
+    other = translator.sample(TEXTS, num_samples=6, temperature=1.5, seed=5)
+    assert [t for s in other for t, _ in s] != [t for s in samples for t, _ in s]
+    assert len({t for s in samples for t, _ in s}) > len(TEXTS)  # not one output per source
+    # Cut to the most likely token, sampling is greedy search.
+    greedy = translator.sample(TEXTS, num_samples=2, top_k=1, seed=9)
+    assert [[t for t, _ in s] for s in greedy] == [[t, t] for t in translator.translate(TEXTS)]
+    with pytest.raises(ValueError, match="`top_p` must be in"):
+        translator.sample(TEXTS, top_p=0.0)
+
+
+def test_translate_command_samples(translator, attention_run, capsys):
+    from keras_s2s.cli.main import main
+
+    argv = ["translate", str(attention_run), "12+34", "5+5", "--sample", "--num-samples", "3"]
+    assert main([*argv, "--temperature", "1.5", "--top-k", "5", "--seed", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = translator.sample(["12+34", "5+5"], 3, temperature=1.5, top_k=5, seed=2)
+    expected = [
+        f"{i} ||| {text} ||| {score:.4f}" for i, h in enumerate(expected) for text, score in h
+    ]
+    assert lines[:-1] == expected
+    assert json.loads(lines[-1])["num_samples"] == 3
+    assert main([*argv, "--beam", "2"]) == 2
+    assert "--sample draws samples: leave out --beam" in capsys.readouterr().err
+
+
+def test_translate_command_names_bad_sampling_options(attention_run, capsys):
+    from keras_s2s.cli.main import main
+
+    run = ["translate", str(attention_run), "1+1"]
+    assert main([*run, "--top-k", "3", "--seed", "1"]) == 2
+    assert "--top-k, --seed: only with --sample" in capsys.readouterr().err
+    assert main([*run, "--sample", "--top-p", "1.5"]) == 2
+    assert "--top-p must be in (0, 1]. Received: --top-p=1.5" in capsys.readouterr().err

@@ -181,6 +181,16 @@ def cmd_translate(args):
     from keras_s2s.errors import ConfigError
     from keras_s2s.evaluation import plot_attention
 
+    sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    given = [f"--{k.replace('_', '-')}" for k, v in sampling.items() if v is not None]
+    given += ["--num-samples"] * (args.num_samples != 1) + ["--seed"] * (args.seed is not None)
+    if given and not args.sample:
+        raise ConfigError(f"{', '.join(given)}: only with --sample")
+    if args.sample and (args.beam != 1 or args.nbest != 1 or args.length_penalty):
+        raise ConfigError(
+            "--sample draws samples: leave out --beam, --nbest and --length-penalty "
+            "(--num-samples sets the outputs per input)"
+        )
     if args.beam < 1 or not 1 <= args.nbest <= args.beam:
         raise ConfigError(
             f"--nbest must be between 1 and --beam; got --beam {args.beam} --nbest {args.nbest}"
@@ -192,9 +202,20 @@ def cmd_translate(args):
         print(f"keras-s2s: input {index}: invalid UTF-8 replaced by U+FFFD", file=sys.stderr)
     translator = Translator.from_run_directory(args.run_dir, allow_unfinished=args.allow_unfinished)
     start = time.perf_counter()
-    results = translator.translate_nbest(texts, args.beam, args.nbest, args.length_penalty)
+    if args.sample:
+        options = {k: v for k, v in sampling.items() if v is not None}
+        try:
+            results = translator.sample(texts, args.num_samples, seed=args.seed or 0, **options)
+        except ValueError as e:  # A setting out of range, named as its option.
+            message = str(e).replace("`", "")
+            for name in ("num_samples", "temperature", "top_k", "top_p"):
+                message = message.replace(name, "--" + name.replace("_", "-"))
+            raise ConfigError(message) from None
+    else:
+        results = translator.translate_nbest(texts, args.beam, args.nbest, args.length_penalty)
+    outputs = args.num_samples if args.sample else args.nbest
     for index, hypotheses in enumerate(results):
-        if args.nbest == 1:
+        if outputs == 1:
             print(hypotheses[0][0])
         else:
             for text, score in hypotheses:
@@ -204,6 +225,7 @@ def cmd_translate(args):
         "count": len(results),
         "beam": args.beam,
         "nbest": args.nbest,
+        **({"num_samples": args.num_samples, "seed": args.seed or 0} if args.sample else {}),
         "seconds": round(time.perf_counter() - start, 3),
         "invalid_utf8": invalid,
     }
@@ -421,6 +443,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per input (<= --beam)")
     p.add_argument("--length-penalty", type=float, default=0.0, help="GNMT alpha (>= 0)")
     p.add_argument("--plot-attention", metavar="PNG", help="heatmap of the first input's attention")
+    p.add_argument("--sample", action="store_true", help="random sampling instead of search")
+    p.add_argument("--num-samples", type=int, default=1, help="samples per input (--sample)")
+    p.add_argument("--temperature", type=float, help="> 0; default 1 (--sample)")
+    p.add_argument("--top-k", type=int, help="keep the K most likely tokens; 0: all (--sample)")
+    p.add_argument("--top-p", type=float, help="nucleus: in (0, 1]; 1: all (--sample)")
+    p.add_argument("--seed", type=int, help="samples' seed, default 0 (--sample)")
     p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
     run_dir_args(p)
     p.add_argument(

@@ -1,0 +1,202 @@
+"""The decoding loop: one `tf.while_loop` driven by a strategy, with logits processors.
+
+After OpenNMT-tf's `dynamic_decode` (a `DecodingStrategy` with `initialize` / `step` /
+`finalize`) and keras-hub's `Sampler.run_loop`. At each step the loop
+
+1. calls the step function (a model's `decode_step`) on the last tokens and the state,
+2. applies the logits processors in order (pad and bos are always banned first),
+3. takes the log-softmax, and lets the strategy pick the next tokens (and, for beam search,
+   the parent row of each new row, by which the loop reorders the state),
+
+until the strategy is done or `max_length` tokens are out. Shapes never change from step to
+step, so the loop runs eagerly, in `tf.function`, under XLA, in a SavedModel and in
+builtin-only TFLite. R = B x `strategy.width` rows are decoded: a beam's hypotheses or a
+source's samples are rows of their own, each with its own model state.
+
+A strategy is a small class (`GreedySearch`, `BeamSearch`, `Sampling` in
+`keras_s2s.decoding.strategies`); a processor too (`keras_s2s.decoding.processors`). Neither
+knows the model, and the loop never imports `keras_s2s.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+
+from keras_s2s.decoding.processors import BanTokens, LogitsProcessor
+from keras_s2s.decoding.protocol import StepFn, join_state, split_state
+
+
+class Setup(NamedTuple):
+    """What a strategy is told of the loop it runs in."""
+
+    batch_size: Any  # B: an int or a scalar int32 tensor.
+    max_length: int  # L: the most tokens a row outputs, eos included.
+    bos_id: int
+    eos_id: int
+    pad_id: int
+
+
+class DecodingResult(NamedTuple):
+    """What `decode` returns (N results per example, L = `max_length`)."""
+
+    token_ids: tf.Tensor  # int32 [B, N, L]: eos included, then padding; best first if ranked.
+    scores: tf.Tensor  # float32 [B, N]: what the strategy ranks by.
+    log_probs: tf.Tensor  # float32 [B, N]: the log-probability of each output (eos included).
+    collected: tf.Tensor | None  # [B, N, L, ...]: `collect`'s value after each step, or None.
+
+
+class DecodingStrategy:
+    """How the next tokens are chosen; the loop (`decode`) does the rest.
+
+    A strategy keeps its own loop state (a nest of tensors whose shapes never change) and
+    implements:
+
+    - `initialize(setup)` -> its loop state;
+    - `step(setup, step, log_probs [R, V], state)` -> `(tokens [R], parents, state)`:
+      `parents` is None, or, for a strategy with `reorders = True`, the int32 `[B, width]`
+      parent row (within its example) of each new row;
+    - `done(setup, state)` -> a bool scalar: the loop stops early once it is True;
+    - `history(setup, state)` -> int32 `[R, L]`: each row's tokens so far (for processors);
+    - `finalize(setup, state)` -> `(token_ids [B, N, L], scores [B, N], log_probs [B, N])`.
+    """
+
+    #: Rows decoded per example (beam size, samples per source).
+    width = 1
+    #: Whether `step` returns parent rows by which the model state is reordered.
+    reorders = False
+
+    def initialize(self, setup: Setup):
+        raise NotImplementedError
+
+    def step(self, setup: Setup, step, log_probs, state):
+        raise NotImplementedError
+
+    def done(self, setup: Setup, state):
+        raise NotImplementedError
+
+    def history(self, setup: Setup, state):
+        raise NotImplementedError
+
+    def finalize(self, setup: Setup, state):
+        raise NotImplementedError
+
+
+def tile_rows(tensor, width: int):
+    """`[B, ...]` -> `[B * width, ...]`, each example repeated `width` times in a row."""
+    return tf.repeat(tensor, width, axis=0) if width > 1 else tensor
+
+
+def gather_rows(nest, parents, batch_size, width: int):
+    """Picks rows `parents [B, W]` (the parent row, within its example, of each new row) in
+    each `[B * W, ...]` tensor of `nest`."""
+
+    def gather(t):
+        shaped = tf.reshape(t, tf.concat([[batch_size, width], tf.shape(t)[1:]], 0))
+        picked = tf.gather(shaped, parents, batch_dims=1)
+        return tf.reshape(picked, tf.shape(t))
+
+    return tf.nest.map_structure(gather, nest)
+
+
+def decode(
+    step_fn: StepFn,
+    state,
+    batch_size,
+    max_length: int,
+    strategy: DecodingStrategy,
+    processors: Sequence[LogitsProcessor] = (),
+    bos_id: int = 2,
+    eos_id: int = 3,
+    pad_id: int = 0,
+    constant_state_keys: tuple[str, ...] = (),
+    collect=None,
+) -> DecodingResult:
+    """Decodes at most `max_length` tokens per row with `strategy`, in one `tf.while_loop`.
+
+    Args:
+        step_fn: `(token_ids [R], state, step) -> (logits [R, V], state)` (see
+            `keras_s2s.decoding.protocol`).
+        state: the initial state from the model's `encode`, with a leading batch dim B (tiled
+            here to the R = B x `strategy.width` rows).
+        batch_size: B (an int or a scalar tensor).
+        max_length: the most tokens per row, eos included.
+        strategy: a `DecodingStrategy` (`GreedySearch()`, `BeamSearch(4)`, `Sampling(...)`).
+        processors: `LogitsProcessor`s applied in order at each step, after the ban of pad and
+            bos.
+        bos_id, eos_id, pad_id: the target tokenizer's special ids.
+        constant_state_keys: keys of the dict `state` whose entries never change during
+            decoding (a model's `constant_state_keys`): tiled to the rows once, closed over
+            instead of carried through the loop, never reordered.
+        collect: optional `state -> tensor [R, ...]` read after every step (e.g. the
+            attention weights); its values come back stacked in `DecodingResult.collected`.
+            Only for strategies whose rows are their results (greedy search, sampling): a
+            `ValueError` for one that reorders rows (beam search).
+
+    Returns:
+        A `DecodingResult`.
+    """
+    if collect is not None and strategy.reorders:
+        raise ValueError(
+            f"`collect` needs a strategy whose rows are its results (greedy search, sampling); "
+            f"{type(strategy).__name__} reorders its rows"
+        )
+    setup = Setup(batch_size, max_length, bos_id, eos_id, pad_id)
+    width = strategy.width
+    processors = [BanTokens((pad_id, bos_id)), *processors]
+    needs_history = any(p.needs_history for p in processors)
+    state, constants = split_state(state, constant_state_keys)
+    state = tf.nest.map_structure(lambda t: tile_rows(t, width), state)
+    # [R, ...] once, for every step: closed over by `body`, so never part of the loop state.
+    constants = tf.nest.map_structure(lambda t: tile_rows(t, width), constants)
+    rows = batch_size * width
+    columns = tf.range(max_length)
+    if collect is not None:
+        first = collect(join_state(state, constants))
+        collected = tf.zeros(tf.concat([[rows, max_length], tf.shape(first)[1:]], 0), first.dtype)
+    else:
+        collected = tf.zeros([0])
+
+    def cond(step, tokens, strategy_state, collected, state):
+        del tokens, collected, state
+        return (step < max_length) & ~strategy.done(setup, strategy_state)
+
+    def body(step, tokens, strategy_state, collected, state):
+        logits, state = step_fn(tokens, join_state(state, constants), step)
+        state, _ = split_state(state, constant_state_keys, missing_ok=True)
+        logits = tf.cast(logits, tf.float32)
+        history = strategy.history(setup, strategy_state) if needs_history else None
+        for processor in processors:
+            logits = processor(logits, step, history)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        tokens, parents, strategy_state = strategy.step(setup, step, log_probs, strategy_state)
+        if collect is not None:
+            value = tf.expand_dims(collect(join_state(state, constants)), 1)
+            at_step = tf.reshape(columns == step, [1, max_length] + [1] * (value.shape.rank - 2))
+            collected = tf.where(at_step, value, collected)
+        if strategy.reorders:
+            state = gather_rows(state, parents, batch_size, width)
+        return step + 1, tokens, strategy_state, collected, state
+
+    initial = (
+        tf.constant(0),
+        tf.fill([rows], tf.constant(bos_id, tf.int32)),
+        strategy.initialize(setup),
+        collected,
+        state,
+    )
+    # The batch dim may only be known at run time; every other dim is fixed.
+    invariants = tf.nest.map_structure(
+        lambda t: tf.TensorShape([None]).concatenate(t.shape[1:]) if t.shape.rank else t.shape,
+        initial,
+    )
+    _, _, strategy_state, collected, _ = tf.while_loop(
+        cond, body, initial, shape_invariants=invariants, maximum_iterations=max_length
+    )
+    token_ids, scores, log_probs = strategy.finalize(setup, strategy_state)
+    if collect is None:
+        return DecodingResult(token_ids, scores, log_probs, None)
+    collected = tf.reshape(collected, tf.concat([[batch_size, width], tf.shape(collected)[1:]], 0))
+    return DecodingResult(token_ids, scores, log_probs, collected)
