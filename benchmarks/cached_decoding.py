@@ -84,7 +84,7 @@ def make_functions(model, max_length, jit_compile):
 
         def body(step, prefix, output):
             logits = logits_fn(prefix)  # [B, N, V]
-            logits = ban_eos(never_pad_or_bos(tf.gather(logits, step, axis=1), step, None))
+            logits = ban_eos(never_pad_or_bos(tf.gather(logits, step, axis=1), None))
             next_tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)[:, None]
             output = tf.where(columns == step, next_tokens, output)
             prefix = tf.where(columns == step + 1, next_tokens, prefix)

@@ -23,16 +23,23 @@ _SUBPACKAGES = (
     "training",
 )
 
-__all__ = ["ConfigError", "DataError", "KerasS2SError", "Translator", *_SUBPACKAGES]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DecodingControls",
+    "KerasS2SError",
+    "Translator",
+    *_SUBPACKAGES,
+]
 
 
 def __getattr__(name):
     if name in _SUBPACKAGES:
         return importlib.import_module(f"keras_s2s.{name}")
-    if name == "Translator":
-        from keras_s2s.translator import Translator
+    if name in ("Translator", "DecodingControls"):
+        from keras_s2s import translator
 
-        return Translator
+        return getattr(translator, name)
     raise AttributeError(f"module 'keras_s2s' has no attribute {name!r}")
 
 

@@ -2,17 +2,69 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from keras_s2s.decoding import Sampling, beam_search, decode, greedy_search
+from keras_s2s.decoding import (
+    BanSequences,
+    BeamSearch,
+    GreedySearch,
+    LengthRatio,
+    NoRepeatNgram,
+    Sampling,
+    decode,
+    greedy_search,
+)
 from keras_s2s.decoding.strategies import check_num_results
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
 
 _NO_ATTENTION = "This model reports no attention weights over the source"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingControls:
+    """Length and repetition controls of `Translator`'s decoding (each off by default).
+
+    Args:
+        min_length_ratio: at least `ceil(ratio x source tokens)` target tokens before eos.
+        max_length_ratio: at most `ceil(ratio x source tokens)` target tokens before eos (the
+            translator's `max_target_length` caps them too).
+        no_repeat_ngram_size: no n-gram of this many tokens twice in an output (0: off).
+        banned_words: strings never output: each is tokenized with the target tokenizer (as
+            a word of its own: with SentencePiece, the word-initial pieces) and that token
+            sequence is banned.
+    """
+
+    min_length_ratio: float = 0.0
+    max_length_ratio: float = 0.0
+    no_repeat_ngram_size: int = 0
+    banned_words: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "banned_words", tuple(self.banned_words))
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(
+                "`no_repeat_ngram_size` must be >= 0. "
+                f"Received: no_repeat_ngram_size={self.no_repeat_ngram_size}"
+            )
+        LengthRatio(0, self.min_length_ratio, self.max_length_ratio)  # Checks the ratios.
+
+    def processors(self, target_tokenizer: Tokenizer) -> list:
+        """The `keras_s2s.decoding` logits processors that apply these controls."""
+        processors = []
+        if self.min_length_ratio or self.max_length_ratio:
+            eos = target_tokenizer.eos_id
+            processors.append(LengthRatio(eos, self.min_length_ratio, self.max_length_ratio))
+        if self.no_repeat_ngram_size:
+            processors.append(NoRepeatNgram(self.no_repeat_ngram_size))
+        if self.banned_words:
+            ids = target_tokenizer.tokenize(tf.constant(list(self.banned_words))).to_list()
+            processors.append(BanSequences(ids))
+        return processors
 
 
 class Translator:
@@ -116,29 +168,47 @@ class Translator:
             )
         return self._functions[key]
 
-    def decode_ids(self, source_ids, beam_size: int = 1, num_results: int = 1, length_penalty=0.0):
-        """Source ids `[B, S]` -> `(token_ids [B, N, T], scores [B, N])` (greedy when K = 1)."""
+    def decode_ids(
+        self,
+        source_ids,
+        beam_size: int = 1,
+        num_results: int = 1,
+        length_penalty=0.0,
+        controls: DecodingControls | None = None,
+    ):
+        """Source ids `[B, S]` -> `(token_ids [B, N, T], scores [B, N])` (greedy when K = 1),
+        under `controls`."""
+        controls = controls or DecodingControls()
 
-        def decode(source_ids, alpha):
-            max_length = self.max_target_length + 1
-            state = self.model.encode(source_ids, max_length=max_length)
-            batch = tf.shape(source_ids)[0]
+        def run(source_ids, alpha):
             if beam_size == 1:
-                ids, scores = greedy_search(
-                    self.model.decode_step, state, batch, max_length, **self._decoding_options()
-                )
-                return ids[:, None], scores[:, None]
-            ids, scores, _ = beam_search(
-                self.model.decode_step, state, batch, max_length, beam_size=beam_size,
-                length_penalty_alpha=alpha, num_results=num_results, **self._decoding_options(),
-            )  # fmt: skip
-            return ids, scores
+                strategy = GreedySearch()
+            else:
+                strategy = BeamSearch(beam_size, alpha, num_results)
+            result = self._decode(source_ids, strategy, processors)
+            return result.token_ids, result.scores
 
-        fn = self._function(("ids", beam_size, num_results), decode)
+        key = ("ids", beam_size, num_results, controls)
+        processors = [] if key in self._functions else controls.processors(self.target_tokenizer)
+        fn = self._function(key, run)
         return fn(
             tf.convert_to_tensor(source_ids, tf.int32),
             tf.convert_to_tensor(length_penalty, tf.float32),
         )
+
+    def _decode(self, source_ids, strategy, processors):
+        """`keras_s2s.decoding.decode` of the model on `source_ids` with `processors` (the
+        controls' processors, made eagerly: banned words are tokenized then)."""
+        max_length = self.max_target_length + 1
+        state = self.model.encode(source_ids, max_length=max_length)
+        lengths = tf.reduce_sum(
+            tf.cast(source_ids != self.source_tokenizer.pad_id, tf.int32), axis=1
+        )
+        return decode(
+            self.model.decode_step, state, tf.shape(source_ids)[0], max_length, strategy,
+            processors, source_lengths=lengths,
+            **self._decoding_options(),
+        )  # fmt: skip
 
     def decode_with_attention(self, source_ids):
         """Greedy decoding of an attention model, keeping the attention weights of each step.
@@ -158,12 +228,6 @@ class Translator:
 
         return self._function(("attention",), decode)(tf.convert_to_tensor(source_ids, tf.int32))
 
-    def _translate_batch(self, strings, beam_size, num_results, length_penalty):
-        ids, scores = self.decode_ids(
-            self.encode_sources(strings), beam_size, num_results, length_penalty
-        )
-        return self.detokenize_nbest(ids), scores
-
     def detokenize_nbest(self, ids) -> tf.Tensor:
         """Token ids `[B, N, T]` -> strings `[B, N]`."""
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
@@ -178,10 +242,12 @@ class Translator:
         length_penalty: float = 0.0,
         batch_size: int = 256,
         progress=None,
+        controls: DecodingControls | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Beam search: the `num_results` best `(translation, score)` pairs of each text, in
         the order of `texts` (translated in batches of similar lengths). `progress`, if given,
         is called with the number of texts of each batch done (e.g. a `tqdm` bar's `update`).
+        `controls` (a `DecodingControls`) bounds lengths and bans repeats and words.
 
         Scores are log-probabilities divided by the GNMT length penalty with alpha =
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
@@ -190,29 +256,37 @@ class Translator:
 
         def decode_batch(strings, number):
             del number
-            return self._translate_batch(strings, beam_size, num_results, length_penalty)
+            ids, scores = self.decode_ids(
+                self.encode_sources(strings), beam_size, num_results, length_penalty, controls
+            )
+            return self.detokenize_nbest(ids), scores
 
         return self._in_batches(texts, decode_batch, batch_size, progress)
 
-    def sample_ids(self, source_ids, num_samples=1, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    def sample_ids(
+        self,
+        source_ids,
+        num_samples=1,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        seed=0,
+        controls: DecodingControls | None = None,
+    ):
         """Source ids `[B, S]` -> `(token_ids [B, N, T], log_probs [B, N])`: `num_samples`
         samples per source (`keras_s2s.decoding.Sampling`; one trace per setting, the seed
-        is an input)."""
+        is an input), under `controls`."""
+        controls = controls or DecodingControls()
         checked = Sampling(temperature, top_k, top_p, num_samples=num_samples)
 
-        def sample(source_ids, seed):
+        def run(source_ids, seed):
             strategy = Sampling(temperature, top_k, top_p, seed, num_samples)
-            max_length = self.max_target_length + 1
-            state = self.model.encode(source_ids, max_length=max_length)
-            batch = tf.shape(source_ids)[0]
-            result = decode(
-                self.model.decode_step, state, batch, max_length, strategy,
-                **self._decoding_options(),
-            )  # fmt: skip
+            result = self._decode(source_ids, strategy, processors)
             return result.token_ids, result.log_probs
 
-        key = ("sample", num_samples, checked.temperature, checked.top_k, checked.top_p)
-        fn = self._function(key, sample)
+        key = ("sample", num_samples, checked.temperature, checked.top_k, checked.top_p, controls)
+        processors = [] if key in self._functions else controls.processors(self.target_tokenizer)
+        fn = self._function(key, run)
         return fn(tf.convert_to_tensor(source_ids, tf.int32), tf.constant(seed, tf.int32))
 
     def sample(
@@ -225,6 +299,7 @@ class Translator:
         seed: int = 0,
         batch_size: int = 256,
         progress=None,
+        controls: DecodingControls | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Random sampling (e.g. for back-translation): `num_samples` `(translation,
         log-probability)` pairs per text, in the order of `texts`, each token drawn from the
@@ -233,6 +308,7 @@ class Translator:
 
         The same `seed`, texts and `batch_size` give the same samples; other seeds give
         others. Log-probabilities are the model's (before the temperature and the cuts).
+        `controls` as for `translate_nbest`.
         """
         Sampling(temperature, top_k, top_p, seed, num_samples)  # Checks the settings.
 
@@ -240,8 +316,9 @@ class Translator:
             # Each batch its own seed: batches drawing the same numbers would be correlated.
             batch_seed = (int(seed) * 1_000_003 + number) % (2**31 - 1)
             ids, scores = self.sample_ids(
-                self.encode_sources(strings), num_samples, temperature, top_k, top_p, batch_seed
-            )
+                self.encode_sources(strings), num_samples, temperature, top_k, top_p,
+                batch_seed, controls,
+            )  # fmt: skip
             return self.detokenize_nbest(ids), scores
 
         return self._in_batches(texts, decode_batch, batch_size, progress)
@@ -267,9 +344,16 @@ class Translator:
                 progress(len(indices))
         return results
 
-    def translate(self, texts: list[str], beam_size: int = 1, batch_size: int = 512) -> list[str]:
-        """Translates a list of strings (greedy, or beam search with `beam_size` > 1)."""
-        best = self.translate_nbest(texts, beam_size, 1, batch_size=batch_size)
+    def translate(
+        self,
+        texts: list[str],
+        beam_size: int = 1,
+        batch_size: int = 512,
+        controls: DecodingControls | None = None,
+    ) -> list[str]:
+        """Translates a list of strings (greedy, or beam search with `beam_size` > 1), under
+        `controls` (a `DecodingControls`)."""
+        best = self.translate_nbest(texts, beam_size, 1, batch_size=batch_size, controls=controls)
         return [hypotheses[0][0] for hypotheses in best]
 
     def attention(self, text: str) -> tuple[list[str], list[str], np.ndarray]:

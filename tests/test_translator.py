@@ -293,3 +293,57 @@ def test_translate_command_names_bad_sampling_options(attention_run, capsys):
     assert "--top-k, --seed: only with --sample" in capsys.readouterr().err
     assert main([*run, "--sample", "--top-p", "1.5"]) == 2
     assert "--top-p must be in (0, 1]. Received: --top-p=1.5" in capsys.readouterr().err
+
+
+def output_tokens(translator, texts, **kwargs):
+    """Each output's target tokens before eos, by `decode_ids` (greedy, or `beam_size`)."""
+    ids, _ = translator.decode_ids(source_ids(translator.target_tokenizer, texts), **kwargs)
+    eos = translator.target_tokenizer.eos_id
+    rows = [list(row[0]) for row in ids.numpy()]
+    return [row[: row.index(eos)] if eos in row else row for row in rows]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_decoding_controls_bound_lengths_and_ban_repeats_and_words(translator, beam_size):
+    from keras_s2s import DecodingControls
+
+    lengths = [min(len(t), MAX_SOURCE) for t in TEXTS]
+    greedy = output_tokens(translator, TEXTS)
+    assert any(len(o) != len(set(o)) for o in greedy)  # repeats to ban
+    # Beam search prefers the empty output of every text: minimum lengths make it say more.
+    at_least = {"min_length_ratio": 0.7}
+
+    def under(**controls):
+        return output_tokens(
+            translator, TEXTS, beam_size=beam_size, controls=DecodingControls(**controls)
+        )
+
+    for output, n in zip(under(max_length_ratio=0.5), lengths, strict=True):
+        assert len(output) <= np.ceil(0.5 * n)
+    for output, n in zip(under(**at_least), lengths, strict=True):
+        assert len(output) >= min(np.ceil(0.7 * n), MAX_TARGET + 1)
+    for output in under(no_repeat_ngram_size=1, **at_least):
+        assert len(output) == len(set(output))
+    common = max(set(sum(greedy, [])), key=sum(greedy, []).count)  # the most frequent token
+    word = translator.target_tokenizer.id_to_token(common)
+    with_word = under(**at_least)
+    assert any(common in output for output in with_word)
+    banned = under(banned_words=[word], **at_least)
+    assert all(common not in output for output in banned)
+    texts = translator.translate(TEXTS, beam_size, controls=DecodingControls(banned_words=[word]))
+    assert all(word not in text for text in texts)
+    with pytest.raises(ValueError, match="min_ratio <= max_ratio"):
+        DecodingControls(min_length_ratio=2.0, max_length_ratio=1.0)
+
+
+def test_translate_command_applies_the_controls(translator, attention_run, capsys):
+    from keras_s2s import DecodingControls
+    from keras_s2s.cli.main import main
+
+    argv = ["translate", str(attention_run), *TEXTS[:3], "--no-repeat-ngram", "1", "--ban", "1"]
+    assert main([*argv, "--max-length-ratio", "0.9"]) == 0
+    controls = DecodingControls(max_length_ratio=0.9, no_repeat_ngram_size=1, banned_words=["1"])
+    expected = translator.translate(TEXTS[:3], controls=controls)
+    assert capsys.readouterr().out.strip().splitlines()[:-1] == expected
+    assert main([*argv, "--min-length-ratio", "2", "--max-length-ratio", "1"]) == 2
+    assert "--min-length-ratio <= --max-length-ratio" in capsys.readouterr().err

@@ -177,7 +177,7 @@ def cmd_evaluate(args):
 
 
 def cmd_translate(args):
-    from keras_s2s import Translator
+    from keras_s2s import DecodingControls, Translator
     from keras_s2s.errors import ConfigError
     from keras_s2s.evaluation import plot_attention
 
@@ -197,6 +197,12 @@ def cmd_translate(args):
         )
     if args.length_penalty < 0:
         raise ConfigError(f"--length-penalty must be >= 0; got {args.length_penalty}")
+    try:
+        controls = DecodingControls(
+            args.min_length_ratio, args.max_length_ratio, args.no_repeat_ngram, args.ban
+        )
+    except ValueError as e:
+        raise ConfigError(_as_options(e)) from None
     texts, invalid = _input_texts(args.text)
     for index in invalid:
         print(f"keras-s2s: input {index}: invalid UTF-8 replaced by U+FFFD", file=sys.stderr)
@@ -205,14 +211,15 @@ def cmd_translate(args):
     if args.sample:
         options = {k: v for k, v in sampling.items() if v is not None}
         try:
-            results = translator.sample(texts, args.num_samples, seed=args.seed or 0, **options)
+            results = translator.sample(
+                texts, args.num_samples, seed=args.seed or 0, controls=controls, **options
+            )
         except ValueError as e:  # A setting out of range, named as its option.
-            message = str(e).replace("`", "")
-            for name in ("num_samples", "temperature", "top_k", "top_p"):
-                message = message.replace(name, "--" + name.replace("_", "-"))
-            raise ConfigError(message) from None
+            raise ConfigError(_as_options(e)) from None
     else:
-        results = translator.translate_nbest(texts, args.beam, args.nbest, args.length_penalty)
+        results = translator.translate_nbest(
+            texts, args.beam, args.nbest, args.length_penalty, controls=controls
+        )
     outputs = args.num_samples if args.sample else args.nbest
     for index, hypotheses in enumerate(results):
         if outputs == 1:
@@ -240,6 +247,25 @@ def cmd_translate(args):
         )
         print(f"Attention of the first input written to {args.plot_attention}", file=sys.stderr)
     return figures
+
+
+_OPTIONS = {
+    "num_samples": "--num-samples",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "min_ratio": "--min-length-ratio",
+    "max_ratio": "--max-length-ratio",
+    "no_repeat_ngram_size": "--no-repeat-ngram",
+}
+
+
+def _as_options(error: ValueError) -> str:
+    """A decoding setting's `ValueError`, its arguments named as the options that set them."""
+    message = str(error).replace("`", "")
+    for name, flag in _OPTIONS.items():
+        message = message.replace(name, flag)
+    return message
 
 
 def _input_texts(arguments: list[str]) -> tuple[list[str], list[int]]:
@@ -449,6 +475,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--top-k", type=int, help="keep the K most likely tokens; 0: all (--sample)")
     p.add_argument("--top-p", type=float, help="nucleus: in (0, 1]; 1: all (--sample)")
     p.add_argument("--seed", type=int, help="samples' seed, default 0 (--sample)")
+    p.add_argument("--min-length-ratio", type=float, default=0.0, help="x source tokens")
+    p.add_argument("--max-length-ratio", type=float, default=0.0, help="x source tokens")
+    p.add_argument("--no-repeat-ngram", type=int, default=0, help="no N-gram twice")
+    p.add_argument("--ban", action="append", default=[], metavar="WORD", help="never output")
     p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
     run_dir_args(p)
     p.add_argument(

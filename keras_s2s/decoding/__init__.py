@@ -4,20 +4,31 @@ function (a model's `decode_step`, after `encode` once)."""
 from keras_s2s.decoding.beam import beam_search
 from keras_s2s.decoding.engine import DecodingResult, DecodingStrategy, decode
 from keras_s2s.decoding.greedy import greedy_search
-from keras_s2s.decoding.processors import BanTokens, LogitsProcessor, MinLength, NoRepeatNgram
+from keras_s2s.decoding.processors import (
+    BanSequences,
+    BanTokens,
+    LengthRatio,
+    LogitsProcessor,
+    MinLength,
+    NoRepeatNgram,
+    StepContext,
+)
 from keras_s2s.decoding.protocol import StepFn
 from keras_s2s.decoding.strategies import BeamSearch, GreedySearch, Sampling, length_penalty
 
 __all__ = [
+    "BanSequences",
     "BanTokens",
     "BeamSearch",
     "DecodingResult",
     "DecodingStrategy",
     "GreedySearch",
+    "LengthRatio",
     "LogitsProcessor",
     "MinLength",
     "NoRepeatNgram",
     "Sampling",
+    "StepContext",
     "StepFn",
     "beam_search",
     "decode",

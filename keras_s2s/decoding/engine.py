@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_s2s.decoding.processors import BanTokens, LogitsProcessor
+from keras_s2s.decoding.processors import BanTokens, LogitsProcessor, StepContext
 from keras_s2s.decoding.protocol import StepFn, join_state, split_state
 
 
@@ -113,6 +113,7 @@ def decode(
     pad_id: int = 0,
     constant_state_keys: tuple[str, ...] = (),
     collect=None,
+    source_lengths=None,
 ) -> DecodingResult:
     """Decodes at most `max_length` tokens per row with `strategy`, in one `tf.while_loop`.
 
@@ -134,6 +135,8 @@ def decode(
             attention weights); its values come back stacked in `DecodingResult.collected`.
             Only for strategies whose rows are their results (greedy search, sampling): a
             `ValueError` for one that reorders rows (beam search).
+        source_lengths: int32 `[B]`, each source's length in tokens, for processors that
+            read them (`LengthRatio`).
 
     Returns:
         A `DecodingResult`.
@@ -147,6 +150,11 @@ def decode(
     width = strategy.width
     processors = [BanTokens((pad_id, bos_id)), *processors]
     needs_history = any(p.needs_history for p in processors)
+    if source_lengths is not None:
+        source_lengths = tile_rows(tf.cast(source_lengths, tf.int32), width)
+    elif any(p.needs_source_lengths for p in processors):
+        names = [type(p).__name__ for p in processors if p.needs_source_lengths]
+        raise ValueError(f"{', '.join(names)} read the source lengths: pass `source_lengths`")
     state, constants = split_state(state, constant_state_keys)
     state = tf.nest.map_structure(lambda t: tile_rows(t, width), state)
     # [R, ...] once, for every step: closed over by `body`, so never part of the loop state.
@@ -168,8 +176,9 @@ def decode(
         state, _ = split_state(state, constant_state_keys, missing_ok=True)
         logits = tf.cast(logits, tf.float32)
         history = strategy.history(setup, strategy_state) if needs_history else None
+        context = StepContext(step, history, source_lengths)
         for processor in processors:
-            logits = processor(logits, step, history)
+            logits = processor(logits, context)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         tokens, parents, strategy_state = strategy.step(setup, step, log_probs, strategy_state)
         if collect is not None:

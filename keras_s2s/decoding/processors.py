@@ -3,22 +3,23 @@
 The decoding loop (`keras_s2s.decoding.decode`) applies its processors in order at every step,
 after the model's step function and before the log-softmax the strategy reads:
 
-    logits [R, V] float32 -> processor(logits, step, history) -> logits [R, V]
+    logits [R, V] float32 -> processor(logits, context) -> logits [R, V]
 
-R is the number of rows the loop decodes (batch x beam, or batch x samples), `step` the int32
-position being decoded (0 for the first token after bos) and `history` the int32 `[R, L]`
-tokens each row has output so far (columns `>= step` hold padding). A processor that reads
-`history` sets `needs_history = True` (the loop then asks the strategy for it). A banned token
-gets `BANNED` (-1e9), not -inf, so that a row whose every token is banned still has a finite
-softmax.
+R is the number of rows the loop decodes (batch x beam, or batch x samples) and `context` a
+`StepContext`: the int32 `step` being decoded (0 for the first token after bos), the int32
+`[R, L]` `history` of tokens each row has output so far (columns `>= step` hold padding; only
+for a processor that sets `needs_history = True`) and the int32 `[R]` `source_lengths` (only
+when `decode` was given them, which `Translator` does). A banned token gets `BANNED` (-1e9),
+not -inf, so that a row whose every token is banned still has a finite softmax.
 
 Processors are plain Python objects holding their settings; they run inside the loop's
-`tf.while_loop` (eager, `tf.function`, XLA, SavedModel, TFLite), so they use fixed-shape ops.
+`tf.while_loop` (eager, `tf.function`, XLA, SavedModel), so they use fixed-shape ops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
@@ -26,13 +27,23 @@ import tensorflow as tf
 BANNED = -1e9
 
 
+class StepContext(NamedTuple):
+    """What a processor is told at each step (see the module)."""
+
+    step: Any  # int32 scalar
+    history: Any  # int32 [R, L], or None
+    source_lengths: Any  # int32 [R], or None
+
+
 class LogitsProcessor:
-    """Base class: `__call__(logits [R, V], step, history [R, L] or None) -> logits [R, V]`."""
+    """Base class: `__call__(logits [R, V], context: StepContext) -> logits [R, V]`."""
 
-    #: Whether `__call__` reads `history` (the loop passes None otherwise).
+    #: Whether `__call__` reads `context.history` (the loop passes None otherwise).
     needs_history = False
+    #: Whether `__call__` reads `context.source_lengths` (`decode` then requires them).
+    needs_source_lengths = False
 
-    def __call__(self, logits, step, history):
+    def __call__(self, logits, context: StepContext):
         raise NotImplementedError
 
 
@@ -42,20 +53,46 @@ def _ban(logits, banned):
     return tf.where(banned, tf.constant(BANNED, logits.dtype), logits)
 
 
+def _vocabulary(logits):
+    return tf.range(tf.shape(logits)[-1])
+
+
 class BanTokens(LogitsProcessor):
-    """Token ids that are never output (the loop always bans pad and bos; a user's banned
-    words add theirs)."""
+    """Token ids that are never output (the loop always bans pad and bos)."""
 
     def __init__(self, token_ids: Sequence[int]):
         self.token_ids = tuple(int(i) for i in token_ids)
 
-    def __call__(self, logits, step, history):
-        del step, history
+    def __call__(self, logits, context):
         if not self.token_ids:
             return logits
-        vocabulary = tf.range(tf.shape(logits)[-1])
-        banned = tf.reduce_any(vocabulary[:, None] == tf.constant(self.token_ids)[None, :], -1)
+        ids = tf.constant(self.token_ids, tf.int32)
+        banned = tf.reduce_any(_vocabulary(logits)[:, None] == ids[None, :], -1)
         return _ban(logits, banned[None, :])
+
+
+class BanSequences(LogitsProcessor):
+    """Token sequences that never appear in an output (banned words: a word may be several
+    pieces): the last token of a sequence is banned when the tokens before it were just
+    output. A one-token sequence is banned everywhere."""
+
+    needs_history = True
+
+    def __init__(self, sequences: Sequence[Sequence[int]]):
+        self.sequences = tuple(tuple(int(i) for i in s) for s in sequences if len(s))
+
+    def __call__(self, logits, context):
+        banned = tf.zeros_like(logits, tf.bool)
+        vocabulary = _vocabulary(logits)
+        for sequence in self.sequences:
+            *prefix, last = sequence
+            match = tf.ones(tf.shape(logits)[:1], tf.bool)
+            for k, token in enumerate(prefix):  # token k sits len(prefix) - k steps back
+                back = context.step - len(prefix) + k
+                output = tf.gather(context.history, tf.maximum(back, 0), axis=1)
+                match &= (back >= 0) & (output == token)
+            banned |= match[:, None] & (vocabulary == last)[None, :]
+        return _ban(logits, banned)
 
 
 class MinLength(LogitsProcessor):
@@ -65,10 +102,40 @@ class MinLength(LogitsProcessor):
     def __init__(self, min_length: int, eos_id: int):
         self.min_length, self.eos_id = int(min_length), int(eos_id)
 
-    def __call__(self, logits, step, history):
-        del history
-        is_eos = tf.range(tf.shape(logits)[-1]) == self.eos_id
-        return _ban(logits, (is_eos & (step + 1 < self.min_length))[None, :])
+    def __call__(self, logits, context):
+        is_eos = _vocabulary(logits) == self.eos_id
+        return _ban(logits, (is_eos & (context.step + 1 < self.min_length))[None, :])
+
+
+class LengthRatio(LogitsProcessor):
+    """Output lengths as ratios of each row's source length (in tokens): at least
+    `ceil(min_ratio x source length)` tokens before eos, and eos forced once
+    `ceil(max_ratio x source length)` tokens are out (0 turns a bound off). The loop's
+    `max_length` still caps every output."""
+
+    needs_source_lengths = True
+
+    def __init__(self, eos_id: int, min_ratio: float = 0.0, max_ratio: float = 0.0):
+        if min_ratio < 0 or max_ratio < 0 or (max_ratio and min_ratio > max_ratio):
+            raise ValueError(
+                "Length ratios must be >= 0 with min_ratio <= max_ratio. "
+                f"Received: min_ratio={min_ratio}, max_ratio={max_ratio}"
+            )
+        self.eos_id, self.min_ratio, self.max_ratio = int(eos_id), min_ratio, max_ratio
+
+    def _bound(self, ratio, context):
+        lengths = tf.cast(context.source_lengths, tf.float32)
+        return tf.cast(tf.math.ceil(ratio * lengths), tf.int32)[:, None]  # [R, 1]
+
+    def __call__(self, logits, context):
+        is_eos = (_vocabulary(logits) == self.eos_id)[None, :]
+        tokens_out = context.step  # tokens output before this step
+        if self.min_ratio:
+            logits = _ban(logits, is_eos & (tokens_out < self._bound(self.min_ratio, context)))
+        if self.max_ratio:
+            # Words before eos: max x source length; then only eos.
+            logits = _ban(logits, ~is_eos & (tokens_out >= self._bound(self.max_ratio, context)))
+        return logits
 
 
 class NoRepeatNgram(LogitsProcessor):
@@ -83,14 +150,15 @@ class NoRepeatNgram(LogitsProcessor):
             raise ValueError(f"`n` must be at least 1. Received: n={n}")
         self.n = int(n)
 
-    def __call__(self, logits, step, history):
-        n, length = self.n, history.shape[1]
+    def __call__(self, logits, context):
+        n, step, history = self.n, context.step, context.history
+        length = history.shape[1]
         if length is None or length < n:
             return logits
         starts = length - n + 1  # n-grams start at columns 0 .. starts - 1
+        followers = history[:, n - 1 :]  # [R, starts]: the n-th token of each n-gram
         # An earlier n-gram (all its columns < step) whose first n - 1 tokens equal the last
         # n - 1 tokens output: its n-th token would repeat it.
-        followers = history[:, n - 1 :]  # [R, starts]: the n-th token of each n-gram
         match = tf.broadcast_to(tf.range(starts)[None, :] + n <= step, tf.shape(followers))
         for k in range(n - 1):
             last = tf.gather(history, tf.maximum(step - (n - 1) + k, 0), axis=1)

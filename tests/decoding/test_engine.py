@@ -6,10 +6,12 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s.decoding import (
+    BanSequences,
     BanTokens,
     BeamSearch,
     DecodingStrategy,
     GreedySearch,
+    LengthRatio,
     MinLength,
     NoRepeatNgram,
     Sampling,
@@ -121,6 +123,22 @@ def test_min_length_and_banned_tokens():
     assert output.index(EOS) == 3  # eos is the 4th token, the first allowed
     banned = run(GreedySearch(), processors=[BanTokens([4])])
     assert first_tokens(banned)[0, 0] == 5
+
+
+def test_banned_sequences_and_length_ratios():
+    for strategy in (GreedySearch(), BeamSearch(2)):
+        ids = run(strategy, repeating, max_length=10, processors=[BanSequences([[5, 4], [7]])])
+        # 4 5, then 4 would complete "5 4": the second choice, 6; 7 is never output.
+        assert ids.token_ids.numpy()[0, 0, :4].tolist() == [4, 5, 6, 5]
+    state = {"x": tf.zeros([2, 1])}
+    ratio = LengthRatio(EOS, min_ratio=0.5, max_ratio=1.0)
+    result = decode(
+        repeating, state, 2, 10, GreedySearch(), [ratio], source_lengths=tf.constant([4, 3])
+    )
+    # 4 and 3 source tokens: at most 4 and 3 tokens before eos (the model wants 7).
+    assert [row[0].tolist().index(EOS) for row in result.token_ids.numpy()] == [4, 3]
+    with pytest.raises(ValueError, match="LengthRatio read the source lengths"):
+        decode(repeating, state, 2, 10, GreedySearch(), [ratio])
 
 
 def test_a_users_own_strategy_runs_in_the_loop_unchanged():
