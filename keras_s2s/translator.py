@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from keras_s2s.decoding import (
     BanSequences,
+    BanTokens,
     BeamSearch,
     GreedySearch,
     LengthRatio,
@@ -65,6 +67,19 @@ class DecodingControls:
             ids = target_tokenizer.tokenize(tf.constant(list(self.banned_words))).to_list()
             processors.append(BanSequences(ids))
         return processors
+
+
+class Score(NamedTuple):
+    """The score of one (source, target) pair under a model (`Translator.score`)."""
+
+    log_prob: float  # log-probability of the target's tokens and eos
+    tokens: list[str]  # the target's tokens, then eos
+    token_log_probs: list[float]  # one per token
+    truncated: bool  # the target had more than `max_target_length` tokens (scored cut)
+
+    def normalized(self) -> float:
+        """The log-probability per token (eos counted)."""
+        return self.log_prob / len(self.tokens)
 
 
 class Translator:
@@ -340,6 +355,74 @@ class Translator:
                     (s.decode("utf-8", errors="replace"), float(score))
                     for s, score in zip(row_strings, row_scores, strict=True)
                 ]
+            if progress is not None:
+                progress(len(indices))
+        return results
+
+    def score_ids(self, source_ids, target_ids):
+        """Teacher-forced log-probabilities: source ids `[B, S]` and target ids `[B, T]`
+        (right-padded, without bos and eos; S <= `max_source_length`, T <=
+        `max_target_length`) -> `token_log_probs [B, T + 1]` (each target token, then eos; 0
+        after) under the distributions the decoders see (pad and bos ruled out): the model's
+        training call, the targets padded to `max_target_length` (one trace for any batch;
+        the static length of an unrolled decoder) and the sources as `encode` reads them."""
+
+        def run(source_ids, target_ids):
+            pad, bos = self.target_tokenizer.pad_id, self.target_tokenizer.bos_id
+            eos = self.target_tokenizer.eos_id
+            source_ids = self.model.to_source_width(source_ids)
+            width = self.max_target_length
+            missing = width - tf.shape(target_ids)[1]
+            target_ids = tf.pad(target_ids, [[0, 0], [0, missing]], constant_values=pad)
+            batch = tf.shape(target_ids)[0]
+            lengths = tf.reduce_sum(tf.cast(target_ids != pad, tf.int32), axis=1)
+            positions = tf.range(width + 1)[None, :]
+            labels = tf.concat([target_ids, tf.fill([batch, 1], pad)], axis=1)
+            labels = tf.where(positions == lengths[:, None], eos, labels)
+            decoder_ids = tf.concat([tf.fill([batch, 1], bos), target_ids], axis=1)
+            logits = self.model(
+                {"encoder_token_ids": source_ids, "decoder_token_ids": decoder_ids},
+                training=False,
+            )
+            logits = BanTokens((pad, bos))(tf.cast(logits, tf.float32), None)
+            log_probs = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)
+            return tf.where(positions <= lengths[:, None], log_probs, 0.0)
+
+        fn = self._function(("score",), run)
+        return fn(
+            tf.convert_to_tensor(source_ids, tf.int32), tf.convert_to_tensor(target_ids, tf.int32)
+        )
+
+    def score(
+        self, sources: list[str], targets: list[str], batch_size: int = 256, progress=None
+    ) -> list[Score]:
+        """Scores given translations (n-best rescoring, corpus filtering): the model's
+        log-probability of each target given its source, token by token (eos included), in
+        the order of the pairs. Targets longer than `max_target_length` tokens are scored on
+        their first `max_target_length` tokens (`Score.truncated`); sources are truncated as
+        for translation."""
+        sources, targets = list(sources), list(targets)
+        if len(sources) != len(targets):
+            raise ValueError(
+                f"`sources` and `targets` must have the same length. Received: "
+                f"{len(sources)} sources and {len(targets)} targets"
+            )
+        eos = self.target_tokenizer.id_to_token(self.target_tokenizer.eos_id)
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        results = [None] * len(sources)
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            source_ids = self.encode_sources(tf.constant([sources[i] for i in indices]))
+            tokens = self.target_tokenizer.tokenize(tf.constant([targets[i] for i in indices]))
+            truncated = (tokens.row_lengths() > self.max_target_length).numpy()
+            tokens = tokens[:, : self.max_target_length]
+            target_ids = tokens.to_tensor(default_value=self.target_tokenizer.pad_id)
+            log_probs = self.score_ids(source_ids, target_ids).numpy()
+            for row, index in enumerate(indices):
+                ids = tokens[row].numpy().tolist()
+                values = [float(v) for v in log_probs[row, : len(ids) + 1]]
+                names = [self.target_tokenizer.id_to_token(i) for i in ids] + [eos]
+                results[index] = Score(sum(values), names, values, bool(truncated[row]))
             if progress is not None:
                 progress(len(indices))
         return results

@@ -347,3 +347,44 @@ def test_translate_command_applies_the_controls(translator, attention_run, capsy
     assert capsys.readouterr().out.strip().splitlines()[:-1] == expected
     assert main([*argv, "--min-length-ratio", "2", "--max-length-ratio", "1"]) == 2
     assert "--min-length-ratio <= --max-length-ratio" in capsys.readouterr().err
+
+
+def test_scores_of_given_translations_are_the_decoders_log_probabilities(translator):
+    greedy = translator.translate_nbest(TEXTS, beam_size=1)
+    nbest = translator.translate_nbest(TEXTS, beam_size=3, num_results=3)
+    for results in (greedy, nbest):
+        # The outputs that ended with eos (one that ran to the maximum length has none).
+        pairs = [
+            (text, h) for text, hs in zip(TEXTS, results, strict=True) for h in hs
+            if len(h[0]) <= MAX_TARGET
+        ]  # fmt: skip
+        assert len(pairs) >= len(TEXTS) // 2
+        scores = translator.score([t for t, _ in pairs], [h for _, (h, _) in pairs])
+        np.testing.assert_allclose(
+            [s.log_prob for s in scores], [score for _, (_, score) in pairs], atol=1e-4
+        )
+    score = translator.score(["12+34"], ["46"])[0]
+    assert score.tokens == ["4", "6", "</s>"] and len(score.token_log_probs) == 3
+    assert score.normalized() == pytest.approx(score.log_prob / 3)
+    assert not score.truncated and translator.score(["1+1"], ["1234567"])[0].truncated
+    with pytest.raises(ValueError, match="2 sources and 1 targets"):
+        translator.score(["1", "2"], ["3"])
+
+
+def test_score_command(translator, attention_run, tmp_path, capsys):
+    from keras_s2s.cli.main import main
+
+    (tmp_path / "src.txt").write_text("12+34\n7+8\n")
+    (tmp_path / "tgt.txt").write_text("46\n15\n")
+    argv = ["score", str(attention_run), "--source", str(tmp_path / "src.txt"), "--target"]
+    assert main([*argv, str(tmp_path / "tgt.txt"), "--normalize", "--tokens"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = translator.score(["12+34", "7+8"], ["46", "15"])
+    for line, score in zip(lines[:2], expected, strict=True):
+        value, tokens = line.split(" ||| ")
+        assert float(value) == pytest.approx(score.normalized(), abs=1e-4)
+        assert [t.rsplit(":", 1)[0] for t in tokens.split()] == score.tokens
+    assert json.loads(lines[-1])["count"] == 2
+    (tmp_path / "short.txt").write_text("46\n")
+    assert main([*argv, str(tmp_path / "short.txt")]) == 2
+    assert "has 2 lines but" in capsys.readouterr().err

@@ -249,6 +249,31 @@ def cmd_translate(args):
     return figures
 
 
+def cmd_score(args):
+    from keras_s2s import Translator
+    from keras_s2s.evaluation.evaluate import read_test_set
+
+    sources, targets = read_test_set(args.source, args.target)
+    translator = Translator.from_run_directory(args.run_dir, allow_unfinished=args.allow_unfinished)
+    start = time.perf_counter()
+    scores = translator.score(sources, targets)
+    values = [s.normalized() if args.normalize else s.log_prob for s in scores]
+    for score, value in zip(scores, values, strict=True):
+        line = f"{value:.4f}"
+        if args.tokens:
+            pairs = zip(score.tokens, score.token_log_probs, strict=True)
+            line += " ||| " + " ".join(f"{token}:{lp:.4f}" for token, lp in pairs)
+        print(line)
+    return {
+        "run_dir": args.run_dir,
+        "count": len(scores),
+        "normalized": args.normalize,
+        "mean": round(sum(values) / len(values), 4) if values else None,
+        "truncated": sum(s.truncated for s in scores),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
 _OPTIONS = {
     "num_samples": "--num-samples",
     "temperature": "--temperature",
@@ -454,6 +479,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--length-penalty", type=float, help="GNMT alpha (default evaluation.length_penalty)"
     )
+    p = command("score", cmd_score, "score given translations: log-probability of each pair")
+    run_dir_args(p)
+    p.add_argument("--source", metavar="FILE", required=True, help="sources (plain or .gz)")
+    p.add_argument("--target", metavar="FILE", required=True, help="translations, one a line")
+    p.add_argument("--normalize", action="store_true", help="per token (eos counted)")
+    p.add_argument("--tokens", action="store_true", help="each token's log-probability too")
     p = command("tune", cmd_tune, "search hyperparameters with keras-tuner (resumable)")
     pipeline_args(p, training_flags=False)
     p.add_argument("--tuner", choices=list(TUNERS), help="search.tuner")
