@@ -13,6 +13,7 @@ from keras_s2s.decoding import (
     BanSequences,
     BanTokens,
     BeamSearch,
+    ForcePrefix,
     GreedySearch,
     LengthRatio,
     NoRepeatNgram,
@@ -190,30 +191,36 @@ class Translator:
         num_results: int = 1,
         length_penalty=0.0,
         controls: DecodingControls | None = None,
+        prefix_ids=None,
     ):
         """Source ids `[B, S]` -> `(token_ids [B, N, T], scores [B, N])` (greedy when K = 1),
-        under `controls`."""
+        under `controls`; with `prefix_ids` `[B, P]` (right-padded), each output begins with
+        its prefix (`keras_s2s.decoding.ForcePrefix`)."""
         controls = controls or DecodingControls()
 
-        def run(source_ids, alpha):
+        def run(source_ids, alpha, prefix_ids):
             if beam_size == 1:
                 strategy = GreedySearch()
             else:
                 strategy = BeamSearch(beam_size, alpha, num_results)
-            result = self._decode(source_ids, strategy, processors)
+            result = self._decode(source_ids, strategy, processors, prefix_ids)
             return result.token_ids, result.scores
 
-        key = ("ids", beam_size, num_results, controls)
+        key = ("ids", beam_size, num_results, controls, prefix_ids is not None)
         processors = [] if key in self._functions else controls.processors(self.target_tokenizer)
         fn = self._function(key, run)
         return fn(
             tf.convert_to_tensor(source_ids, tf.int32),
             tf.convert_to_tensor(length_penalty, tf.float32),
+            None if prefix_ids is None else tf.convert_to_tensor(prefix_ids, tf.int32),
         )
 
-    def _decode(self, source_ids, strategy, processors):
+    def _decode(self, source_ids, strategy, processors, prefix_ids=None):
         """`keras_s2s.decoding.decode` of the model on `source_ids` with `processors` (the
-        controls' processors, made eagerly: banned words are tokenized then)."""
+        controls' processors, made eagerly: banned words are tokenized then) and the
+        `prefix_ids`, if any."""
+        if prefix_ids is not None:
+            processors = [*processors, ForcePrefix(prefix_ids, self.target_tokenizer.pad_id)]
         max_length = self.max_target_length + 1
         state = self.model.encode(source_ids, max_length=max_length)
         lengths = tf.reduce_sum(
@@ -258,25 +265,29 @@ class Translator:
         batch_size: int = 256,
         progress=None,
         controls: DecodingControls | None = None,
+        prefixes: list[str] | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Beam search: the `num_results` best `(translation, score)` pairs of each text, in
         the order of `texts` (translated in batches of similar lengths). `progress`, if given,
         is called with the number of texts of each batch done (e.g. a `tqdm` bar's `update`).
         `controls` (a `DecodingControls`) bounds lengths and bans repeats and words.
+        `prefixes` (one string per text, "" for none) start the translations: decoding
+        continues from each (the prefix's tokens add nothing to the score).
 
         Scores are log-probabilities divided by the GNMT length penalty with alpha =
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
         """
         check_num_results(num_results, beam_size)
 
-        def decode_batch(strings, number):
+        def decode_batch(strings, number, prefix_ids):
             del number
             ids, scores = self.decode_ids(
-                self.encode_sources(strings), beam_size, num_results, length_penalty, controls
-            )
+                self.encode_sources(strings), beam_size, num_results, length_penalty, controls,
+                prefix_ids,
+            )  # fmt: skip
             return self.detokenize_nbest(ids), scores
 
-        return self._in_batches(texts, decode_batch, batch_size, progress)
+        return self._in_batches(texts, decode_batch, batch_size, progress, prefixes)
 
     def sample_ids(
         self,
@@ -287,22 +298,37 @@ class Translator:
         top_p=1.0,
         seed=0,
         controls: DecodingControls | None = None,
+        prefix_ids=None,
     ):
         """Source ids `[B, S]` -> `(token_ids [B, N, T], log_probs [B, N])`: `num_samples`
         samples per source (`keras_s2s.decoding.Sampling`; one trace per setting, the seed
-        is an input), under `controls`."""
+        is an input), under `controls`, continuing `prefix_ids` as `decode_ids` does."""
         controls = controls or DecodingControls()
         checked = Sampling(temperature, top_k, top_p, num_samples=num_samples)
 
-        def run(source_ids, seed):
+        def run(source_ids, seed, prefix_ids):
             strategy = Sampling(temperature, top_k, top_p, seed, num_samples)
-            result = self._decode(source_ids, strategy, processors)
+            result = self._decode(source_ids, strategy, processors, prefix_ids)
             return result.token_ids, result.log_probs
 
-        key = ("sample", num_samples, checked.temperature, checked.top_k, checked.top_p, controls)
+        settings = (checked.temperature, checked.top_k, checked.top_p)
+        key = ("sample", num_samples, *settings, controls, prefix_ids is not None)
         processors = [] if key in self._functions else controls.processors(self.target_tokenizer)
         fn = self._function(key, run)
-        return fn(tf.convert_to_tensor(source_ids, tf.int32), tf.constant(seed, tf.int32))
+        return fn(
+            tf.convert_to_tensor(source_ids, tf.int32),
+            tf.constant(seed, tf.int32),
+            None if prefix_ids is None else tf.convert_to_tensor(prefix_ids, tf.int32),
+        )
+
+    def encode_prefixes(self, prefixes) -> tf.Tensor:
+        """Target prefixes (strings `[B]`, "" for none) -> ids `[B, P]` (tokenized as
+        targets, cut to `max_target_length`, right-padded, P >= 1)."""
+        tokens = self.target_tokenizer.tokenize(tf.constant(list(prefixes), tf.string))
+        ids = tokens[:, : self.max_target_length]
+        width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
+        shape = tf.stack([tf.shape(ids.row_lengths(), out_type=tf.int32)[0], width])
+        return ids.to_tensor(default_value=self.target_tokenizer.pad_id, shape=shape)
 
     def sample(
         self,
@@ -315,6 +341,7 @@ class Translator:
         batch_size: int = 256,
         progress=None,
         controls: DecodingControls | None = None,
+        prefixes: list[str] | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Random sampling (e.g. for back-translation): `num_samples` `(translation,
         log-probability)` pairs per text, in the order of `texts`, each token drawn from the
@@ -323,32 +350,40 @@ class Translator:
 
         The same `seed`, texts and `batch_size` give the same samples; other seeds give
         others. Log-probabilities are the model's (before the temperature and the cuts).
-        `controls` as for `translate_nbest`.
+        `controls` and `prefixes` as for `translate_nbest`.
         """
         Sampling(temperature, top_k, top_p, seed, num_samples)  # Checks the settings.
 
-        def decode_batch(strings, number):
+        def decode_batch(strings, number, prefix_ids):
             # Each batch its own seed: batches drawing the same numbers would be correlated.
             batch_seed = (int(seed) * 1_000_003 + number) % (2**31 - 1)
             ids, scores = self.sample_ids(
                 self.encode_sources(strings), num_samples, temperature, top_k, top_p,
-                batch_seed, controls,
+                batch_seed, controls, prefix_ids,
             )  # fmt: skip
             return self.detokenize_nbest(ids), scores
 
-        return self._in_batches(texts, decode_batch, batch_size, progress)
+        return self._in_batches(texts, decode_batch, batch_size, progress, prefixes)
 
-    def _in_batches(self, texts, decode_batch, batch_size, progress):
-        """`decode_batch(strings [b], batch number) -> (strings [b, N], scores [b, N])` over
-        batches of similar lengths (less padding, and a batch's decoding ends sooner); the
-        results go back to the order of `texts`."""
+    def _in_batches(self, texts, decode_batch, batch_size, progress, prefixes=None):
+        """`decode_batch(strings [b], batch number, prefix ids [b, P] or None) -> (strings
+        [b, N], scores [b, N])` over batches of similar lengths (less padding, and a batch's
+        decoding ends sooner); the results go back to the order of `texts`."""
         texts = list(texts)
+        if prefixes is not None and len(prefixes) != len(texts):
+            raise ValueError(
+                f"`prefixes` must have one string per text. Received: {len(prefixes)} prefixes "
+                f"for {len(texts)} texts"
+            )
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results = [None] * len(texts)
         for number, start in enumerate(range(0, len(texts), batch_size)):
             indices = order[start : start + batch_size]
             chunk = tf.constant([texts[i] for i in indices], tf.string)
-            strings, scores = decode_batch(chunk, number)
+            prefix_ids = None
+            if prefixes is not None:
+                prefix_ids = self.encode_prefixes([prefixes[i] for i in indices])
+            strings, scores = decode_batch(chunk, number, prefix_ids)
             rows = zip(indices, strings.numpy(), scores.numpy(), strict=True)
             for index, row_strings, row_scores in rows:
                 results[index] = [
@@ -433,10 +468,13 @@ class Translator:
         beam_size: int = 1,
         batch_size: int = 512,
         controls: DecodingControls | None = None,
+        prefixes: list[str] | None = None,
     ) -> list[str]:
         """Translates a list of strings (greedy, or beam search with `beam_size` > 1), under
-        `controls` (a `DecodingControls`)."""
-        best = self.translate_nbest(texts, beam_size, 1, batch_size=batch_size, controls=controls)
+        `controls` (a `DecodingControls`), each beginning with its prefix of `prefixes`."""
+        best = self.translate_nbest(
+            texts, beam_size, 1, batch_size=batch_size, controls=controls, prefixes=prefixes
+        )
         return [hypotheses[0][0] for hypotheses in best]
 
     def attention(self, text: str) -> tuple[list[str], list[str], np.ndarray]:

@@ -388,3 +388,32 @@ def test_score_command(translator, attention_run, tmp_path, capsys):
     (tmp_path / "short.txt").write_text("46\n")
     assert main([*argv, str(tmp_path / "short.txt")]) == 2
     assert "has 2 lines but" in capsys.readouterr().err
+
+
+def test_translations_continue_their_prefixes(translator):
+    plain = translator.translate(TEXTS)
+    # A prefix the model would output anyway changes nothing (greedy continues the same way).
+    assert translator.translate(TEXTS, prefixes=[t[:2] for t in plain]) == plain
+    assert translator.translate(TEXTS, prefixes=[""] * len(TEXTS)) == plain
+    forced = translator.translate(TEXTS, prefixes=["9+"] * len(TEXTS))
+    assert all(t.startswith("9+") for t in forced) and forced != plain
+    nbest = translator.translate_nbest(TEXTS, 3, 3, prefixes=["7"] + [""] * (len(TEXTS) - 1))
+    assert all(text.startswith("7") for text, _ in nbest[0])
+    samples = translator.sample(TEXTS[:2], num_samples=4, seed=3, prefixes=["88", "1"])
+    assert all(t.startswith("88") for t, _ in samples[0])
+    assert all(t.startswith("1") for t, _ in samples[1])
+    with pytest.raises(ValueError, match="1 prefixes for 6 texts"):
+        translator.translate(TEXTS, prefixes=["1"])
+
+
+def test_translate_command_reads_a_prefix_file(translator, attention_run, tmp_path, capsys):
+    from keras_s2s.cli.main import main
+
+    (tmp_path / "prefixes.txt").write_text("9+\n\n")
+    argv = ["translate", str(attention_run), "12+34", "7+8", "--prefix-file"]
+    assert main([*argv, str(tmp_path / "prefixes.txt")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[:-1]
+    assert lines == translator.translate(["12+34", "7+8"], prefixes=["9+", ""])
+    (tmp_path / "one.txt").write_text("9+\n")
+    assert main([*argv, str(tmp_path / "one.txt")]) == 2
+    assert "one.txt has 1 lines for 2 inputs" in capsys.readouterr().err

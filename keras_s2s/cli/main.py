@@ -206,20 +206,32 @@ def cmd_translate(args):
     texts, invalid = _input_texts(args.text)
     for index in invalid:
         print(f"keras-s2s: input {index}: invalid UTF-8 replaced by U+FFFD", file=sys.stderr)
+    prefixes = None
+    if args.prefix_file:
+        from keras_s2s.data.readers import read_lines
+
+        prefixes = read_lines(args.prefix_file)
+        if len(prefixes) != len(texts):
+            raise ConfigError(
+                f"{args.prefix_file} has {len(prefixes)} lines for {len(texts)} inputs: line i "
+                "is the prefix of input i (an empty line: none)"
+            )
     translator = Translator.from_run_directory(args.run_dir, allow_unfinished=args.allow_unfinished)
     start = time.perf_counter()
     if args.sample:
         options = {k: v for k, v in sampling.items() if v is not None}
         try:
             results = translator.sample(
-                texts, args.num_samples, seed=args.seed or 0, controls=controls, **options
-            )
+                texts, args.num_samples, seed=args.seed or 0, controls=controls,
+                prefixes=prefixes, **options,
+            )  # fmt: skip
         except ValueError as e:  # A setting out of range, named as its option.
             raise ConfigError(_as_options(e)) from None
     else:
         results = translator.translate_nbest(
-            texts, args.beam, args.nbest, args.length_penalty, controls=controls
-        )
+            texts, args.beam, args.nbest, args.length_penalty, controls=controls,
+            prefixes=prefixes,
+        )  # fmt: skip
     outputs = args.num_samples if args.sample else args.nbest
     for index, hypotheses in enumerate(results):
         if outputs == 1:
@@ -510,6 +522,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--max-length-ratio", type=float, default=0.0, help="x source tokens")
     p.add_argument("--no-repeat-ngram", type=int, default=0, help="no N-gram twice")
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="never output")
+    p.add_argument("--prefix-file", metavar="FILE", help="line i: the start of output i")
     p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
     run_dir_args(p)
     p.add_argument(

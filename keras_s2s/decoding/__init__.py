@@ -7,6 +7,7 @@ from keras_s2s.decoding.greedy import greedy_search
 from keras_s2s.decoding.processors import (
     BanSequences,
     BanTokens,
+    ForcePrefix,
     LengthRatio,
     LogitsProcessor,
     MinLength,
@@ -22,6 +23,7 @@ __all__ = [
     "BeamSearch",
     "DecodingResult",
     "DecodingStrategy",
+    "ForcePrefix",
     "GreedySearch",
     "LengthRatio",
     "LogitsProcessor",

@@ -148,7 +148,7 @@ def decode(
         )
     setup = Setup(batch_size, max_length, bos_id, eos_id, pad_id)
     width = strategy.width
-    processors = [BanTokens((pad_id, bos_id)), *processors]
+    processors = [p.for_rows(width) for p in (BanTokens((pad_id, bos_id)), *processors)]
     needs_history = any(p.needs_history for p in processors)
     if source_lengths is not None:
         source_lengths = tile_rows(tf.cast(source_lengths, tf.int32), width)

@@ -43,6 +43,12 @@ class LogitsProcessor:
     #: Whether `__call__` reads `context.source_lengths` (`decode` then requires them).
     needs_source_lengths = False
 
+    def for_rows(self, width: int) -> LogitsProcessor:
+        """This processor for R = B x `width` rows: one that holds a tensor per example (a
+        prefix per source) returns a copy with it repeated `width` times per example."""
+        del width
+        return self
+
     def __call__(self, logits, context: StepContext):
         raise NotImplementedError
 
@@ -69,6 +75,27 @@ class BanTokens(LogitsProcessor):
         ids = tf.constant(self.token_ids, tf.int32)
         banned = tf.reduce_any(_vocabulary(logits)[:, None] == ids[None, :], -1)
         return _ban(logits, banned[None, :])
+
+
+class ForcePrefix(LogitsProcessor):
+    """Each output begins with its example's prefix: int32 `prefix_ids [B, P]`, right-padded
+    with `pad_id` (a row of padding: no prefix). While a row's prefix lasts, every other token
+    is banned, so the forced tokens add 0 to the log-probability the strategy scores: a
+    score is the continuation's."""
+
+    def __init__(self, prefix_ids, pad_id: int):
+        self.prefix_ids, self.pad_id = tf.convert_to_tensor(prefix_ids, tf.int32), int(pad_id)
+
+    def for_rows(self, width: int) -> ForcePrefix:
+        return ForcePrefix(tf.repeat(self.prefix_ids, width, axis=0), self.pad_id)
+
+    def __call__(self, logits, context):
+        prefix = tf.pad(self.prefix_ids, [[0, 0], [0, 1]], constant_values=self.pad_id)
+        column = tf.minimum(context.step, tf.shape(prefix)[1] - 1)
+        token = tf.gather(prefix, column, axis=1)  # [R]: pad once the prefix is out
+        forced = (token != self.pad_id)[:, None]
+        others = _vocabulary(logits)[None, :] != token[:, None]
+        return _ban(logits, forced & others)
 
 
 class BanSequences(LogitsProcessor):
