@@ -21,6 +21,7 @@ from keras_s2s.decoding import (
     decode,
     greedy_search,
 )
+from keras_s2s.decoding.ensemble import Ensemble
 from keras_s2s.decoding.strategies import check_num_results
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
@@ -147,6 +148,35 @@ class Translator:
             target_tokenizer,
             max_source_length=run.entry("max_source_length"),
             max_target_length=run.entry("max_target_length"),
+            **kwargs,
+        )
+
+    @classmethod
+    def ensemble(cls, runs, allow_unfinished: bool = False, **kwargs) -> Translator:
+        """One translator over several runs that share their tokenizers (e.g. one recipe
+        trained with different seeds): every decoding averages the models' log-probabilities
+        at each step (`keras_s2s.decoding.Ensemble`). `runs` are run directories or
+        `Translator`s; the shortest max lengths apply."""
+        translators = [
+            run if isinstance(run, Translator)
+            else cls.from_run_directory(run, allow_unfinished=allow_unfinished)
+            for run in runs
+        ]  # fmt: skip
+        first = translators[0]
+        for other in translators[1:]:
+            for side in ("source_tokenizer", "target_tokenizer"):
+                mine, theirs = getattr(first, side), getattr(other, side)
+                if type(mine) is not type(theirs) or mine.asset_bytes() != theirs.asset_bytes():
+                    raise ValueError(
+                        f"The runs of an ensemble must share their tokenizers; the "
+                        f"{side.replace('_', ' ')}s differ"
+                    )
+        return cls(
+            Ensemble([t.model for t in translators]),
+            first.source_tokenizer,
+            first.target_tokenizer,
+            max_source_length=min(t.max_source_length for t in translators),
+            max_target_length=min(t.max_target_length for t in translators),
             **kwargs,
         )
 

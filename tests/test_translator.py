@@ -417,3 +417,43 @@ def test_translate_command_reads_a_prefix_file(translator, attention_run, tmp_pa
     (tmp_path / "one.txt").write_text("9+\n")
     assert main([*argv, str(tmp_path / "one.txt")]) == 2
     assert "one.txt has 1 lines for 2 inputs" in capsys.readouterr().err
+
+
+def test_an_ensemble_averages_the_models_log_probabilities(translator, attention_run, tmp_path):
+    import shutil
+
+    twice = keras_s2s.Translator.ensemble([attention_run, translator])
+    assert twice.translate(TEXTS) == translator.translate(TEXTS)
+    assert twice.translate(TEXTS, beam_size=3) == translator.translate(TEXTS, beam_size=3)
+    other_run = tmp_path / "other"
+    shutil.copytree(attention_run, other_run)
+    other = RunDirectory(other_run).load_model()
+    bias = other.output_projection.bias
+    bias.assign(bias + np.random.default_rng(0).normal(0, 3, bias.shape).astype("float32"))
+    other.save(RunDirectory(other_run).model_path)
+    ensemble = keras_s2s.Translator.ensemble([attention_run, other_run])
+    alone = keras_s2s.Translator.from_run_directory(other_run)
+    outputs = ensemble.translate(TEXTS)
+    assert outputs != translator.translate(TEXTS) or outputs != alone.translate(TEXTS)
+    # The first step's distribution is the renormalized mean of the two models' log-probabilities.
+    sources = source_ids(translator.target_tokenizer, TEXTS)
+    first = [t.model.decode_step(tf.fill([len(TEXTS)], 2), t.model.encode(sources), 0)[0]
+             for t in (translator, alone)]  # fmt: skip
+    mean = sum(tf.nn.log_softmax(logits) for logits in first) / 2
+    state = ensemble.model.encode(sources)
+    ensemble_logits, _ = ensemble.model.decode_step(tf.fill([len(TEXTS)], 2), state, 0)
+    np.testing.assert_allclose(ensemble_logits.numpy(), mean.numpy(), atol=1e-5)
+    # Its outputs are scored by its own distribution.
+    ended = [(s, o) for s, o in zip(TEXTS, ensemble.translate_nbest(TEXTS, 1), strict=True)
+             if len(o[0][0]) <= MAX_TARGET]  # fmt: skip
+    scores = ensemble.score([s for s, _ in ended], [o[0][0] for _, o in ended])
+    np.testing.assert_allclose([s.log_prob for s in scores], [o[0][1] for _, o in ended], atol=1e-4)
+
+
+def test_translate_command_with_an_ensemble(attention_run, capsys):
+    from keras_s2s.cli.main import main
+
+    argv = ["translate", str(attention_run), *TEXTS[:3], "--ensemble", str(attention_run)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[:-1]
+    assert lines == keras_s2s.Translator.from_run_directory(attention_run).translate(TEXTS[:3])

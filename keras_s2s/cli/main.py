@@ -216,7 +216,17 @@ def cmd_translate(args):
                 f"{args.prefix_file} has {len(prefixes)} lines for {len(texts)} inputs: line i "
                 "is the prefix of input i (an empty line: none)"
             )
-    translator = Translator.from_run_directory(args.run_dir, allow_unfinished=args.allow_unfinished)
+    if args.ensemble:
+        try:
+            translator = Translator.ensemble(
+                [args.run_dir, *args.ensemble], allow_unfinished=args.allow_unfinished
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        translator = Translator.from_run_directory(
+            args.run_dir, allow_unfinished=args.allow_unfinished
+        )
     start = time.perf_counter()
     if args.sample:
         options = {k: v for k, v in sampling.items() if v is not None}
@@ -523,6 +533,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--no-repeat-ngram", type=int, default=0, help="no N-gram twice")
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="never output")
     p.add_argument("--prefix-file", metavar="FILE", help="line i: the start of output i")
+    p.add_argument(
+        "--ensemble", action="append", default=[], metavar="RUN_DIR", help="average with it"
+    )
     p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
     run_dir_args(p)
     p.add_argument(

@@ -3,6 +3,7 @@ function (a model's `decode_step`, after `encode` once)."""
 
 from keras_s2s.decoding.beam import beam_search
 from keras_s2s.decoding.engine import DecodingResult, DecodingStrategy, decode
+from keras_s2s.decoding.ensemble import Ensemble
 from keras_s2s.decoding.greedy import greedy_search
 from keras_s2s.decoding.processors import (
     BanSequences,
@@ -23,6 +24,7 @@ __all__ = [
     "BeamSearch",
     "DecodingResult",
     "DecodingStrategy",
+    "Ensemble",
     "ForcePrefix",
     "GreedySearch",
     "LengthRatio",
