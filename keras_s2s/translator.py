@@ -458,6 +458,16 @@ class Translator:
             tf.convert_to_tensor(source_ids, tf.int32), tf.convert_to_tensor(target_ids, tf.int32)
         )
 
+    def encode_targets(self, strings):
+        """Target strings `[B]` -> `(ids [B, T], truncated [B])`: tokenized, cut to
+        `max_target_length`, right-padded (T >= 1), without bos and eos (for `score_ids`)."""
+        tokens = self.target_tokenizer.tokenize(strings)
+        ids = tokens[:, : self.max_target_length]
+        width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
+        shape = tf.stack([tf.shape(strings, out_type=tf.int32)[0], width])
+        dense = ids.to_tensor(default_value=self.target_tokenizer.pad_id, shape=shape)
+        return dense, tokens.row_lengths() > self.max_target_length
+
     def score(
         self, sources: list[str], targets: list[str], batch_size: int = 256, progress=None
     ) -> list[Score]:
@@ -478,16 +488,14 @@ class Translator:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             source_ids = self.encode_sources(tf.constant([sources[i] for i in indices]))
-            tokens = self.target_tokenizer.tokenize(tf.constant([targets[i] for i in indices]))
-            truncated = (tokens.row_lengths() > self.max_target_length).numpy()
-            tokens = tokens[:, : self.max_target_length]
-            target_ids = tokens.to_tensor(default_value=self.target_tokenizer.pad_id)
+            target_ids, truncated = self.encode_targets(tf.constant([targets[i] for i in indices]))
             log_probs = self.score_ids(source_ids, target_ids).numpy()
+            pad = self.target_tokenizer.pad_id
             for row, index in enumerate(indices):
-                ids = tokens[row].numpy().tolist()
+                ids = [i for i in target_ids[row].numpy().tolist() if i != pad]
                 values = [float(v) for v in log_probs[row, : len(ids) + 1]]
                 names = [self.target_tokenizer.id_to_token(i) for i in ids] + [eos]
-                results[index] = Score(sum(values), names, values, bool(truncated[row]))
+                results[index] = Score(sum(values), names, values, bool(truncated[row].numpy()))
             if progress is not None:
                 progress(len(indices))
         return results

@@ -79,6 +79,22 @@ class _Endpoints:
             "invalid_utf8": invalid,
         }
 
+    def score(self, text, target):
+        source_ids, truncated, invalid = self._prepare(text)
+        target, target_invalid = _sanitize(target)
+        target_ids, target_truncated = self.translator.encode_targets(target)
+        token_log_probs = self.translator.score_ids(source_ids, target_ids)
+        pad = self.translator.target_tokenizer.pad_id
+        tokens = tf.reduce_sum(tf.cast(target_ids != pad, tf.int32), axis=1) + 1  # eos counted
+        scores = tf.reduce_sum(token_log_probs, axis=1)
+        return {
+            "scores": scores,
+            "normalized_scores": scores / tf.cast(tokens, tf.float32),
+            "truncated": truncated,
+            "target_truncated": target_truncated,
+            "invalid_utf8": invalid | target_invalid,
+        }
+
     def attention(self, text):
         source_ids, truncated, invalid = self._prepare(text)
         ids, scores, weights = self.translator.decode_with_attention(source_ids)
@@ -149,6 +165,7 @@ def write_saved_model(
                 tf.TensorSpec([], tf.int32, name="num_results"),
             ],
         ),
+        "score": (endpoints.score, [text, tf.TensorSpec([None], tf.string, name="target")]),
     }
     if translator.has_attention:
         functions["attention"] = (endpoints.attention, [text])
@@ -189,6 +206,10 @@ def export_saved_model(
     - `serving_default`: greedy; `translations` `[B]` strings, `scores` `[B]` log-probabilities.
     - `beam_search`: beam of `beam_size` (fixed here); inputs `length_penalty` (GNMT alpha,
       float) and `num_results` (N, clipped to 1..beam size); `translations` and `scores` `[B, N]`.
+    - `score`: inputs `text` and `target` (`[B]` strings: given translations); `scores` `[B]`
+      (each target's log-probability, eos included, as `Translator.score`),
+      `normalized_scores` (per token), `target_truncated` (targets longer than the max target
+      length are scored on their first tokens); `invalid_utf8` covers both inputs.
     - `attention` (attention models only): greedy, plus `attention_weights` `[B, T, S]` and the
       source/target token ids.
 

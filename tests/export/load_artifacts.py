@@ -62,9 +62,14 @@ def run_saved_model(path, request):
     empty = tf.constant([], tf.string)
     out["empty"] = {}
     for name in out["signatures"]:
-        options = beam_options if name == "beam_search" else {}
+        options = {"beam_search": beam_options, "score": {"target": empty}}.get(name, {})
         result = loaded.signatures[name](text=empty, **options)
         out["empty"][name] = {k: [list(v.shape), v.dtype.name] for k, v in result.items()}
+    # Scores of the greedy translations of the first batch, given as targets.
+    scored = loaded.signatures["score"](
+        text=tf.constant(request["batches"][0]), target=tf.constant(out["greedy"][0])
+    )
+    out["score"] = {k: v.numpy().tolist() for k, v in scored.items()}
     if "attention" in out["signatures"]:
         result = loaded.signatures["attention"](text=tf.constant(request["batches"][0]))
         out["attention_shape"] = list(result["attention_weights"].shape)

@@ -251,6 +251,7 @@ def exported(tmp_path_factory, request):
             ),
             "ids": list(map(keras_greedy_with_logits(translator), source_ids)),
             "alone": translator.translate([VALID_EDGE_CASE]),
+            "score": translator.score(BATCHES[0], translator.translate(BATCHES[0])),
             "run_dir": run_dir,
             "paths": paths,
             "first_paths": first,
@@ -331,7 +332,14 @@ def test_savedmodel_equals_keras(exported, family):
         served["beam_scores"], [[s for _, s in row] for row in ours["beam"]], atol=1e-4
     )
     attention = {"attention"} if ours["has_attention"] else set()
-    assert set(served["signatures"]) == {"serving_default", "beam_search"} | attention
+    assert set(served["signatures"]) == {"serving_default", "beam_search", "score"} | attention
+    # Scoring the greedy translations: the log-probabilities `Translator.score` gives.
+    scored = served["score"]
+    np.testing.assert_allclose(scored["scores"], [s.log_prob for s in ours["score"]], atol=1e-4)
+    np.testing.assert_allclose(
+        scored["normalized_scores"], [s.normalized() for s in ours["score"]], atol=1e-4
+    )
+    assert scored["target_truncated"] == [s.truncated for s in ours["score"]]
     if ours["has_attention"]:
         batch, steps = len(BATCHES[0]), served["attention_shape"][1]
         assert served["attention_shape"][0] == batch and steps >= 1
@@ -413,6 +421,10 @@ def test_empty_batch_gets_empty_results(exported):
                 "target_token_ids": [[0, steps], "int32"],
                 "source_token_ids": [[0, width], "int32"], **flags,
             }, family  # fmt: skip
+        assert empty.pop("score") == {
+            "scores": [[0], "float32"], "normalized_scores": [[0], "float32"],
+            "target_truncated": [[0], "bool"], **flags,
+        }, family  # fmt: skip
         assert set(empty) == {"serving_default", "beam_search"}
         lite = loaded["tflite"][family]["empty"]
         assert lite["translate"] == []
