@@ -60,7 +60,10 @@ def _ban(logits, banned):
 
 
 def _vocabulary(logits):
-    return tf.range(tf.shape(logits)[-1])
+    """`[V]` token ids; a constant when V is static (graph optimization then folds the masks
+    built from it out of the loop)."""
+    size = logits.shape[-1]
+    return tf.range(size if size is not None else tf.shape(logits)[-1])
 
 
 class BanTokens(LogitsProcessor):

@@ -35,8 +35,9 @@ def check_num_results(num_results: int, beam_size: int) -> None:
 
 
 def _write_column(output, step, tokens):
-    """`output [R, L]` with column `step` set to `tokens [R]` (fixed shapes, no scatter)."""
-    columns = tf.range(tf.shape(output)[-1])
+    """`output [R, L]` with column `step` set to `tokens [R]` (fixed shapes, no scatter; L is
+    static, so the column ids are a constant)."""
+    columns = tf.range(output.shape[-1])
     return tf.where((columns == step)[None, :], tokens[:, None], output)
 
 
