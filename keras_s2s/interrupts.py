@@ -7,6 +7,12 @@ an export removes its staging folders). Inside `GracefulStop()` the first signal
 recorded and the code stops at its next safe point (`check()`: training stops at the end of
 the current batch); a second signal raises at once.
 
+A raised `Interrupted` can be lost: Python ignores an exception raised while it runs a
+finalizer (`__del__`) or a callback, and a signal may arrive just then. So the signals received
+inside `signals_raise()` are also recorded: `raise_if_interrupted()`, called before a step that
+cannot be undone (renaming an export into place), and the block's end raise for a signal whose
+exception was lost.
+
 Handlers can only be set in the main thread; elsewhere both helpers change nothing.
 """
 
@@ -47,16 +53,34 @@ def _handlers(handler):
             signal.signal(s, old)
 
 
+#: The signals received inside the current `signals_raise()` block.
+_received: list[int] = []
+
+
 def _raise(signum, frame):
     del frame
+    _received.append(signum)
     raise Interrupted(signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raises `Interrupted` if a signal arrived inside the current `signals_raise()` block
+    (its exception may have been lost, see the module)."""
+    if _received:
+        raise Interrupted(_received[-1])
 
 
 @contextlib.contextmanager
 def signals_raise():
-    """Within the block, SIGINT and SIGTERM raise `Interrupted` at once."""
-    with _handlers(_raise):
-        yield
+    """Within the block, SIGINT and SIGTERM raise `Interrupted` at once (and, if that
+    exception was lost, at the block's end)."""
+    _received.clear()
+    try:
+        with _handlers(_raise):
+            yield
+            raise_if_interrupted()
+    finally:
+        _received.clear()
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from keras_s2s.errors import ExportError
+from keras_s2s.interrupts import raise_if_interrupted
 from keras_s2s.run_directory import RunDirectory
 
 #: The TFLite files of model `name` go to `<root>/<name><TFLITE_SUFFIX>/<version>/`.
@@ -69,6 +70,7 @@ def staged_directories(*targets: Path):
                     created_parents.append(parent)
             stagings.append(Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent)))
         yield stagings
+        raise_if_interrupted()  # A signal whose exception was lost: keep nothing.
         for staging, target in zip(stagings, targets, strict=True):
             if target.exists():
                 raise ExportError(

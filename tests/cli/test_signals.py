@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from keras_s2s.cli.main import main
 from keras_s2s.run_directory import LOCK_FILE, RunDirectory, backed_up_epochs
 from tests.pipeline_files import addition_pipeline
@@ -119,3 +121,26 @@ def test_sigterm_during_an_export_leaves_no_version(tmp_path, capsys):
     assert err[-1].decode() == "keras-s2s: stopped by SIGTERM; no version was written"
     left = [str(p.relative_to(root)) for p in Path(root).rglob("*")] if root.exists() else []
     assert left == []
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_whose_exception_python_ignored_still_stops_the_export(tmp_path):
+    """The export test once ended with exit 0: SIGTERM arrived while a TensorFlow function's
+    finalizer ran, and Python ignores an exception raised in `__del__`. The signal is recorded,
+    so nothing is renamed into place and the block still raises."""
+    from keras_s2s.export.layout import staged_directory
+    from keras_s2s.interrupts import Interrupted, signals_raise
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # The handler runs here, inside `__del__`: its exception is lost.
+
+    reached = []
+    with pytest.raises(Interrupted, match="SIGTERM"), signals_raise():
+        with staged_directory(tmp_path / "model" / "1") as staging:
+            (staging / "saved_model.pb").write_text("x")
+            Finalizer()  # Collected at once.
+            reached.append(True)
+    assert reached == [True]  # The first exception was lost...
+    assert list(tmp_path.iterdir()) == []  # ...and still no version, no folder, is left.
