@@ -71,6 +71,18 @@ class DecodingControls:
         return processors
 
 
+def _encode(tokenizer: Tokenizer, strings, max_length: int):
+    """Strings `[B]` -> `(ids [B, W], truncated [B])`: tokenized, cut to `max_length`,
+    right-padded with the tokenizer's pad id (W >= 1)."""
+    tokens = tokenizer.tokenize(strings)
+    ids = tokens[:, :max_length]
+    width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
+    shape = tf.stack([tf.shape(strings, out_type=tf.int32)[0], width])
+    return ids.to_tensor(
+        default_value=tokenizer.pad_id, shape=shape
+    ), tokens.row_lengths() > max_length
+
+
 class Score(NamedTuple):
     """The score of one (source, target) pair under a model (`Translator.score`)."""
 
@@ -190,14 +202,8 @@ class Translator:
 
         With `return_truncated`, also returns which rows were longer than `max_source_length`.
         """
-        tokens = self.source_tokenizer.tokenize(strings)
-        ids = tokens[:, : self.max_source_length]
-        width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
-        shape = tf.stack([tf.shape(strings, out_type=tf.int32)[0], width])
-        dense = ids.to_tensor(default_value=self.source_tokenizer.pad_id, shape=shape)
-        if return_truncated:
-            return dense, tokens.row_lengths() > self.max_source_length
-        return dense
+        dense, truncated = _encode(self.source_tokenizer, strings, self.max_source_length)
+        return (dense, truncated) if return_truncated else dense
 
     def _special_ids(self):
         t = self.target_tokenizer
@@ -354,11 +360,7 @@ class Translator:
     def encode_prefixes(self, prefixes) -> tf.Tensor:
         """Target prefixes (strings `[B]`, "" for none) -> ids `[B, P]` (tokenized as
         targets, cut to `max_target_length`, right-padded, P >= 1)."""
-        tokens = self.target_tokenizer.tokenize(tf.constant(list(prefixes), tf.string))
-        ids = tokens[:, : self.max_target_length]
-        width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
-        shape = tf.stack([tf.shape(ids.row_lengths(), out_type=tf.int32)[0], width])
-        return ids.to_tensor(default_value=self.target_tokenizer.pad_id, shape=shape)
+        return self.encode_targets(tf.constant(list(prefixes), tf.string))[0]
 
     def sample(
         self,
@@ -461,12 +463,7 @@ class Translator:
     def encode_targets(self, strings):
         """Target strings `[B]` -> `(ids [B, T], truncated [B])`: tokenized, cut to
         `max_target_length`, right-padded (T >= 1), without bos and eos (for `score_ids`)."""
-        tokens = self.target_tokenizer.tokenize(strings)
-        ids = tokens[:, : self.max_target_length]
-        width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 1)
-        shape = tf.stack([tf.shape(strings, out_type=tf.int32)[0], width])
-        dense = ids.to_tensor(default_value=self.target_tokenizer.pad_id, shape=shape)
-        return dense, tokens.row_lengths() > self.max_target_length
+        return _encode(self.target_tokenizer, strings, self.max_target_length)
 
     def score(
         self, sources: list[str], targets: list[str], batch_size: int = 256, progress=None

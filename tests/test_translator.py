@@ -457,3 +457,11 @@ def test_translate_command_with_an_ensemble(attention_run, capsys):
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()[:-1]
     assert lines == keras_s2s.Translator.from_run_directory(attention_run).translate(TEXTS[:3])
+
+
+def test_translate_command_checks_sampling_settings_before_loading_the_run(tmp_path, capsys):
+    from keras_s2s.cli.main import main
+
+    missing = str(tmp_path / "no_run")  # Never read: the settings are refused first.
+    assert main(["translate", missing, "1+1", "--sample", "--top-k", "-2"]) == 2
+    assert "--top-k must be >= 0. Received: --top-k=-2" in capsys.readouterr().err

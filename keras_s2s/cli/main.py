@@ -197,10 +197,15 @@ def cmd_translate(args):
         )
     if args.length_penalty < 0:
         raise ConfigError(f"--length-penalty must be >= 0; got {args.length_penalty}")
-    try:
+    options = {k: v for k, v in sampling.items() if v is not None}
+    try:  # Every setting checked before the run is loaded.
         controls = DecodingControls(
             args.min_length_ratio, args.max_length_ratio, args.no_repeat_ngram, args.ban
         )
+        if args.sample:
+            from keras_s2s.decoding import Sampling
+
+            Sampling(num_samples=args.num_samples, **options)
     except ValueError as e:
         raise ConfigError(_as_options(e)) from None
     texts, invalid = _input_texts(args.text)
@@ -229,14 +234,10 @@ def cmd_translate(args):
         )
     start = time.perf_counter()
     if args.sample:
-        options = {k: v for k, v in sampling.items() if v is not None}
-        try:
-            results = translator.sample(
-                texts, args.num_samples, seed=args.seed or 0, controls=controls,
-                prefixes=prefixes, **options,
-            )  # fmt: skip
-        except ValueError as e:  # A setting out of range, named as its option.
-            raise ConfigError(_as_options(e)) from None
+        results = translator.sample(
+            texts, args.num_samples, seed=args.seed or 0, controls=controls, prefixes=prefixes,
+            **options,
+        )  # fmt: skip
     else:
         results = translator.translate_nbest(
             texts, args.beam, args.nbest, args.length_penalty, controls=controls,

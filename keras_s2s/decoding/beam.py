@@ -35,7 +35,9 @@ def beam_search(
         length_penalty_alpha: GNMT alpha >= 0 (a float or scalar tensor); 0 ranks by
             log-probability.
         num_results: N <= K best hypotheses returned per example.
-        bos_id, eos_id, pad_id: the target tokenizer's special ids.
+        bos_id: the target tokenizer's bos id (the first input token).
+        eos_id: its eos id (ends an output).
+        pad_id: its pad id (fills an output after eos).
         constant_state_keys: keys of the dict `state` whose entries never change during
             decoding (encoder memory, attention keys, a Transformer's cross-attention keys and
             values; a model's `constant_state_keys`). They are tiled to `[B*K, ...]` once and

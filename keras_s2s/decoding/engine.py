@@ -127,7 +127,9 @@ def decode(
         strategy: a `DecodingStrategy` (`GreedySearch()`, `BeamSearch(4)`, `Sampling(...)`).
         processors: `LogitsProcessor`s applied in order at each step, after the ban of pad and
             bos.
-        bos_id, eos_id, pad_id: the target tokenizer's special ids.
+        bos_id: the target tokenizer's bos id (the first input token).
+        eos_id: its eos id (ends an output).
+        pad_id: its pad id (fills an output after eos).
         constant_state_keys: keys of the dict `state` whose entries never change during
             decoding (a model's `constant_state_keys`): tiled to the rows once, closed over
             instead of carried through the loop, never reordered.

@@ -31,7 +31,9 @@ def greedy_search(
         state: the initial state from the model's `encode`.
         batch_size: B (an int or a scalar tensor).
         max_length: the most tokens to generate, eos included.
-        bos_id, eos_id, pad_id: the target tokenizer's special ids.
+        bos_id: the target tokenizer's bos id (the first input token).
+        eos_id: its eos id (ends an output).
+        pad_id: its pad id (fills an output after eos).
         collect: optional `state -> tensor [B, ...]` read after every step (e.g.
             `lambda s: s["attention"]`); its values are returned stacked `[B, max_length, ...]`.
         constant_state_keys: keys of the dict `state` whose entries never change during
