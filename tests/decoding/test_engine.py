@@ -153,6 +153,21 @@ def test_a_users_own_strategy_runs_in_the_loop_unchanged():
     assert first_tokens(run(SecondBest(), batch=2)).tolist() == [[5], [5]]
 
 
+def test_a_users_own_processor_runs_in_the_loop_unchanged():
+    from keras_s2s.decoding import LogitsProcessor
+
+    class EvenTokensFirst(LogitsProcessor):
+        """At the first step, odd token ids are ruled out."""
+
+        def __call__(self, logits, context):
+            odd = tf.range(logits.shape[-1]) % 2 == 1
+            return tf.where(odd[None, :] & (context.step == 0), -1e9, logits)
+
+    for strategy in (GreedySearch(), BeamSearch(2), Sampling(num_samples=50)):
+        tokens = first_tokens(run(strategy, processors=[EvenTokensFirst()]))
+        assert set(tokens.ravel()) <= {4, 6}, type(strategy).__name__
+
+
 def test_collect_needs_a_strategy_whose_rows_are_its_results():
     with pytest.raises(ValueError, match="BeamSearch reorders its rows"):
         decode(first_then_eos, {"x": tf.zeros([1, 1])}, 1, 3, BeamSearch(2), collect=lambda s: s)
