@@ -19,7 +19,6 @@ from keras_s2s.decoding import (
     NoRepeatNgram,
     Sampling,
     decode,
-    greedy_search,
 )
 from keras_s2s.decoding.ensemble import Ensemble
 from keras_s2s.decoding.strategies import check_num_results
@@ -139,6 +138,7 @@ class Translator:
         self.max_target_length = max_target_length
         self.jit_compile = jit_compile
         self._functions = {}
+        self._processors = {}
 
     @classmethod
     def from_run_directory(
@@ -212,6 +212,13 @@ class Translator:
     def _decoding_options(self):
         return {**self._special_ids(), "constant_state_keys": self.model.constant_state_keys}
 
+    def _processors_of(self, controls: DecodingControls) -> list:
+        """The processors of `controls`, made once (eagerly: banned words are tokenized then,
+        outside any trace)."""
+        if controls not in self._processors:
+            self._processors[controls] = controls.processors(self.target_tokenizer)
+        return self._processors[controls]
+
     def _function(self, key, fn):
         if key not in self._functions:
             # Batches differ in source width: trace once for any width, not once per width.
@@ -233,6 +240,7 @@ class Translator:
         under `controls`; with `prefix_ids` `[B, P]` (right-padded), each output begins with
         its prefix (`keras_s2s.decoding.ForcePrefix`)."""
         controls = controls or DecodingControls()
+        processors = self._processors_of(controls)
 
         def run(source_ids, alpha, prefix_ids):
             if beam_size == 1:
@@ -243,7 +251,6 @@ class Translator:
             return result.token_ids, result.scores
 
         key = ("ids", beam_size, num_results, controls, prefix_ids is not None)
-        processors = [] if key in self._functions else controls.processors(self.target_tokenizer)
         fn = self._function(key, run)
         return fn(
             tf.convert_to_tensor(source_ids, tf.int32),
@@ -251,10 +258,9 @@ class Translator:
             None if prefix_ids is None else tf.convert_to_tensor(prefix_ids, tf.int32),
         )
 
-    def _decode(self, source_ids, strategy, processors, prefix_ids=None):
-        """`keras_s2s.decoding.decode` of the model on `source_ids` with `processors` (the
-        controls' processors, made eagerly: banned words are tokenized then) and the
-        `prefix_ids`, if any."""
+    def _decode(self, source_ids, strategy, processors=(), prefix_ids=None, collect=None):
+        """`keras_s2s.decoding.decode` of the model on `source_ids` (traced) with `processors`,
+        the `prefix_ids` if any, and `collect` (see `decode`)."""
         if prefix_ids is not None:
             processors = [*processors, ForcePrefix(prefix_ids, self.target_tokenizer.pad_id)]
         max_length = self.max_target_length + 1
@@ -264,8 +270,7 @@ class Translator:
         )
         return decode(
             self.model.decode_step, state, tf.shape(source_ids)[0], max_length, strategy,
-            processors, source_lengths=lengths,
-            **self._decoding_options(),
+            processors, source_lengths=lengths, collect=collect, **self._decoding_options(),
         )  # fmt: skip
 
     def decode_with_attention(self, source_ids):
@@ -276,15 +281,11 @@ class Translator:
         if not self.has_attention:
             raise ValueError(_NO_ATTENTION)
 
-        def decode(source_ids):
-            max_length = self.max_target_length + 1
-            state = self.model.encode(source_ids, max_length=max_length)
-            return greedy_search(
-                self.model.decode_step, state, tf.shape(source_ids)[0], max_length,
-                collect=self.model.attention_weights, **self._decoding_options(),
-            )  # fmt: skip
+        def run(source_ids):
+            result = self._decode(source_ids, GreedySearch(), collect=self.model.attention_weights)
+            return result.token_ids[:, 0], result.scores[:, 0], result.collected[:, 0]
 
-        return self._function(("attention",), decode)(tf.convert_to_tensor(source_ids, tf.int32))
+        return self._function(("attention",), run)(tf.convert_to_tensor(source_ids, tf.int32))
 
     def detokenize_nbest(self, ids) -> tf.Tensor:
         """Token ids `[B, N, T]` -> strings `[B, N]`."""
@@ -323,7 +324,7 @@ class Translator:
             )  # fmt: skip
             return self.detokenize_nbest(ids), scores
 
-        return self._in_batches(texts, decode_batch, batch_size, progress, prefixes)
+        return self._hypotheses(texts, decode_batch, batch_size, progress, prefixes)
 
     def sample_ids(
         self,
@@ -340,6 +341,7 @@ class Translator:
         samples per source (`keras_s2s.decoding.Sampling`; one trace per setting, the seed
         is an input), under `controls`, continuing `prefix_ids` as `decode_ids` does."""
         controls = controls or DecodingControls()
+        processors = self._processors_of(controls)
         checked = Sampling(temperature, top_k, top_p, num_samples=num_samples)
 
         def run(source_ids, seed, prefix_ids):
@@ -349,7 +351,6 @@ class Translator:
 
         settings = (checked.temperature, checked.top_k, checked.top_p)
         key = ("sample", num_samples, *settings, controls, prefix_ids is not None)
-        processors = [] if key in self._functions else controls.processors(self.target_tokenizer)
         fn = self._function(key, run)
         return fn(
             tf.convert_to_tensor(source_ids, tf.int32),
@@ -395,42 +396,52 @@ class Translator:
             )  # fmt: skip
             return self.detokenize_nbest(ids), scores
 
-        return self._in_batches(texts, decode_batch, batch_size, progress, prefixes)
+        return self._hypotheses(texts, decode_batch, batch_size, progress, prefixes)
 
-    def _in_batches(self, texts, decode_batch, batch_size, progress, prefixes=None):
+    @staticmethod
+    def _in_batches(texts, run_batch, batch_size, progress) -> list:
+        """`run_batch(indices, batch number) -> one result per index` over batches of indices
+        into `texts` of similar lengths (less padding, and a batch's decoding ends sooner);
+        the results in the order of `texts`. `progress(n)` after each batch, if given."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results = [None] * len(texts)
+        for number, start in enumerate(range(0, len(texts), batch_size)):
+            indices = order[start : start + batch_size]
+            for index, result in zip(indices, run_batch(indices, number), strict=True):
+                results[index] = result
+            if progress is not None:
+                progress(len(indices))
+        return results
+
+    def _hypotheses(self, texts, decode_batch, batch_size, progress, prefixes):
         """`decode_batch(strings [b], batch number, prefix ids [b, P] or None) -> (strings
-        [b, N], scores [b, N])` over batches of similar lengths (less padding, and a batch's
-        decoding ends sooner); the results go back to the order of `texts`."""
+        [b, N], scores [b, N])` in batches: each text's `(string, score)` list."""
         texts = list(texts)
         if prefixes is not None and len(prefixes) != len(texts):
             raise ValueError(
                 f"`prefixes` must have one string per text. Received: {len(prefixes)} prefixes "
                 f"for {len(texts)} texts"
             )
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results = [None] * len(texts)
-        for number, start in enumerate(range(0, len(texts), batch_size)):
-            indices = order[start : start + batch_size]
+
+        def run_batch(indices, number):
             chunk = tf.constant([texts[i] for i in indices], tf.string)
             prefix_ids = None
             if prefixes is not None:
                 prefix_ids = self.encode_prefixes([prefixes[i] for i in indices])
             strings, scores = decode_batch(chunk, number, prefix_ids)
-            rows = zip(indices, strings.numpy(), scores.numpy(), strict=True)
-            for index, row_strings, row_scores in rows:
-                results[index] = [
-                    (s.decode("utf-8", errors="replace"), float(score))
-                    for s, score in zip(row_strings, row_scores, strict=True)
-                ]
-            if progress is not None:
-                progress(len(indices))
-        return results
+            return [
+                [(s.decode("utf-8", errors="replace"), float(v)) for s, v in zip(*row, strict=True)]
+                for row in zip(strings.numpy(), scores.numpy(), strict=True)
+            ]
+
+        return self._in_batches(texts, run_batch, batch_size, progress)
 
     def score_ids(self, source_ids, target_ids):
         """Teacher-forced log-probabilities: source ids `[B, S]` and target ids `[B, T]`
         (right-padded, without bos and eos; S <= `max_source_length`, T <=
-        `max_target_length`) -> `token_log_probs [B, T + 1]` (each target token, then eos; 0
-        after) under the distributions the decoders see (pad and bos ruled out): the model's
+        `max_target_length`) -> `(token_log_probs [B, T + 1], lengths [B])`: each target
+        token's log-probability, then eos's, 0 after; and the tokens scored, eos counted. Under
+        the distributions the decoders see (pad and bos ruled out): the model's
         training call, the targets padded to `max_target_length` (one trace for any batch;
         the static length of an unrolled decoder) and the sources as `encode` reads them."""
 
@@ -453,7 +464,7 @@ class Translator:
             )
             logits = BanTokens((pad, bos))(tf.cast(logits, tf.float32), None)
             log_probs = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)
-            return tf.where(positions <= lengths[:, None], log_probs, 0.0)
+            return tf.where(positions <= lengths[:, None], log_probs, 0.0), lengths + 1
 
         fn = self._function(("score",), run)
         return fn(
@@ -479,23 +490,23 @@ class Translator:
                 f"`sources` and `targets` must have the same length. Received: "
                 f"{len(sources)} sources and {len(targets)} targets"
             )
-        eos = self.target_tokenizer.id_to_token(self.target_tokenizer.eos_id)
-        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-        results = [None] * len(sources)
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
+        eos = self.target_tokenizer.eos_id
+
+        def run_batch(indices, number):
+            del number
             source_ids = self.encode_sources(tf.constant([sources[i] for i in indices]))
             target_ids, truncated = self.encode_targets(tf.constant([targets[i] for i in indices]))
-            log_probs = self.score_ids(source_ids, target_ids).numpy()
-            pad = self.target_tokenizer.pad_id
-            for row, index in enumerate(indices):
-                ids = [i for i in target_ids[row].numpy().tolist() if i != pad]
-                values = [float(v) for v in log_probs[row, : len(ids) + 1]]
-                names = [self.target_tokenizer.id_to_token(i) for i in ids] + [eos]
-                results[index] = Score(sum(values), names, values, bool(truncated[row].numpy()))
-            if progress is not None:
-                progress(len(indices))
-        return results
+            log_probs, lengths = (t.numpy() for t in self.score_ids(source_ids, target_ids))
+            target_ids, truncated = target_ids.numpy(), truncated.numpy()
+            scores = []
+            for row, length in enumerate(lengths):
+                ids = [*target_ids[row, : length - 1].tolist(), eos]
+                values = [float(v) for v in log_probs[row, :length]]
+                names = [self.target_tokenizer.id_to_token(i) for i in ids]
+                scores.append(Score(sum(values), names, values, bool(truncated[row])))
+            return scores
+
+        return self._in_batches(sources, run_batch, batch_size, progress)
 
     def translate(
         self,

@@ -83,9 +83,7 @@ class _Endpoints:
         source_ids, truncated, invalid = self._prepare(text)
         target, target_invalid = _sanitize(target)
         target_ids, target_truncated = self.translator.encode_targets(target)
-        token_log_probs = self.translator.score_ids(source_ids, target_ids)
-        pad = self.translator.target_tokenizer.pad_id
-        tokens = tf.reduce_sum(tf.cast(target_ids != pad, tf.int32), axis=1) + 1  # eos counted
+        token_log_probs, tokens = self.translator.score_ids(source_ids, target_ids)
         scores = tf.reduce_sum(token_log_probs, axis=1)
         return {
             "scores": scores,
