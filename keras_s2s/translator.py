@@ -13,6 +13,7 @@ from keras_s2s.decoding import (
     BanSequences,
     BanTokens,
     BeamSearch,
+    ConstrainedBeamSearch,
     ForcePrefix,
     GreedySearch,
     LengthRatio,
@@ -82,6 +83,10 @@ def _encode(tokenizer: Tokenizer, strings, max_length: int):
     ), tokens.row_lengths() > max_length
 
 
+def _optional_ids(ids):
+    return None if ids is None else tf.convert_to_tensor(ids, tf.int32)
+
+
 class Score(NamedTuple):
     """The score of one (source, target) pair under a model (`Translator.score`)."""
 
@@ -93,6 +98,18 @@ class Score(NamedTuple):
     def normalized(self) -> float:
         """The log-probability per token (eos counted)."""
         return self.log_prob / len(self.tokens)
+
+
+class Alignment(NamedTuple):
+    """Which source token each target token attends to most (`Translator.align`)."""
+
+    source_tokens: list[str]  # the source's tokens (as the model reads them, no padding)
+    target_tokens: list[str]  # the target's tokens (eos not included)
+    pairs: list[tuple[int, int]]  # (source index, target index), one per target token
+
+    def pharaoh(self) -> str:
+        """The pairs as `i-j` (source i, target j; 0-based), space-separated."""
+        return " ".join(f"{i}-{j}" for i, j in self.pairs)
 
 
 class Translator:
@@ -235,27 +252,36 @@ class Translator:
         length_penalty=0.0,
         controls: DecodingControls | None = None,
         prefix_ids=None,
+        constraint_ids=None,
     ):
         """Source ids `[B, S]` -> `(token_ids [B, N, T], scores [B, N])` (greedy when K = 1),
         under `controls`; with `prefix_ids` `[B, P]` (right-padded), each output begins with
-        its prefix (`keras_s2s.decoding.ForcePrefix`)."""
+        its prefix (`keras_s2s.decoding.ForcePrefix`); with `constraint_ids` `[B, C, P]` (see
+        `encode_constraints`), each output contains its phrases
+        (`keras_s2s.decoding.ConstrainedBeamSearch`, with K = `beam_size`)."""
         controls = controls or DecodingControls()
         processors = self._processors_of(controls)
 
-        def run(source_ids, alpha, prefix_ids):
-            if beam_size == 1:
+        def run(source_ids, alpha, prefix_ids, constraint_ids):
+            if constraint_ids is not None:
+                strategy = ConstrainedBeamSearch(beam_size, constraint_ids, alpha, num_results)
+            elif beam_size == 1:
                 strategy = GreedySearch()
             else:
                 strategy = BeamSearch(beam_size, alpha, num_results)
             result = self._decode(source_ids, strategy, processors, prefix_ids)
             return result.token_ids, result.scores
 
-        key = ("ids", beam_size, num_results, controls, prefix_ids is not None)
+        key = (
+            "ids", beam_size, num_results, controls, prefix_ids is not None,
+            constraint_ids is not None,
+        )  # fmt: skip
         fn = self._function(key, run)
         return fn(
             tf.convert_to_tensor(source_ids, tf.int32),
             tf.convert_to_tensor(length_penalty, tf.float32),
-            None if prefix_ids is None else tf.convert_to_tensor(prefix_ids, tf.int32),
+            _optional_ids(prefix_ids),
+            _optional_ids(constraint_ids),
         )
 
     def _decode(self, source_ids, strategy, processors=(), prefix_ids=None, collect=None):
@@ -287,6 +313,111 @@ class Translator:
 
         return self._function(("attention",), run)(tf.convert_to_tensor(source_ids, tf.int32))
 
+    def _eos_terminated(self, target_ids):
+        """Target ids `[B, T]` (right-padded) -> `([B, T + 1]` with eos after each target,
+        the lengths `[B]` before eos)."""
+        pad, eos = self.target_tokenizer.pad_id, self.target_tokenizer.eos_id
+        lengths = tf.reduce_sum(tf.cast(target_ids != pad, tf.int32), axis=1)
+        padded = tf.pad(target_ids, [[0, 0], [0, 1]], constant_values=pad)
+        positions = tf.range(tf.shape(padded)[1])[None, :]
+        return tf.where(positions == lengths[:, None], eos, padded), lengths
+
+    def align_ids(self, source_ids, target_ids):
+        """The attention of an attention model over `source_ids` `[B, S]` while it outputs
+        `target_ids` `[B, T]` (right-padded, no bos or eos; T <= `max_target_length`), read
+        by decoding with the target forced (`ForcePrefix`): weights `[B, T + 1, S]`, row t
+        while it outputs target token t (row T: eos)."""
+        if not self.has_attention:
+            raise ValueError(_NO_ATTENTION)
+
+        def run(source_ids, target_ids):
+            forced, _ = self._eos_terminated(target_ids)
+            result = self._decode(
+                source_ids, GreedySearch(), prefix_ids=forced, collect=self.model.attention_weights
+            )
+            return result.collected[:, 0, : tf.shape(forced)[1]]
+
+        fn = self._function(("align",), run)
+        return fn(
+            tf.convert_to_tensor(source_ids, tf.int32), tf.convert_to_tensor(target_ids, tf.int32)
+        )
+
+    def align(
+        self, sources: list[str], targets: list[str], batch_size: int = 256
+    ) -> list[Alignment]:
+        """Word alignments of (source, translation) pairs from the attention of an attention
+        model (RNN with attention, Transformer: its `attention_layer`'s cross-attention
+        averaged over heads): each target token's most-attended source token, with the
+        translation forced (any translation: the model's own, another system's, a
+        reference). Tokens are the tokenizers' pieces; targets longer than
+        `max_target_length` tokens are aligned on their first tokens. Raises `ValueError`
+        for a model without attention."""
+        sources, targets = list(sources), list(targets)
+        if len(sources) != len(targets):
+            raise ValueError(
+                f"`sources` and `targets` must have the same length. Received: "
+                f"{len(sources)} sources and {len(targets)} targets"
+            )
+        if not self.has_attention:
+            raise ValueError(_NO_ATTENTION)
+        source_pad, target_pad = self.source_tokenizer.pad_id, self.target_tokenizer.pad_id
+
+        def run_batch(indices, number):
+            del number
+            source_ids = self.encode_sources(tf.constant([sources[i] for i in indices]))
+            target_ids, _ = self.encode_targets(tf.constant([targets[i] for i in indices]))
+            weights = self.align_ids(source_ids, target_ids).numpy()
+            alignments = []
+            for row, (source, target) in enumerate(
+                zip(source_ids.numpy(), target_ids.numpy(), strict=True)
+            ):
+                source = [t for t in source.tolist() if t != source_pad]
+                target = [t for t in target.tolist() if t != target_pad]
+                best = weights[row, : len(target), : len(source)].argmax(axis=-1) if source else []
+                alignments.append(
+                    Alignment(
+                        [self.source_tokenizer.id_to_token(t) for t in source],
+                        [self.target_tokenizer.id_to_token(t) for t in target],
+                        [(int(i), j) for j, i in enumerate(best)],
+                    )
+                )
+            return alignments
+
+        return self._in_batches(sources, run_batch, batch_size, None)
+
+    def replace_unknown(self, sources: list[str], translations: list[str]) -> list[str]:
+        """Each translation with its unknown tokens (the target tokenizer's unk, which
+        detokenizes to a placeholder such as SentencePiece's "⁇") replaced by the source
+        token the model attended to most while outputting them (`align`), as that token
+        detokenizes on its own: names and numbers the target vocabulary lacks are copied.
+        Needs an attention model."""
+        unk = self.target_tokenizer.unk_id
+        placeholder = self.target_tokenizer.detokenize(tf.constant([[unk]]))[0]
+        placeholder = placeholder.numpy().decode("utf-8").strip()
+        unk_token = self.target_tokenizer.id_to_token(unk)
+        source_pad = self.source_tokenizer.pad_id
+        replaced = []
+        for source, translation, alignment in zip(
+            sources, translations, self.align(sources, translations), strict=True
+        ):
+            if not placeholder or unk_token not in alignment.target_tokens:
+                replaced.append(translation)
+                continue
+            source_ids = [
+                t for t in self.encode_sources(tf.constant([source])).numpy()[0] if t != source_pad
+            ]
+            pieces = []
+            for i, j in alignment.pairs:
+                if alignment.target_tokens[j] == unk_token:
+                    text = self.source_tokenizer.detokenize(tf.constant([[source_ids[i]]]))[0]
+                    pieces.append(text.numpy().decode("utf-8", errors="replace").strip())
+            parts = translation.split(placeholder)
+            out = parts[0]
+            for k, part in enumerate(parts[1:]):
+                out += (pieces[k] if k < len(pieces) else placeholder) + part
+            replaced.append(out)
+        return replaced
+
     def detokenize_nbest(self, ids) -> tf.Tensor:
         """Token ids `[B, N, T]` -> strings `[B, N]`."""
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
@@ -303,28 +434,33 @@ class Translator:
         progress=None,
         controls: DecodingControls | None = None,
         prefixes: list[str] | None = None,
+        constraints: list[list[str]] | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Beam search: the `num_results` best `(translation, score)` pairs of each text, in
         the order of `texts` (translated in batches of similar lengths). `progress`, if given,
         is called with the number of texts of each batch done (e.g. a `tqdm` bar's `update`).
         `controls` (a `DecodingControls`) bounds lengths and bans repeats and words.
         `prefixes` (one string per text, "" for none) start the translations: decoding
-        continues from each (the prefix's tokens add nothing to the score).
+        continues from each (the prefix's tokens add nothing to the score). `constraints`
+        (one list of phrases per text, [] for none) are terminology: each translation
+        contains its text's phrases, tokenized as targets (lexically constrained beam search
+        with dynamic beam allocation, `keras_s2s.decoding.ConstrainedBeamSearch`; give it a
+        beam of 4 or more, and more for several phrases).
 
         Scores are log-probabilities divided by the GNMT length penalty with alpha =
         `length_penalty` (plain log-probabilities at 0). A beam of 1 is greedy search.
         """
         check_num_results(num_results, beam_size)
 
-        def decode_batch(strings, number, prefix_ids):
+        def decode_batch(strings, number, prefix_ids, constraint_ids=None):
             del number
             ids, scores = self.decode_ids(
                 self.encode_sources(strings), beam_size, num_results, length_penalty, controls,
-                prefix_ids,
+                prefix_ids, constraint_ids,
             )  # fmt: skip
             return self.detokenize_nbest(ids), scores
 
-        return self._hypotheses(texts, decode_batch, batch_size, progress, prefixes)
+        return self._hypotheses(texts, decode_batch, batch_size, progress, prefixes, constraints)
 
     def sample_ids(
         self,
@@ -357,6 +493,23 @@ class Translator:
             tf.constant(seed, tf.int32),
             None if prefix_ids is None else tf.convert_to_tensor(prefix_ids, tf.int32),
         )
+
+    def encode_constraints(self, constraints) -> np.ndarray:
+        """Phrases per source (a list of string lists, [] for none) -> int32 ids
+        `[B, C, P]`: each phrase tokenized as targets (cut to `max_target_length`), right-padded
+        with the pad id to the longest phrase, each source's list to the most phrases (C, P
+        >= 1); an all-padding phrase is none."""
+        flat = [phrase for phrases in constraints for phrase in phrases]
+        ids = self.encode_targets(tf.constant(flat, tf.string))[0].numpy() if flat else None
+        most = max([1, *(len(phrases) for phrases in constraints)])
+        width = ids.shape[1] if flat else 1
+        out = np.full([len(constraints), most, width], self.target_tokenizer.pad_id, np.int32)
+        row = 0
+        for i, phrases in enumerate(constraints):
+            for j, _ in enumerate(phrases):
+                out[i, j] = ids[row]
+                row += 1
+        return out
 
     def encode_prefixes(self, prefixes) -> tf.Tensor:
         """Target prefixes (strings `[B]`, "" for none) -> ids `[B, P]` (tokenized as
@@ -413,22 +566,28 @@ class Translator:
                 progress(len(indices))
         return results
 
-    def _hypotheses(self, texts, decode_batch, batch_size, progress, prefixes):
-        """`decode_batch(strings [b], batch number, prefix ids [b, P] or None) -> (strings
-        [b, N], scores [b, N])` in batches: each text's `(string, score)` list."""
+    def _hypotheses(self, texts, decode_batch, batch_size, progress, prefixes, constraints=None):
+        """`decode_batch(strings [b], batch number, prefix ids [b, P] or None[, constraint ids
+        [b, C, P]]) -> (strings [b, N], scores [b, N])` in batches: each text's
+        `(string, score)` list."""
         texts = list(texts)
-        if prefixes is not None and len(prefixes) != len(texts):
-            raise ValueError(
-                f"`prefixes` must have one string per text. Received: {len(prefixes)} prefixes "
-                f"for {len(texts)} texts"
-            )
+        for name, values in (("prefixes", prefixes), ("constraints", constraints)):
+            if values is not None and len(values) != len(texts):
+                raise ValueError(
+                    f"`{name}` must have one entry per text. Received: {len(values)} {name} "
+                    f"for {len(texts)} texts"
+                )
 
         def run_batch(indices, number):
             chunk = tf.constant([texts[i] for i in indices], tf.string)
             prefix_ids = None
             if prefixes is not None:
                 prefix_ids = self.encode_prefixes([prefixes[i] for i in indices])
-            strings, scores = decode_batch(chunk, number, prefix_ids)
+            if constraints is None:
+                strings, scores = decode_batch(chunk, number, prefix_ids)
+            else:
+                constraint_ids = self.encode_constraints([constraints[i] for i in indices])
+                strings, scores = decode_batch(chunk, number, prefix_ids, constraint_ids)
             return [
                 [(s.decode("utf-8", errors="replace"), float(v)) for s, v in zip(*row, strict=True)]
                 for row in zip(strings.numpy(), scores.numpy(), strict=True)
@@ -447,16 +606,13 @@ class Translator:
 
         def run(source_ids, target_ids):
             pad, bos = self.target_tokenizer.pad_id, self.target_tokenizer.bos_id
-            eos = self.target_tokenizer.eos_id
             source_ids = self.model.to_source_width(source_ids)
             width = self.max_target_length
             missing = width - tf.shape(target_ids)[1]
             target_ids = tf.pad(target_ids, [[0, 0], [0, missing]], constant_values=pad)
             batch = tf.shape(target_ids)[0]
-            lengths = tf.reduce_sum(tf.cast(target_ids != pad, tf.int32), axis=1)
+            labels, lengths = self._eos_terminated(target_ids)
             positions = tf.range(width + 1)[None, :]
-            labels = tf.concat([target_ids, tf.fill([batch, 1], pad)], axis=1)
-            labels = tf.where(positions == lengths[:, None], eos, labels)
             decoder_ids = tf.concat([tf.fill([batch, 1], bos), target_ids], axis=1)
             logits = self.model(
                 {"encoder_token_ids": source_ids, "decoder_token_ids": decoder_ids},
@@ -515,12 +671,15 @@ class Translator:
         batch_size: int = 512,
         controls: DecodingControls | None = None,
         prefixes: list[str] | None = None,
+        constraints: list[list[str]] | None = None,
     ) -> list[str]:
         """Translates a list of strings (greedy, or beam search with `beam_size` > 1), under
-        `controls` (a `DecodingControls`), each beginning with its prefix of `prefixes`."""
+        `controls` (a `DecodingControls`), each beginning with its prefix of `prefixes` and
+        containing its phrases of `constraints` (see `translate_nbest`)."""
         best = self.translate_nbest(
-            texts, beam_size, 1, batch_size=batch_size, controls=controls, prefixes=prefixes
-        )
+            texts, beam_size, 1, batch_size=batch_size, controls=controls, prefixes=prefixes,
+            constraints=constraints,
+        )  # fmt: skip
         return [hypotheses[0][0] for hypotheses in best]
 
     def attention(self, text: str) -> tuple[list[str], list[str], np.ndarray]:

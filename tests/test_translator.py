@@ -465,3 +465,62 @@ def test_translate_command_checks_sampling_settings_before_loading_the_run(tmp_p
     missing = str(tmp_path / "no_run")  # Never read: the settings are refused first.
     assert main(["translate", missing, "1+1", "--sample", "--top-k", "-2"]) == 2
     assert "--top-k must be >= 0. Received: --top-k=-2" in capsys.readouterr().err
+
+
+def test_translations_contain_their_constraint_phrases(translator):
+    constraints = [["77"], ["1", "9"], [], ["+"], ["5"], ["00"]]
+    outputs = translator.translate_nbest(TEXTS, 4, constraints=constraints)
+    for phrases, hypotheses in zip(constraints, outputs, strict=True):
+        text, score = hypotheses[0]
+        assert all(phrase in text for phrase in phrases), (phrases, text)
+    # Scores are the outputs' log-probabilities under the model (alpha 0), as for beam search.
+    pairs = [(s, o[0]) for s, o in zip(TEXTS, outputs, strict=True) if len(o[0][0]) <= MAX_TARGET]
+    scores = translator.score([s for s, _ in pairs], [o[0] for _, o in pairs])
+    np.testing.assert_allclose([s.log_prob for s in scores], [o[1] for _, o in pairs], atol=1e-4)
+    with pytest.raises(ValueError, match="1 constraints for 6 texts"):
+        translator.translate(TEXTS, beam_size=4, constraints=[["1"]])
+
+
+def test_alignments_are_the_attention_argmax_and_unknowns_are_copied(translator):
+    outputs = translator.translate(TEXTS)
+    ended = [(t, o) for t, o in zip(TEXTS, outputs, strict=True) if t and len(o) <= MAX_TARGET]
+    assert ended
+    texts, outputs = [t for t, _ in ended], [o for _, o in ended]
+    for text, output, alignment in zip(
+        texts, outputs, translator.align(texts, outputs), strict=True
+    ):
+        source, target, weights = translator.attention(text)
+        assert "".join(target[:-1]) == output  # the greedy output, then eos
+        assert alignment.source_tokens == source and alignment.target_tokens == target[:-1]
+        assert alignment.pairs == [(int(i), j) for j, i in enumerate(weights[:-1].argmax(-1))]
+        assert alignment.pharaoh() == " ".join(f"{i}-{j}" for i, j in alignment.pairs)
+    # "x" is not in the vocabulary: the prefix makes the first output token unk (U+FFFD).
+    forced = translator.translate(TEXTS[:2], prefixes=["x", "x"])
+    assert all(text.startswith("\ufffd") for text in forced)
+    copied = translator.replace_unknown(TEXTS[:2], forced)
+    for text, before, after, alignment in zip(
+        TEXTS[:2], forced, copied, translator.align(TEXTS[:2], forced), strict=True
+    ):
+        assert after == text[alignment.pairs[0][0]] + before[1:]
+
+
+def test_translate_command_constraints_alignments_and_unknowns(
+    translator, attention_run, tmp_path, capsys
+):
+    from keras_s2s.cli.main import main
+
+    (tmp_path / "terms.txt").write_text("77\n1\t9\n")
+    argv = ["translate", str(attention_run), "12+34", "7+8", "--beam", "4"]
+    assert main([*argv, "--constraints-file", str(tmp_path / "terms.txt"), "--alignments"]) == 0
+    *lines, last = capsys.readouterr().out.strip().splitlines()
+    expected = translator.translate(["12+34", "7+8"], 4, constraints=[["77"], ["1", "9"]])
+    alignments = translator.align(["12+34", "7+8"], expected)
+    assert lines == [f"{t} ||| {a.pharaoh()}" for t, a in zip(expected, alignments, strict=True)]
+    assert json.loads(last)["constraints_met"] == json.loads(last)["constraints"] == 3
+    (tmp_path / "x.txt").write_text("x\nx\n")
+    assert main([*argv, "--prefix-file", str(tmp_path / "x.txt"), "--replace-unknown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[:-1]
+    forced = translator.translate(["12+34", "7+8"], 4, prefixes=["x", "x"])
+    assert lines == translator.replace_unknown(["12+34", "7+8"], forced)
+    assert main([*argv, "--sample", "--constraints-file", str(tmp_path / "terms.txt")]) == 2
+    assert "--constraints-file needs beam search" in capsys.readouterr().err

@@ -176,16 +176,19 @@ def cmd_evaluate(args):
     return {"run_dir": args.run_dir, **figures}
 
 
-def cmd_translate(args):
-    from keras_s2s import DecodingControls, Translator
+def _check_translate_options(args):
+    """`translate`'s settings, checked before any run is loaded: `(controls, sampling
+    options)`."""
+    from keras_s2s import DecodingControls
     from keras_s2s.errors import ConfigError
-    from keras_s2s.evaluation import plot_attention
 
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
     given = [f"--{k.replace('_', '-')}" for k, v in sampling.items() if v is not None]
     given += ["--num-samples"] * (args.num_samples != 1) + ["--seed"] * (args.seed is not None)
     if given and not args.sample:
         raise ConfigError(f"{', '.join(given)}: only with --sample")
+    if args.sample and args.constraints_file:
+        raise ConfigError("--constraints-file needs beam search: leave out --sample")
     if args.sample and (args.beam != 1 or args.nbest != 1 or args.length_penalty):
         raise ConfigError(
             "--sample draws samples: leave out --beam, --nbest and --length-penalty "
@@ -198,7 +201,7 @@ def cmd_translate(args):
     if args.length_penalty < 0:
         raise ConfigError(f"--length-penalty must be >= 0; got {args.length_penalty}")
     options = {k: v for k, v in sampling.items() if v is not None}
-    try:  # Every setting checked before the run is loaded.
+    try:
         controls = DecodingControls(
             args.min_length_ratio, args.max_length_ratio, args.no_repeat_ngram, args.ban
         )
@@ -208,19 +211,41 @@ def cmd_translate(args):
             Sampling(num_samples=args.num_samples, **options)
     except ValueError as e:
         raise ConfigError(_as_options(e)) from None
+    return controls, options
+
+
+def _lines_per_input(path, count: int, meaning: str) -> list[str] | None:
+    """The lines of `path` (None without one), one per input, else a `ConfigError` saying
+    what line i is (`meaning`)."""
+    from keras_s2s.data.readers import read_lines
+    from keras_s2s.errors import ConfigError
+
+    if not path:
+        return None
+    lines = read_lines(path)
+    if len(lines) != count:
+        raise ConfigError(f"{path} has {len(lines)} lines for {count} inputs: line i {meaning}")
+    return lines
+
+
+def cmd_translate(args):
+    from keras_s2s import Translator
+    from keras_s2s.errors import ConfigError
+    from keras_s2s.evaluation import plot_attention
+
+    controls, options = _check_translate_options(args)
     texts, invalid = _input_texts(args.text)
     for index in invalid:
         print(f"keras-s2s: input {index}: invalid UTF-8 replaced by U+FFFD", file=sys.stderr)
-    prefixes = None
-    if args.prefix_file:
-        from keras_s2s.data.readers import read_lines
-
-        prefixes = read_lines(args.prefix_file)
-        if len(prefixes) != len(texts):
-            raise ConfigError(
-                f"{args.prefix_file} has {len(prefixes)} lines for {len(texts)} inputs: line i "
-                "is the prefix of input i (an empty line: none)"
-            )
+    prefixes = _lines_per_input(
+        args.prefix_file, len(texts), "is the prefix of input i (an empty line: none)"
+    )
+    constraints = _lines_per_input(
+        args.constraints_file, len(texts),
+        "holds the phrases output i must contain, tab-separated (an empty line: none)",
+    )  # fmt: skip
+    if constraints is not None:
+        constraints = [[p.strip() for p in line.split("\t") if p.strip()] for line in constraints]
     if args.ensemble:
         try:
             translator = Translator.ensemble(
@@ -232,6 +257,12 @@ def cmd_translate(args):
         translator = Translator.from_run_directory(
             args.run_dir, allow_unfinished=args.allow_unfinished
         )
+    wanted = {"--alignments": args.alignments, "--replace-unknown": args.replace_unknown}
+    wanted = [flag for flag, on in wanted.items() if on] + ["--plot-attention"] * bool(
+        args.plot_attention
+    )
+    if wanted and not translator.has_attention:
+        raise ConfigError(f"{' and '.join(wanted)}: only for a model that reports attention")
     start = time.perf_counter()
     if args.sample:
         results = translator.sample(
@@ -241,15 +272,9 @@ def cmd_translate(args):
     else:
         results = translator.translate_nbest(
             texts, args.beam, args.nbest, args.length_penalty, controls=controls,
-            prefixes=prefixes,
+            prefixes=prefixes, constraints=constraints,
         )  # fmt: skip
-    outputs = args.num_samples if args.sample else args.nbest
-    for index, hypotheses in enumerate(results):
-        if outputs == 1:
-            print(hypotheses[0][0])
-        else:
-            for text, score in hypotheses:
-                print(f"{index} ||| {text} ||| {score:.4f}")
+    _print_hypotheses(translator, texts, results, args)
     figures = {
         "run_dir": args.run_dir,
         "count": len(results),
@@ -259,9 +284,12 @@ def cmd_translate(args):
         "seconds": round(time.perf_counter() - start, 3),
         "invalid_utf8": invalid,
     }
+    if constraints is not None:
+        best = [hypotheses[0][0] for hypotheses in results]
+        asked = [(p, out) for phrases, out in zip(constraints, best, strict=True) for p in phrases]
+        figures["constraints"] = len(asked)
+        figures["constraints_met"] = sum(phrase in out for phrase, out in asked)
     if args.plot_attention:
-        if not translator.has_attention:
-            raise ConfigError("--plot-attention needs a model that reports attention weights")
         if not texts:
             raise ConfigError("--plot-attention needs at least one input text")
         source, target, weights = translator.attention(texts[0])
@@ -270,6 +298,25 @@ def cmd_translate(args):
         )
         print(f"Attention of the first input written to {args.plot_attention}", file=sys.stderr)
     return figures
+
+
+def _print_hypotheses(translator, texts, results, args):
+    """Prints the outputs: one line per input, or `i ||| text ||| score` per hypothesis; with
+    `--replace-unknown` unk placeholders replaced, with `--alignments` ` ||| i-j ...`
+    appended (Pharaoh pairs: source token i, target token j)."""
+    index = [i for i, hypotheses in enumerate(results) for _ in hypotheses]
+    outputs = [text for hypotheses in results for text, _ in hypotheses]
+    scores = [score for hypotheses in results for _, score in hypotheses]
+    sources = [texts[i] for i in index]
+    if args.replace_unknown:
+        outputs = translator.replace_unknown(sources, outputs)
+    alignments = translator.align(sources, outputs) if args.alignments else None
+    single = len(outputs) == len(results)
+    for k, text in enumerate(outputs):
+        line = text if single else f"{index[k]} ||| {text} ||| {scores[k]:.4f}"
+        if alignments is not None:
+            line += f" ||| {alignments[k].pharaoh()}"
+        print(line)
 
 
 def cmd_score(args):
@@ -534,6 +581,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--no-repeat-ngram", type=int, default=0, help="no N-gram twice")
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="never output")
     p.add_argument("--prefix-file", metavar="FILE", help="line i: the start of output i")
+    p.add_argument(
+        "--constraints-file", metavar="FILE", help="line i: phrases output i must contain (tabs)"
+    )
+    p.add_argument("--alignments", action="store_true", help="append Pharaoh i-j pairs")
+    p.add_argument("--replace-unknown", action="store_true", help="unk <- attended source token")
     p.add_argument(
         "--ensemble", action="append", default=[], metavar="RUN_DIR", help="average with it"
     )

@@ -2,6 +2,7 @@
 function (a model's `decode_step`, after `encode` once)."""
 
 from keras_s2s.decoding.beam import beam_search
+from keras_s2s.decoding.constraints import ConstrainedBeamSearch
 from keras_s2s.decoding.engine import DecodingResult, DecodingStrategy, decode
 from keras_s2s.decoding.ensemble import Ensemble
 from keras_s2s.decoding.greedy import greedy_search
@@ -22,6 +23,7 @@ __all__ = [
     "BanSequences",
     "BanTokens",
     "BeamSearch",
+    "ConstrainedBeamSearch",
     "DecodingResult",
     "DecodingStrategy",
     "Ensemble",
