@@ -181,14 +181,17 @@ class Translator:
         )
 
     @classmethod
-    def ensemble(cls, runs, allow_unfinished: bool = False, **kwargs) -> Translator:
+    def ensemble(
+        cls, runs, allow_unfinished: bool = False, dtype: str | None = None, **kwargs
+    ) -> Translator:
         """One translator over several runs that share their tokenizers (e.g. one recipe
         trained with different seeds): every decoding averages the models' log-probabilities
-        at each step (`keras_s2s.decoding.Ensemble`). `runs` are run directories or
-        `Translator`s; the shortest max lengths apply."""
+        at each step (`keras_s2s.decoding.Ensemble`). `runs` are run directories (loaded
+        under `dtype`, as `from_run_directory`) or `Translator`s; the shortest max lengths
+        apply."""
         translators = [
             run if isinstance(run, Translator)
-            else cls.from_run_directory(run, allow_unfinished=allow_unfinished)
+            else cls.from_run_directory(run, allow_unfinished=allow_unfinished, dtype=dtype)
             for run in runs
         ]  # fmt: skip
         first = translators[0]
@@ -269,7 +272,7 @@ class Translator:
                 strategy = GreedySearch()
             else:
                 strategy = BeamSearch(beam_size, alpha, num_results)
-            result = self._decode(source_ids, strategy, processors, prefix_ids)
+            result = self.decode(source_ids, strategy, processors, prefix_ids)
             return result.token_ids, result.scores
 
         key = (
@@ -284,9 +287,12 @@ class Translator:
             _optional_ids(constraint_ids),
         )
 
-    def _decode(self, source_ids, strategy, processors=(), prefix_ids=None, collect=None):
-        """`keras_s2s.decoding.decode` of the model on `source_ids` (traced) with `processors`,
-        the `prefix_ids` if any, and `collect` (see `decode`)."""
+    def decode(self, source_ids, strategy, processors=(), prefix_ids=None, collect=None):
+        """The decoding loop (`keras_s2s.decoding.decode`) of the model on source ids
+        `[B, S]` with any `strategy` (a `keras_s2s.decoding.DecodingStrategy`), the logits
+        `processors`, each output starting with its `prefix_ids` `[B, P]` if given, and
+        `collect` (see `decode`): a `DecodingResult`. Not traced here (the other methods
+        trace it); call it inside your own `tf.function` for speed."""
         if prefix_ids is not None:
             processors = [*processors, ForcePrefix(prefix_ids, self.target_tokenizer.pad_id)]
         max_length = self.max_target_length + 1
@@ -308,7 +314,7 @@ class Translator:
             raise ValueError(_NO_ATTENTION)
 
         def run(source_ids):
-            result = self._decode(source_ids, GreedySearch(), collect=self.model.attention_weights)
+            result = self.decode(source_ids, GreedySearch(), collect=self.model.attention_weights)
             return result.token_ids[:, 0], result.scores[:, 0], result.collected[:, 0]
 
         return self._function(("attention",), run)(tf.convert_to_tensor(source_ids, tf.int32))
@@ -332,7 +338,7 @@ class Translator:
 
         def run(source_ids, target_ids):
             forced, _ = self._eos_terminated(target_ids)
-            result = self._decode(
+            result = self.decode(
                 source_ids, GreedySearch(), prefix_ids=forced, collect=self.model.attention_weights
             )
             return result.collected[:, 0, : tf.shape(forced)[1]]
@@ -482,7 +488,7 @@ class Translator:
 
         def run(source_ids, seed, prefix_ids):
             strategy = Sampling(temperature, top_k, top_p, seed, num_samples)
-            result = self._decode(source_ids, strategy, processors, prefix_ids)
+            result = self.decode(source_ids, strategy, processors, prefix_ids)
             return result.token_ids, result.log_probs
 
         settings = (checked.temperature, checked.top_k, checked.top_p)
@@ -610,6 +616,7 @@ class Translator:
             width = self.max_target_length
             missing = width - tf.shape(target_ids)[1]
             target_ids = tf.pad(target_ids, [[0, 0], [0, missing]], constant_values=pad)
+            target_ids = tf.reshape(target_ids, [-1, width])  # static: an unrolled decoder
             batch = tf.shape(target_ids)[0]
             labels, lengths = self._eos_terminated(target_ids)
             positions = tf.range(width + 1)[None, :]

@@ -328,6 +328,13 @@ def test_doc_python_snippets_run_without_warnings(tmp_path, monkeypatch):
     penalty = ((5.0 + lengths) / 6.0) ** 0.6
     np.testing.assert_allclose(served_scores, np.nansum(chosen, axis=1) / penalty, atol=1e-3)
 
+    constrained = namespace["constrained"]["translations"].numpy()
+    assert constrained.shape == (2, 1) and constrained[0, 0].decode().startswith("1994-")
+    assert namespace["sampled"]["translations"].shape == (3,)
+    alignment = namespace["alignment"]
+    assert len(alignment.pairs) == len(alignment.target_tokens)
+    assert all(0 <= i < len(alignment.source_tokens) for i, _ in alignment.pairs)
+
     # No warnings: what a user who copies the snippets would see (Keras's "shuffle=True was
     # passed, but will be ignored" and "Your input ran out of data" among them, if a snippet
     # calls fit carelessly).

@@ -524,3 +524,20 @@ def test_translate_command_constraints_alignments_and_unknowns(
     assert lines == translator.replace_unknown(["12+34", "7+8"], forced)
     assert main([*argv, "--sample", "--constraints-file", str(tmp_path / "terms.txt")]) == 2
     assert "--constraints-file needs beam search" in capsys.readouterr().err
+
+
+def test_an_ensemble_exports_as_one_saved_model(translator, attention_run, tmp_path, capsys):
+    from keras_s2s.cli.main import main
+
+    root = tmp_path / "saved_models"
+    argv = ["export", str(attention_run), "--output-root", str(root), "--ensemble"]
+    assert main([*argv, str(attention_run), "--format", "all"]) == 2
+    assert "An ensemble exports as a SavedModel only" in capsys.readouterr().err
+    assert not root.exists() or not any(root.iterdir())  # nothing written
+    assert main([*argv, str(attention_run), "--format", "savedmodel", "--name", "pair"]) == 0
+    served = tf.saved_model.load(str(root / "pair" / "1"))
+    info = json.loads((root / "pair" / "1" / "assets.extra" / "keras_s2s_export.json").read_text())
+    assert info["ensemble"] == [str(attention_run.resolve())]
+    # An ensemble of a run with itself translates as the run alone.
+    out = served.signatures["serving_default"](text=tf.constant(TEXTS))["translations"]
+    assert [t.decode() for t in out.numpy()] == translator.translate(TEXTS)

@@ -402,6 +402,7 @@ def cmd_export(args):
         quantizations=_split_list(args.quantization),
         allow_unfinished=args.allow_unfinished,
         progress=_show_progress(),
+        ensemble=args.ensemble,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -597,6 +598,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--output-root", default="saved_models", help="default saved_models")
     p.add_argument("--name", help="model name (default: the run's pipeline)")
     p.add_argument("--beam-size", type=int, default=4, help="beam of the beam_search signature")
+    p.add_argument(
+        "--ensemble", action="append", default=[], metavar="RUN_DIR", help="one model with it"
+    )
     p.add_argument(
         "--quantization",
         default="float32",

@@ -112,6 +112,10 @@ class Sampling(_RowStrategy):
         top_p: keep the most likely tokens until their probability reaches `top_p`, in (0, 1].
         seed: an int (or int32 scalar tensor).
         num_samples: outputs per source, N.
+
+    `temperature`, `top_k` and `top_p` may also be scalar tensors (the inputs of a SavedModel
+    signature): they are then checked by the caller, and both cuts always run (a cut at 0 or
+    1.0 keeps every token).
     """
 
     def __init__(
@@ -122,29 +126,38 @@ class Sampling(_RowStrategy):
         seed=0,
         num_samples: int = 1,
     ):
+        if num_samples < 1:
+            raise ValueError(f"`num_samples` must be >= 1. Received: num_samples={num_samples}")
+        self.seed, self.width = seed, int(num_samples)
+        if any(tf.is_tensor(v) for v in (temperature, top_k, top_p)):
+            self.temperature = tf.cast(temperature, tf.float32)
+            self.top_k, self.top_p = tf.cast(top_k, tf.int32), tf.cast(top_p, tf.float32)
+            return
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature}")
         if top_k < 0:
             raise ValueError(f"`top_k` must be >= 0. Received: top_k={top_k}")
         if not 0 < top_p <= 1:
             raise ValueError(f"`top_p` must be in (0, 1]. Received: top_p={top_p}")
-        if num_samples < 1:
-            raise ValueError(f"`num_samples` must be >= 1. Received: num_samples={num_samples}")
         self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
-        self.seed, self.width = seed, int(num_samples)
 
     def _filtered(self, log_probs):
         logits = log_probs / self.temperature
         vocabulary = log_probs.shape[-1]
-        if self.top_k and (vocabulary is None or self.top_k < vocabulary):
+        if tf.is_tensor(self.top_k):
+            k = tf.shape(logits)[-1]
+            k = tf.where((self.top_k > 0) & (self.top_k < k), self.top_k, k)
+            kth = tf.gather(tf.math.top_k(logits, k).values, k - 1, axis=1)[:, None]
+            logits = tf.where(logits < kth, BANNED, logits)
+        elif self.top_k and (vocabulary is None or self.top_k < vocabulary):
             kth = tf.math.top_k(logits, self.top_k).values[:, -1:]
             logits = tf.where(logits < kth, BANNED, logits)
-        if self.top_p < 1.0:
+        if tf.is_tensor(self.top_p) or self.top_p < 1.0:
             ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
             # The smallest set reaching top_p: a token stays if the ones before it sum below.
             before = tf.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
             kept = tf.reduce_sum(tf.cast(before < self.top_p, tf.int32), axis=-1)
-            threshold = tf.gather(ordered, kept - 1, batch_dims=1)[:, None]
+            threshold = tf.gather(ordered, tf.maximum(kept, 1) - 1, batch_dims=1)[:, None]
             logits = tf.where(logits < threshold, BANNED, logits)
         return logits
 

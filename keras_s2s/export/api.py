@@ -44,6 +44,7 @@ def export(
     quantizations: tuple[str, ...] = ("float32",),
     allow_unfinished: bool = False,
     progress: bool = False,
+    ensemble: tuple = (),
     **options,
 ) -> dict[str, Path]:
     """Exports a run directory; returns `{"savedmodel": path, "tflite": path}` (those asked).
@@ -60,7 +61,9 @@ def export(
     anything is written, each artifact is written to a temporary folder, and only when all
     of them are complete are they renamed into place; on any failure nothing new is left
     under `output_root`. A run that did not finish needs `allow_unfinished=True`.
-    `progress=True` shows a progress bar of the steps on stderr.
+    `progress=True` shows a progress bar of the steps on stderr. `ensemble` names more run
+    directories (sharing the tokenizers of `run_dir`) to export with it as one model that
+    averages their log-probabilities at each step (`Translator.ensemble`): SavedModel only.
 
     Example:
     ```python
@@ -77,10 +80,24 @@ def export(
         check_name(name)
     output_root = check_output_root(output_root)
 
+    ensemble = tuple(str(path) for path in ensemble)
+    if ensemble and formats != ("savedmodel",):
+        raise ExportError(
+            "An ensemble exports as a SavedModel only; choose --format savedmodel "
+            f"(asked: {', '.join(formats)})"
+        )
     run = RunDirectory(run_dir)
-    translator = Translator.from_run_directory(
-        run_dir, allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE
-    )
+    if ensemble:
+        try:
+            translator = Translator.ensemble(
+                [run_dir, *ensemble], allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE
+            )
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+    else:
+        translator = Translator.from_run_directory(
+            run_dir, allow_unfinished=allow_unfinished, dtype=EXPORT_DTYPE
+        )
     name = check_name(name or run.metadata().get("pipeline") or run.path.name)
     folders = {f: name + exporters[f].folder_suffix for f in formats}
     version = next_version(output_root, *folders.values())
@@ -90,6 +107,7 @@ def export(
         "name": name,
         "version": version,
         "exported_together": {f: f"{folders[f]}/{version}" for f in formats},
+        **({"ensemble": [str(Path(p).resolve()) for p in ensemble]} if ensemble else {}),
     }
     steps = sum(exporters[f].steps(options) for f in formats)
     with staged_directories(*targets.values()) as stagings, _Steps(steps, progress) as step:

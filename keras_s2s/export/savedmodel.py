@@ -18,6 +18,7 @@ from pathlib import Path
 import tensorflow as tf
 
 import keras_s2s
+from keras_s2s.decoding import ConstrainedBeamSearch, Sampling
 from keras_s2s.errors import ExportError
 from keras_s2s.export.exporter import Exporter
 from keras_s2s.export.layout import (
@@ -77,6 +78,70 @@ class _Endpoints:
             "scores": scores[:, :n],
             "truncated": truncated,
             "invalid_utf8": invalid,
+        }
+
+    def sample(self, text, temperature, top_k, top_p, seed):
+        source_ids, truncated, invalid = self._prepare(text)
+        # Settings are checked here, in the graph: a bad one fails the request by name.
+        checks = [
+            tf.debugging.assert_greater(temperature, 0.0, message="temperature must be > 0"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0"),
+            tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1]"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
+        ]
+        with tf.control_dependencies(checks):
+            strategy = Sampling(tf.identity(temperature), top_k, top_p, seed)
+        result = self.translator.decode(source_ids, strategy)
+        return {
+            "translations": self.translator.detokenize_nbest(result.token_ids)[:, 0],
+            "scores": result.log_probs[:, 0],
+            "truncated": truncated,
+            "invalid_utf8": invalid,
+        }
+
+    def constrained_beam_search(self, text, prefix, constraints, length_penalty, num_results):
+        source_ids, truncated, invalid = self._prepare(text)
+        prefix, prefix_invalid = _sanitize(prefix)
+        prefix_ids, _ = self.translator.encode_targets(prefix)
+        flat, constraints_invalid = _sanitize(tf.reshape(constraints, [-1]))
+        phrase_ids, _ = self.translator.encode_targets(flat)
+        shape = tf.concat([tf.shape(constraints), tf.shape(phrase_ids)[1:]], 0)
+        strategy = ConstrainedBeamSearch(
+            self.beam_size, tf.reshape(phrase_ids, shape), length_penalty, self.beam_size
+        )
+        result = self.translator.decode(source_ids, strategy, prefix_ids=prefix_ids)
+        n = tf.clip_by_value(num_results, 1, self.beam_size)
+        constraints_invalid = tf.reduce_any(
+            tf.reshape(constraints_invalid, tf.shape(constraints)), 1
+        )
+        return {
+            "translations": self.translator.detokenize_nbest(result.token_ids[:, :n]),
+            "scores": result.scores[:, :n],
+            "truncated": truncated,
+            "invalid_utf8": invalid | prefix_invalid | constraints_invalid,
+        }
+
+    def align(self, text, target):
+        source_ids, truncated, invalid = self._prepare(text)
+        target, target_invalid = _sanitize(target)
+        target_ids, target_truncated = self.translator.encode_targets(target)
+        weights = self.translator.align_ids(source_ids, target_ids)[:, :-1]  # eos's row out
+        pad = self.translator.target_tokenizer.pad_id
+        # The most-attended source token (not padding, which a fixed-width model attends to).
+        lengths = tf.reduce_sum(
+            tf.cast(source_ids != self.translator.source_tokenizer.pad_id, tf.int32), 1
+        )
+        in_source = tf.range(tf.shape(weights)[2])[None, None, :] < lengths[:, None, None]
+        best = tf.argmax(tf.where(in_source, weights, -1.0), axis=-1, output_type=tf.int32)
+        best = tf.where(lengths[:, None] > 0, best, -1)
+        return {
+            "alignments": tf.where(target_ids != pad, best, -1),  # [B, T]: -1 for padding
+            "attention_weights": weights,
+            "source_token_ids": source_ids,
+            "target_token_ids": target_ids,
+            "truncated": truncated,
+            "target_truncated": target_truncated,
+            "invalid_utf8": invalid | target_invalid,
         }
 
     def score(self, text, target):
@@ -153,6 +218,7 @@ def write_saved_model(
     meta = run.metadata()
     endpoints = _Endpoints(translator, beam_size)
     text = tf.TensorSpec([None], tf.string, name="text")
+    target = tf.TensorSpec([None], tf.string, name="target")
     functions = {
         "serving_default": (endpoints.greedy, [text]),
         "beam_search": (
@@ -163,10 +229,31 @@ def write_saved_model(
                 tf.TensorSpec([], tf.int32, name="num_results"),
             ],
         ),
-        "score": (endpoints.score, [text, tf.TensorSpec([None], tf.string, name="target")]),
+        "score": (endpoints.score, [text, target]),
+        "sample": (
+            endpoints.sample,
+            [
+                text,
+                tf.TensorSpec([], tf.float32, name="temperature"),
+                tf.TensorSpec([], tf.int32, name="top_k"),
+                tf.TensorSpec([], tf.float32, name="top_p"),
+                tf.TensorSpec([], tf.int32, name="seed"),
+            ],
+        ),
+        "constrained_beam_search": (
+            endpoints.constrained_beam_search,
+            [
+                text,
+                tf.TensorSpec([None], tf.string, name="prefix"),
+                tf.TensorSpec([None, None], tf.string, name="constraints"),
+                tf.TensorSpec([], tf.float32, name="length_penalty"),
+                tf.TensorSpec([], tf.int32, name="num_results"),
+            ],
+        ),
     }
     if translator.has_attention:
         functions["attention"] = (endpoints.attention, [text])
+        functions["align"] = (endpoints.align, [text, target])
     signatures = list(functions)
     saved, concrete = _saved_object(translator, functions)
     tf.saved_model.save(saved, str(directory), signatures=concrete)

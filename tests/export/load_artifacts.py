@@ -61,10 +61,44 @@ def run_saved_model(path, request):
     # An empty batch (B = 0) to every signature: the shape and dtype of each output.
     empty = tf.constant([], tf.string)
     out["empty"] = {}
+    sampling = {
+        "temperature": tf.constant(1.0), "top_k": tf.constant(0), "top_p": tf.constant(1.0),
+    }  # fmt: skip
+    no_phrases = tf.zeros([0, 2], tf.string)
+    options = {
+        "beam_search": beam_options,
+        "score": {"target": empty},
+        "align": {"target": empty},
+        "sample": {**sampling, "seed": tf.constant(0)},
+        "constrained_beam_search": {"prefix": empty, "constraints": no_phrases, **beam_options},
+    }
     for name in out["signatures"]:
-        options = {"beam_search": beam_options, "score": {"target": empty}}.get(name, {})
-        result = loaded.signatures[name](text=empty, **options)
+        result = loaded.signatures[name](text=empty, **options.get(name, {}))
         out["empty"][name] = {k: [list(v.shape), v.dtype.name] for k, v in result.items()}
+    # Sampling, twice with seed 7 and once with seed 8; the constrained beam search of the
+    # request's prefixes and phrases; alignments of the greedy translations.
+    first = tf.constant(request["batches"][0])
+    out["samples"] = [
+        strings(
+            loaded.signatures["sample"](text=first, **sampling, seed=tf.constant(seed))[
+                "translations"
+            ]
+        )
+        for seed in (7, 7, 8)
+    ]
+    phrases = request["constraints"]
+    most = max(len(p) for p in phrases)
+    constrained = loaded.signatures["constrained_beam_search"](
+        text=first,
+        prefix=tf.constant(request["prefixes"]),
+        constraints=tf.constant([p + [""] * (most - len(p)) for p in phrases]),
+        **beam_options,
+    )
+    out["constrained"] = strings(constrained["translations"])
+    out["constrained_scores"] = constrained["scores"].numpy().tolist()
+    if "align" in out["signatures"]:
+        aligned = loaded.signatures["align"](text=first, target=tf.constant(out["greedy"][0]))
+        out["alignments"] = aligned["alignments"].numpy().tolist()
     # Scores of the greedy translations of the first batch, given as targets.
     scored = loaded.signatures["score"](
         text=tf.constant(request["batches"][0]), target=tf.constant(out["greedy"][0])

@@ -106,6 +106,8 @@ EDGE_CASES = [
     VALID_EDGE_CASE.encode(),
 ]  # fmt: skip
 LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
+# The constrained beam search of BATCHES[0]: a prefix, two phrases, none.
+PREFIXES, CONSTRAINTS = ["1", "", ""], [[], ["9", "0"], []]
 # Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
 # Attention scores (and a deep residual stack, the fixed-width source of the DLFS2 setting,
 # the Peeky GRU bidirectional family) whose export shares its paths with the families kept
@@ -252,6 +254,17 @@ def exported(tmp_path_factory, request):
             "ids": list(map(keras_greedy_with_logits(translator), source_ids)),
             "alone": translator.translate([VALID_EDGE_CASE]),
             "score": translator.score(BATCHES[0], translator.translate(BATCHES[0])),
+            "samples": [
+                translator.detokenize_nbest(translator.sample_ids(ids, seed=seed)[0]).numpy()
+                for ids, seed in ((source_ids[0], 7), (source_ids[0], 8))
+            ],
+            "constrained": translator.translate_nbest(
+                BATCHES[0], BEAM_SIZE, NUM_RESULTS, LENGTH_PENALTY, prefixes=PREFIXES,
+                constraints=CONSTRAINTS,
+            ),
+            "alignments": translator.align(BATCHES[0], translator.translate(BATCHES[0]))
+            if translator.has_attention
+            else None,
             "run_dir": run_dir,
             "paths": paths,
             "first_paths": first,
@@ -269,6 +282,8 @@ def exported(tmp_path_factory, request):
             "num_results": NUM_RESULTS,
             "edge_cases": [t.hex() for t in EDGE_CASES],
             "valid_edge_case": VALID_EDGE_CASE,
+            "prefixes": PREFIXES,
+            "constraints": CONSTRAINTS,
         }
         if family in QUANTIZED_FAMILIES:
             jobs[family]["quantized"] = {"variants": ["float16", "int8"], "texts": AGREEMENT_TEXTS}
@@ -331,8 +346,23 @@ def test_savedmodel_equals_keras(exported, family):
     np.testing.assert_allclose(
         served["beam_scores"], [[s for _, s in row] for row in ours["beam"]], atol=1e-4
     )
-    attention = {"attention"} if ours["has_attention"] else set()
-    assert set(served["signatures"]) == {"serving_default", "beam_search", "score"} | attention
+    attention = {"attention", "align"} if ours["has_attention"] else set()
+    assert set(served["signatures"]) == {
+        "serving_default", "beam_search", "score", "sample", "constrained_beam_search"
+    } | attention  # fmt: skip
+    # Sampling: the samples Keras draws with the same seed (twice), and with another seed.
+    seven, eight = ([t.decode() for t in samples[:, 0]] for samples in ours["samples"])
+    assert served["samples"][0] == served["samples"][1] == seven
+    assert served["samples"][2] == eight
+    # The constrained beam search: the hypotheses and scores of Translator's.
+    assert served["constrained"] == [[t for t, _ in row] for row in ours["constrained"]]
+    np.testing.assert_allclose(
+        served["constrained_scores"], [[v for _, v in row] for row in ours["constrained"]],
+        atol=1e-4,
+    )  # fmt: skip
+    if ours["has_attention"]:
+        for row, alignment in zip(served["alignments"], ours["alignments"], strict=True):
+            assert [(i, j) for j, i in enumerate(row) if i >= 0] == alignment.pairs
     # Scoring the greedy translations: the log-probabilities `Translator.score` gives.
     scored = served["score"]
     np.testing.assert_allclose(scored["scores"], [s.log_prob for s in ours["score"]], atol=1e-4)
@@ -421,6 +451,12 @@ def test_empty_batch_gets_empty_results(exported):
                 "target_token_ids": [[0, steps], "int32"],
                 "source_token_ids": [[0, width], "int32"], **flags,
             }, family  # fmt: skip
+        assert empty.pop("sample") == empty["serving_default"], family
+        assert empty.pop("constrained_beam_search") == empty["beam_search"], family
+        if keras_side[family]["has_attention"]:
+            align = empty.pop("align")
+            assert align["alignments"] == [[0, 1], "int32"], family
+            assert align["target_truncated"] == [[0], "bool"], family
         assert empty.pop("score") == {
             "scores": [[0], "float32"], "normalized_scores": [[0], "float32"],
             "target_truncated": [[0], "bool"], **flags,
