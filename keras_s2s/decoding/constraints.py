@@ -162,7 +162,7 @@ class ConstrainedBeamSearch(BeamSearch):
             batch_dims=2,
         )  # [B, K]
         writing_next = tf.where(state.phrase >= 0, writing_next, setup.pad_id)
-        firsts = tf.where(state.met, setup.pad_id, phrases[:, None, :, 0])  # [B, K, C]
+        firsts = tf.where(state.met, setup.pad_id, tf.expand_dims(phrases[:, :, 0], 1))  # [B, K, C]
         phrase_tokens = tf.concat([writing_next[:, :, None], firsts], axis=-1)
         per_beam = tf.shape(phrase_tokens)[2]
         phrase_beams = tf.tile(tf.range(K)[None, :, None], [B, 1, per_beam])
