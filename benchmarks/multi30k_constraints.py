@@ -91,7 +91,8 @@ def main():
         outputs, seconds = timed(
             lambda c=constraints: translator.translate(sources, beam, constraints=c)
         )
-        asked = [(p, o) for ps, o in zip(constraints or [], outputs, strict=True) for p in ps]
+        pairs = [] if constraints is None else zip(constraints, outputs, strict=True)
+        asked = [(p, o) for ps, o in pairs for p in ps]
         row = {
             "bleu": score_translations(outputs, references)["bleu"],
             "phrases": len(asked),

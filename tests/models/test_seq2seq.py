@@ -372,3 +372,32 @@ def test_no_unbuilt_state_warning_when_loading_fitting_predicting(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "unbuilt state" not in result.stdout + result.stderr, result.stdout
+
+
+@pytest.mark.parametrize("mask_source_padding", [True, False], ids=["masked", "fixed-width"])
+def test_a_reversed_source_is_attended_in_source_order(mask_source_padding):
+    """`attention_weights` of a model that reverses its source are over the source as given:
+    they equal the weights of the same model without the reversal, fed the reversed source,
+    put back in order."""
+    fixed = {} if mask_source_padding else {"mask_source_padding": False, "source_length": 8}
+    source = np.pad(SOURCE, [[0, 0], [0, 2]])
+    reversed_model = Seq2Seq(**TINY, decoder="luong", reverse_source=True, **fixed)
+    plain = Seq2Seq(**TINY, decoder="luong", **fixed)
+    inputs = {"encoder_token_ids": source, "decoder_token_ids": DECODER_IN}
+    reversed_model(inputs), plain(inputs)
+    plain.set_weights(reversed_model.get_weights())
+    if mask_source_padding:
+        lengths = (source != 0).sum(axis=1)
+        order = [[n - 1 - p if p < n else p for p in range(source.shape[1])] for n in lengths]
+    else:
+        order = [list(range(source.shape[1]))[::-1]] * len(source)
+    order = np.array(order)
+    flipped = np.take_along_axis(source, order, axis=1)
+    state, plain_state = reversed_model.encode(source), plain.encode(flipped)
+    for t in range(DECODER_IN.shape[1]):
+        _, state = reversed_model.decode_step(DECODER_IN[:, t], state, t)
+        _, plain_state = plain.decode_step(DECODER_IN[:, t], plain_state, t)
+        expected = np.take_along_axis(np.asarray(plain_state["attention"]), order, axis=1)
+        np.testing.assert_allclose(
+            np.asarray(reversed_model.attention_weights(state)), expected, atol=1e-6
+        )

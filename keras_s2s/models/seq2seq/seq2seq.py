@@ -329,14 +329,26 @@ class Seq2Seq(EncoderDecoder):
 
     # === Decoding contract (see EncoderDecoder) ===
 
-    constant_state_keys = ("encoding",)
+    @property
+    def constant_state_keys(self):
+        # A reversed source's attention is read back in source order through "source_order".
+        if self.has_attention and self.reverse is not None:
+            return ("encoding", "source_order")
+        return ("encoding",)
 
     @property
     def has_attention(self):
         return self.rnn_decoder.has_attention
 
     def attention_weights(self, state):
-        return state["attention"] if self.has_attention else None
+        """The attention `[B, S]` of the last step over the source, in the source's order
+        (a model that reverses its source attends to the reversed positions: they are put
+        back)."""
+        if not self.has_attention:
+            return None
+        if "source_order" in state:
+            return ops.take_along_axis(state["attention"], state["source_order"], axis=1)
+        return state["attention"]
 
     def static_arguments(self, source_length, target_length):
         return {"source_length": source_length, "target_length": target_length, "unroll": True}
@@ -352,6 +364,19 @@ class Seq2Seq(EncoderDecoder):
         state["encoding"] = self.rnn_decoder.precompute(state["encoding"])
         if self.has_attention:
             state["attention"] = ops.zeros_like(encoder_token_ids, dtype="float32")
+            if self.reverse is not None:
+                # Encoded position p holds source token order[p] (the reversal is its own
+                # inverse): real tokens reversed, padding in place, or whole rows.
+                positions = ops.expand_dims(
+                    ops.arange(ops.shape(encoder_token_ids)[1], dtype="int32"), 0
+                )
+                if self.mask_source_padding:
+                    real = ops.cast(ops.not_equal(encoder_token_ids, self.pad_id), "int32")
+                    lengths = ops.sum(real, axis=1, keepdims=True)
+                else:
+                    lengths = ops.shape(encoder_token_ids)[1] + ops.zeros_like(positions[:, :1])
+                order = ops.where(positions < lengths, lengths - 1 - positions, positions)
+                state["source_order"] = ops.broadcast_to(order, ops.shape(encoder_token_ids))
         return state
 
     def decode_step(self, token_ids, state, step=None):
