@@ -220,24 +220,10 @@ class ConstrainedBeamSearch(BeamSearch):
         parents = tf.gather(beam_ids, alive_index, batch_dims=1)
 
         # Finished: every valid eos candidate (its phrases are all out) joins the finished set.
-        ends = valid & is_eos
-        alpha = tf.cast(self.alpha, tf.float32)
-        new_scores = tf.where(ends, candidate_scores / length_penalty(step + 1, alpha), _NEG_INF)
-        all_seq = tf.concat([beams.finished_seq, candidate_seq], axis=1)
-        all_scores = tf.concat([beams.finished_scores, new_scores], axis=1)
-        all_log_probs = tf.concat(
-            [beams.finished_log_probs, tf.where(ends, candidate_scores, _NEG_INF)], axis=1
-        )
-        all_flags = tf.concat([beams.finished_flags, ends], axis=1)
-        finished_scores, keep = tf.math.top_k(all_scores, k=K)
-        new_beams = _Beams(
-            alive_seq=tf.gather(candidate_seq, alive_index, batch_dims=1),
-            alive_log_probs=alive_log_probs,
-            finished_seq=tf.gather(all_seq, keep, batch_dims=1),
-            finished_scores=finished_scores,
-            finished_log_probs=tf.gather(all_log_probs, keep, batch_dims=1),
-            finished_flags=tf.gather(all_flags, keep, batch_dims=1),
-        )
+        new_beams = self._next_beams(
+            beams, step, candidate_seq, candidate_scores, valid & is_eos, alive_index,
+            alive_log_probs,
+        )  # fmt: skip
         new_state = _Constrained(
             beams=new_beams,
             met=tf.gather(met, alive_index, batch_dims=1),

@@ -232,7 +232,6 @@ class BeamSearch(DecodingStrategy):
 
     def step(self, setup: Setup, step, log_probs, beams: _Beams):
         B, K = setup.batch_size, self.width
-        alpha = tf.cast(self.alpha, tf.float32)
         vocabulary = tf.shape(log_probs)[-1]
         candidates = beams.alive_log_probs[:, :, None] + tf.reshape(log_probs, [B, K, vocabulary])
         # 2K candidates: even if K of them end with eos, K alive ones remain.
@@ -251,26 +250,33 @@ class BeamSearch(DecodingStrategy):
         # Finished: the top-K candidates that ended (not the other K, so that a beam of one is
         # greedy search) join the finished set, which keeps its best K.
         is_eos &= tf.range(2 * K)[None, :] < K
-        new_scores = tf.where(is_eos, top_log_probs / length_penalty(step + 1, alpha), _NEG_INF)
-        all_seq = tf.concat([beams.finished_seq, top_seq], axis=1)
+        tokens = tf.reshape(tf.gather(top_tokens, alive_index, batch_dims=1), [-1])
+        new_beams = self._next_beams(
+            beams, step, top_seq, top_log_probs, is_eos, alive_index, alive_log_probs
+        )
+        return tokens, parents, new_beams
+
+    def _next_beams(self, beams, step, seq, log_probs, ends, alive_index, alive_log_probs):
+        """The beams after a step, from M candidates (`seq [B, M, L]`, `log_probs [B, M]`):
+        the alive ones at `alive_index [B, K]` (with `alive_log_probs`), and the finished set
+        joined by the candidates that `ends` (scored with the length penalty), keeping its
+        best K."""
+        alpha = tf.cast(self.alpha, tf.float32)
+        new_scores = tf.where(ends, log_probs / length_penalty(step + 1, alpha), _NEG_INF)
+        all_seq = tf.concat([beams.finished_seq, seq], axis=1)
         all_scores = tf.concat([beams.finished_scores, new_scores], axis=1)
         all_log_probs = tf.concat(
-            [beams.finished_log_probs, tf.where(is_eos, top_log_probs, _NEG_INF)], axis=1
+            [beams.finished_log_probs, tf.where(ends, log_probs, _NEG_INF)], axis=1
         )
-        all_flags = tf.concat([beams.finished_flags, is_eos], axis=1)
-        finished_scores, keep = tf.math.top_k(all_scores, k=K)
-        tokens = tf.reshape(tf.gather(top_tokens, alive_index, batch_dims=1), [-1])
-        return (
-            tokens,
-            parents,
-            _Beams(
-                alive_seq=tf.gather(top_seq, alive_index, batch_dims=1),
-                alive_log_probs=alive_log_probs,
-                finished_seq=tf.gather(all_seq, keep, batch_dims=1),
-                finished_scores=finished_scores,
-                finished_log_probs=tf.gather(all_log_probs, keep, batch_dims=1),
-                finished_flags=tf.gather(all_flags, keep, batch_dims=1),
-            ),
+        all_flags = tf.concat([beams.finished_flags, ends], axis=1)
+        finished_scores, keep = tf.math.top_k(all_scores, k=self.width)
+        return _Beams(
+            alive_seq=tf.gather(seq, alive_index, batch_dims=1),
+            alive_log_probs=alive_log_probs,
+            finished_seq=tf.gather(all_seq, keep, batch_dims=1),
+            finished_scores=finished_scores,
+            finished_log_probs=tf.gather(all_log_probs, keep, batch_dims=1),
+            finished_flags=tf.gather(all_flags, keep, batch_dims=1),
         )
 
     def finalize(self, setup: Setup, beams: _Beams):
