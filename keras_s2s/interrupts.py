@@ -100,7 +100,9 @@ def deferred():
 class GracefulStop:
     """`with GracefulStop() as stop:` records the first SIGINT/SIGTERM (`stop.signum`) and
     says on stderr that the work stops at its next safe point; `stop.check()`, called at those
-    points, then raises `Interrupted`. A second signal raises `Interrupted` at once.
+        points, then raises `Interrupted`. A second signal raises `Interrupted` at once; if that
+    exception is lost or replaced by another error in the code it interrupts, the block still
+    ends with `Interrupted` (chained to that error).
 
     Args:
         what: how the message names the next safe point.
@@ -109,11 +111,13 @@ class GracefulStop:
     def __init__(self, what: str = "the end of the current batch"):
         self.what = what
         self.signum: int | None = None
+        self.forced: int | None = None  # the second signal, which raised at once
         self._context = None
 
     def _handler(self, signum, frame):
         del frame
         if self.signum is not None:
+            self.forced = signum
             raise Interrupted(signum)
         self.signum = signum
         print(
@@ -133,5 +137,11 @@ class GracefulStop:
         self._context.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        return self._context.__exit__(*exc)
+    def __exit__(self, kind, value, traceback):
+        self._context.__exit__(kind, value, traceback)
+        if self.forced is not None and not isinstance(value, Interrupted):
+            # The second signal's `Interrupted` was lost or turned into another error by the
+            # code it cut short (TensorFlow's tracing re-raises what it catches as a
+            # TypeError): the block was still stopped by that signal.
+            raise Interrupted(self.forced) from value
+        return False

@@ -144,3 +144,24 @@ def test_a_signal_whose_exception_python_ignored_still_stops_the_export(tmp_path
             reached.append(True)
     assert reached == [True]  # The first exception was lost...
     assert list(tmp_path.iterdir()) == []  # ...and still no version, no folder, is left.
+
+
+def test_a_second_signal_turned_into_another_error_still_stops_training_as_interrupted():
+    """Under load the second SIGINT once arrived while TensorFlow traced the training step;
+    the tracing re-raised its `Interrupted` as a TypeError, and `train` ended with exit 1 and
+    a traceback. `GracefulStop` ends such a block with `Interrupted` (the error chained)."""
+    from keras_s2s.interrupts import GracefulStop, Interrupted
+
+    with pytest.raises(Interrupted, match="SIGINT") as raised, GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        assert stop.signum == signal.SIGINT  # the first: recorded only
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        except Interrupted:
+            raise TypeError("Expected int32, but got None of type 'NoneType'.") from None
+    assert isinstance(raised.value.__cause__, TypeError)
+    # Without a second signal, an error stays what it is.
+    with pytest.raises(ValueError), GracefulStop():
+        raise ValueError("a bug")
