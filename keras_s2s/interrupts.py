@@ -53,6 +53,12 @@ def _handlers(handler):
             signal.signal(s, old)
 
 
+def _tracing() -> bool:
+    """Whether TensorFlow is tracing a function in this thread (never imports it)."""
+    tf = sys.modules.get("tensorflow")
+    return bool(tf is not None and hasattr(tf, "inside_function") and tf.inside_function())
+
+
 #: The signals received inside the current `signals_raise()` block.
 _received: list[int] = []
 
@@ -100,9 +106,10 @@ def deferred():
 class GracefulStop:
     """`with GracefulStop() as stop:` records the first SIGINT/SIGTERM (`stop.signum`) and
     says on stderr that the work stops at its next safe point; `stop.check()`, called at those
-        points, then raises `Interrupted`. A second signal raises `Interrupted` at once; if that
-    exception is lost or replaced by another error in the code it interrupts, the block still
-    ends with `Interrupted` (chained to that error).
+        points, then raises `Interrupted`. A second signal raises `Interrupted` at once (while
+    TensorFlow traces a function, at the next safe point instead); if that exception is lost
+    or replaced by another error in the code it interrupts, the block still ends with
+    `Interrupted` (chained to that error).
 
     Args:
         what: how the message names the next safe point.
@@ -118,6 +125,11 @@ class GracefulStop:
         del frame
         if self.signum is not None:
             self.forced = signum
+            if _tracing():
+                # An exception raised inside TensorFlow's tracing can be re-raised as another
+                # error or crash the process (SIGSEGV, seen under load): the stop waits for
+                # the next safe point, the end of the batch being traced.
+                return
             raise Interrupted(signum)
         self.signum = signum
         print(

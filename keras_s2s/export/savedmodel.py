@@ -295,8 +295,19 @@ def export_saved_model(
       (each target's log-probability, eos included, as `Translator.score`),
       `normalized_scores` (per token), `target_truncated` (targets longer than the max target
       length are scored on their first tokens); `invalid_utf8` covers both inputs.
+    - `sample`: inputs `temperature`, `top_k`, `top_p`, `seed` (scalars, checked in the
+      graph); one sample per row (repeat a text for several); `translations` and `scores`
+      (log-probabilities) `[B]`.
+    - `constrained_beam_search`: beam search of `beam_size` with inputs `prefix` (`[B]`
+      strings each output begins with, "" for none), `constraints` (`[B, C]` phrases each output
+      contains, "" for none), `length_penalty` and `num_results`; outputs as `beam_search`.
     - `attention` (attention models only): greedy, plus `attention_weights` `[B, T, S]` and the
       source/target token ids.
+    - `align` (attention models only): input `target`; `alignments` `[B, T]` (each target
+      token's most-attended source token, -1 after the target), the weights and the ids.
+
+    An ensemble (`keras_s2s.export.export(..., ensemble=[...])`) exports through the same
+    writer with `Translator.ensemble`.
 
     The version is the next integer under `output_root/name` (TF Serving loads the highest),
     written to a temporary folder first and renamed into place, so a server polling the folder

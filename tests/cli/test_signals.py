@@ -165,3 +165,27 @@ def test_a_second_signal_turned_into_another_error_still_stops_training_as_inter
     # Without a second signal, an error stays what it is.
     with pytest.raises(ValueError), GracefulStop():
         raise ValueError("a bug")
+
+
+def test_a_second_signal_while_tensorflow_traces_waits_for_the_next_safe_point():
+    """Raised inside tracing, the second signal's exception once crashed `train` (SIGSEGV)."""
+    import tensorflow as tf
+
+    from keras_s2s.interrupts import GracefulStop, Interrupted
+
+    traced = []
+
+    @tf.function
+    def step(x):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the second signal's handler runs here, while tracing
+        traced.append(True)
+        return x + 1
+
+    with pytest.raises(Interrupted, match="SIGINT"), GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        result = step(tf.constant(1)).numpy()
+        stop.check()  # the next safe point
+    assert traced == [True] and result == 2  # the trace ran to its end
+    assert stop.forced == signal.SIGINT

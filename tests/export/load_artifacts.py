@@ -94,6 +94,13 @@ def run_saved_model(path, request):
         constraints=tf.constant([p + [""] * (most - len(p)) for p in phrases]),
         **beam_options,
     )
+    try:  # A bad setting fails the request, named.
+        loaded.signatures["sample"](
+            text=first, **{**sampling, "temperature": tf.constant(0.0)}, seed=tf.constant(1)
+        )
+        out["bad_temperature"] = ""
+    except tf.errors.InvalidArgumentError as e:
+        out["bad_temperature"] = e.message
     out["constrained"] = strings(constrained["translations"])
     out["constrained_scores"] = constrained["scores"].numpy().tolist()
     if "align" in out["signatures"]:

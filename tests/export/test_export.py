@@ -354,6 +354,7 @@ def test_savedmodel_equals_keras(exported, family):
     seven, eight = ([t.decode() for t in samples[:, 0]] for samples in ours["samples"])
     assert served["samples"][0] == served["samples"][1] == seven
     assert served["samples"][2] == eight
+    assert "temperature must be > 0" in served["bad_temperature"]
     # The constrained beam search: the hypotheses and scores of Translator's.
     assert served["constrained"] == [[t for t, _ in row] for row in ours["constrained"]]
     np.testing.assert_allclose(
