@@ -403,6 +403,7 @@ def cmd_export(args):
         allow_unfinished=args.allow_unfinished,
         progress=_show_progress(),
         ensemble=args.ensemble,
+        signatures=_split_list(args.signatures) if args.signatures else None,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -601,6 +602,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--ensemble", action="append", default=[], metavar="RUN_DIR", help="one model with it"
     )
+    p.add_argument("--signatures", metavar="LIST", help="SavedModel signatures (default: all)")
     p.add_argument(
         "--quantization",
         default="float32",

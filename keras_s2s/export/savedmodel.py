@@ -172,6 +172,30 @@ class _Endpoints:
         }
 
 
+#: Every signature a SavedModel can have (`attention` and `align`: attention models only).
+SIGNATURES = (
+    "serving_default", "beam_search", "score", "sample", "constrained_beam_search",
+    "attention", "align",
+)  # fmt: skip
+
+
+def check_signatures(signatures) -> tuple[str, ...] | None:
+    """The signatures asked (None: all the model has), each known, `serving_default` among
+    them (what TF Serving answers by default)."""
+    if signatures is None:
+        return None
+    signatures = tuple(dict.fromkeys((signatures,) if isinstance(signatures, str) else signatures))
+    unknown = [s for s in signatures if s not in SIGNATURES]
+    if unknown:
+        raise ExportError(
+            f"Unknown SavedModel signature(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(SIGNATURES)}"
+        )
+    if "serving_default" not in signatures:
+        raise ExportError("The SavedModel signatures must include serving_default")
+    return signatures
+
+
 def check_beam_size(beam_size) -> int:
     if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
         raise ExportError(f"beam_size must be a positive integer; got {beam_size!r}")
@@ -212,9 +236,11 @@ def write_saved_model(
     directory: Path,
     beam_size: int,
     info: dict | None = None,
+    signatures: tuple[str, ...] | None = None,
 ) -> None:
     """Writes the SavedModel of `translator` into the existing (empty) folder `directory`;
-    `info` is added to `assets.extra/keras_s2s_export.json`."""
+    `info` is added to `assets.extra/keras_s2s_export.json`. `signatures` (None: every one the
+    model has) names those to write (`SIGNATURES`)."""
     meta = run.metadata()
     endpoints = _Endpoints(translator, beam_size)
     text = tf.TensorSpec([None], tf.string, name="text")
@@ -254,6 +280,13 @@ def write_saved_model(
     if translator.has_attention:
         functions["attention"] = (endpoints.attention, [text])
         functions["align"] = (endpoints.align, [text, target])
+    if signatures is not None:
+        missing = [s for s in signatures if s not in functions]
+        if missing:
+            raise ExportError(
+                f"This model has no {', '.join(missing)} signature (attention models only)"
+            )
+        functions = {name: functions[name] for name in signatures}
     signatures = list(functions)
     saved, concrete = _saved_object(translator, functions)
     tf.saved_model.save(saved, str(directory), signatures=concrete)
@@ -348,14 +381,21 @@ def export_saved_model(
 
 class SavedModelExporter(Exporter):
     """The servable SavedModel (`write_saved_model`), in TF Serving's `<name>/<version>/`.
-    Option: `beam_size` (of the `beam_search` signature)."""
+    Options: `beam_size` (of the `beam_search` signature), `signatures` (names to write; None:
+    all)."""
 
     order = 1  # After TFLite: its tracing is the slower and the less likely to fail.
 
     def check(self, options: dict, selected: bool) -> dict:
         del selected
-        return {**options, "beam_size": check_beam_size(options.get("beam_size", 4))}
+        return {
+            **options,
+            "beam_size": check_beam_size(options.get("beam_size", 4)),
+            "signatures": check_signatures(options.get("signatures")),
+        }
 
     def write(self, translator, run, directory, options, info, step) -> None:
         step("savedmodel: tracing and saving")
-        write_saved_model(translator, run, directory, options["beam_size"], info)
+        write_saved_model(
+            translator, run, directory, options["beam_size"], info, options["signatures"]
+        )

@@ -78,31 +78,32 @@ def run_saved_model(path, request):
     # Sampling, twice with seed 7 and once with seed 8; the constrained beam search of the
     # request's prefixes and phrases; alignments of the greedy translations.
     first = tf.constant(request["batches"][0])
-    out["samples"] = [
-        strings(
-            loaded.signatures["sample"](text=first, **sampling, seed=tf.constant(seed))[
-                "translations"
-            ]
+    if "sample" in out["signatures"]:  # not in every export (`signatures=`)
+        out["samples"] = [
+            strings(
+                loaded.signatures["sample"](text=first, **sampling, seed=tf.constant(seed))[
+                    "translations"
+                ]
+            )
+            for seed in (7, 7, 8)
+        ]
+        phrases = request["constraints"]
+        most = max(len(p) for p in phrases)
+        constrained = loaded.signatures["constrained_beam_search"](
+            text=first,
+            prefix=tf.constant(request["prefixes"]),
+            constraints=tf.constant([p + [""] * (most - len(p)) for p in phrases]),
+            **beam_options,
         )
-        for seed in (7, 7, 8)
-    ]
-    phrases = request["constraints"]
-    most = max(len(p) for p in phrases)
-    constrained = loaded.signatures["constrained_beam_search"](
-        text=first,
-        prefix=tf.constant(request["prefixes"]),
-        constraints=tf.constant([p + [""] * (most - len(p)) for p in phrases]),
-        **beam_options,
-    )
-    try:  # A bad setting fails the request, named.
-        loaded.signatures["sample"](
-            text=first, **{**sampling, "temperature": tf.constant(0.0)}, seed=tf.constant(1)
-        )
-        out["bad_temperature"] = ""
-    except tf.errors.InvalidArgumentError as e:
-        out["bad_temperature"] = e.message
-    out["constrained"] = strings(constrained["translations"])
-    out["constrained_scores"] = constrained["scores"].numpy().tolist()
+        try:  # A bad setting fails the request, named.
+            loaded.signatures["sample"](
+                text=first, **{**sampling, "temperature": tf.constant(0.0)}, seed=tf.constant(1)
+            )
+            out["bad_temperature"] = ""
+        except tf.errors.InvalidArgumentError as e:
+            out["bad_temperature"] = e.message
+        out["constrained"] = strings(constrained["translations"])
+        out["constrained_scores"] = constrained["scores"].numpy().tolist()
     if "align" in out["signatures"]:
         aligned = loaded.signatures["align"](text=first, target=tf.constant(out["greedy"][0]))
         out["alignments"] = aligned["alignments"].numpy().tolist()
