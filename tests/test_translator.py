@@ -534,10 +534,12 @@ def test_an_ensemble_exports_as_one_saved_model(translator, attention_run, tmp_p
     assert main([*argv, str(attention_run), "--format", "all"]) == 2
     assert "An ensemble exports as a SavedModel only" in capsys.readouterr().err
     assert not root.exists() or not any(root.iterdir())  # nothing written
-    assert main([*argv, str(attention_run), "--format", "savedmodel", "--name", "pair"]) == 0
+    argv += [str(attention_run), "--format", "savedmodel", "--name", "pair"]
+    assert main([*argv, "--signatures", "serving_default"]) == 0
     served = tf.saved_model.load(str(root / "pair" / "1"))
     info = json.loads((root / "pair" / "1" / "assets.extra" / "keras_s2s_export.json").read_text())
     assert info["ensemble"] == [str(attention_run.resolve())]
+    assert info["signatures"] == ["serving_default"] == list(served.signatures)
     # An ensemble of a run with itself translates as the run alone.
     out = served.signatures["serving_default"](text=tf.constant(TEXTS))["translations"]
     assert [t.decode() for t in out.numpy()] == translator.translate(TEXTS)

@@ -97,15 +97,18 @@ FAMILIES |= {
         "training.precision": "mixed_bfloat16",
     },
 }
-# The tiny families export the signatures every family had before the decoding controls
-# (`signatures=`); `sample`, `constrained_beam_search` and `align` are exported and checked on
-# the full-size families (the default run's budget).
+# Most families export the signatures every family had before the decoding controls
+# (`signatures=`); `sample`, `constrained_beam_search` and `align` (model-independent loops
+# over the `decode_step` every signature uses) are exported and checked on the Transformer and
+# the SentencePiece family (Luong attention; multi-piece phrases and prefixes tokenized in the
+# graph) in the default run, on every family in the slow run (the default run's budget).
 BASE_SIGNATURES = ("serving_default", "beam_search", "score")
+ALL_SIGNATURE_FAMILIES = ("transformer", "sentencepiece")
 
 
-def signatures_of(family: str) -> tuple[str, ...] | None:
+def signatures_of(family: str, with_slow: bool = False) -> tuple[str, ...] | None:
     """The `signatures` option a family is exported with (None: all)."""
-    if not family.startswith("tiny-"):
+    if with_slow or family in ALL_SIGNATURE_FAMILIES:
         return None
     overrides = FAMILIES[family]
     attention = overrides.get("model.decoder") in ("luong", "bahdanau")
@@ -247,7 +250,7 @@ def exported(tmp_path_factory, request):
         train(small_config(data_file, overrides), run_dir, verbose=0)
         options = {
             "output_root": output_root, "name": family, "beam_size": BEAM_SIZE,
-            "signatures": signatures_of(family),
+            "signatures": signatures_of(family, with_slow),
         }  # fmt: skip
         quantizations = (
             ("float32", "float16", "int8") if family in QUANTIZED_FAMILIES else ("float32",)
@@ -272,7 +275,8 @@ def exported(tmp_path_factory, request):
             "ids": list(map(keras_greedy_with_logits(translator), source_ids)),
             "alone": translator.translate([VALID_EDGE_CASE]),
             "score": translator.score(BATCHES[0], translator.translate(BATCHES[0])),
-            **({} if signatures_of(family) else {
+            "signatures": options["signatures"],
+            **({} if options["signatures"] else {
                 "samples": [
                     translator.detokenize_nbest(translator.sample_ids(ids, seed=seed)[0]).numpy()
                     for ids, seed in ((source_ids[0], 7), (source_ids[0], 8))
@@ -366,8 +370,8 @@ def test_savedmodel_equals_keras(exported, family):
     np.testing.assert_allclose(
         served["beam_scores"], [[s for _, s in row] for row in ours["beam"]], atol=1e-4
     )
-    if signatures_of(family):
-        assert set(served["signatures"]) == set(signatures_of(family))
+    if ours["signatures"]:
+        assert set(served["signatures"]) == set(ours["signatures"])
     else:
         attention = {"attention", "align"} if ours["has_attention"] else set()
         assert set(served["signatures"]) == {
@@ -480,7 +484,7 @@ def test_empty_batch_gets_empty_results(exported):
                 "target_token_ids": [[0, steps], "int32"],
                 "source_token_ids": [[0, width], "int32"], **flags,
             }, family  # fmt: skip
-        if signatures_of(family) is None:
+        if keras_side[family]["signatures"] is None:
             assert empty.pop("sample") == empty["serving_default"], family
             assert empty.pop("constrained_beam_search") == empty["beam_search"], family
         if "align" in empty:
