@@ -348,6 +348,17 @@ class Translator:
             tf.convert_to_tensor(source_ids, tf.int32), tf.convert_to_tensor(target_ids, tf.int32)
         )
 
+    def most_attended(self, weights, source_ids, target_ids):
+        """Each target token's most-attended source token: int32 `[B, T]` source positions
+        (-1 after the target, and for an empty source) from `align_ids`' `weights`, padding
+        never chosen (a fixed-width model attends to it)."""
+        source_pad, target_pad = self.source_tokenizer.pad_id, self.target_tokenizer.pad_id
+        lengths = tf.reduce_sum(tf.cast(source_ids != source_pad, tf.int32), 1)
+        weights = weights[:, : tf.shape(target_ids)[1]]
+        in_source = tf.range(tf.shape(weights)[2])[None, None, :] < lengths[:, None, None]
+        best = tf.argmax(tf.where(in_source, weights, -1.0), axis=-1, output_type=tf.int32)
+        return tf.where((target_ids != target_pad) & (lengths[:, None] > 0), best, -1)
+
     def align(
         self, sources: list[str], targets: list[str], batch_size: int = 256
     ) -> list[Alignment]:
@@ -372,19 +383,19 @@ class Translator:
             del number
             source_ids = self.encode_sources(tf.constant([sources[i] for i in indices]))
             target_ids, _ = self.encode_targets(tf.constant([targets[i] for i in indices]))
-            weights = self.align_ids(source_ids, target_ids).numpy()
+            weights = self.align_ids(source_ids, target_ids)
+            best = self.most_attended(weights, source_ids, target_ids).numpy()
             alignments = []
             for row, (source, target) in enumerate(
                 zip(source_ids.numpy(), target_ids.numpy(), strict=True)
             ):
                 source = [t for t in source.tolist() if t != source_pad]
                 target = [t for t in target.tolist() if t != target_pad]
-                best = weights[row, : len(target), : len(source)].argmax(axis=-1) if source else []
                 alignments.append(
                     Alignment(
                         [self.source_tokenizer.id_to_token(t) for t in source],
                         [self.target_tokenizer.id_to_token(t) for t in target],
-                        [(int(i), j) for j, i in enumerate(best)],
+                        [(int(i), j) for j, i in enumerate(best[row]) if i >= 0],
                     )
                 )
             return alignments
@@ -401,27 +412,31 @@ class Translator:
         placeholder = self.target_tokenizer.detokenize(tf.constant([[unk]]))[0]
         placeholder = placeholder.numpy().decode("utf-8").strip()
         unk_token = self.target_tokenizer.id_to_token(unk)
-        source_pad = self.source_tokenizer.pad_id
-        replaced = []
-        for source, translation, alignment in zip(
-            sources, translations, self.align(sources, translations), strict=True
-        ):
-            if not placeholder or unk_token not in alignment.target_tokens:
-                replaced.append(translation)
-                continue
-            source_ids = [
-                t for t in self.encode_sources(tf.constant([source])).numpy()[0] if t != source_pad
-            ]
+        alignments = self.align(sources, translations)
+        needs = [k for k, a in enumerate(alignments) if unk_token in a.target_tokens]
+        if not placeholder or not needs:
+            return list(translations)
+        # The sources with an unk, encoded once (as `align` read them).
+        source_ids = dict(
+            zip(
+                needs,
+                self.encode_sources(tf.constant([sources[k] for k in needs])).numpy(),
+                strict=True,
+            )
+        )
+        replaced = list(translations)
+        for k in needs:
+            alignment = alignments[k]
             pieces = []
             for i, j in alignment.pairs:
                 if alignment.target_tokens[j] == unk_token:
-                    text = self.source_tokenizer.detokenize(tf.constant([[source_ids[i]]]))[0]
+                    text = self.source_tokenizer.detokenize(tf.constant([[source_ids[k][i]]]))[0]
                     pieces.append(text.numpy().decode("utf-8", errors="replace").strip())
-            parts = translation.split(placeholder)
+            parts = replaced[k].split(placeholder)
             out = parts[0]
-            for k, part in enumerate(parts[1:]):
-                out += (pieces[k] if k < len(pieces) else placeholder) + part
-            replaced.append(out)
+            for n, part in enumerate(parts[1:]):
+                out += (pieces[n] if n < len(pieces) else placeholder) + part
+            replaced[k] = out
         return replaced
 
     def detokenize_nbest(self, ids) -> tf.Tensor:
@@ -500,22 +515,17 @@ class Translator:
             None if prefix_ids is None else tf.convert_to_tensor(prefix_ids, tf.int32),
         )
 
-    def encode_constraints(self, constraints) -> np.ndarray:
-        """Phrases per source (a list of string lists, [] for none) -> int32 ids
-        `[B, C, P]`: each phrase tokenized as targets (cut to `max_target_length`), right-padded
-        with the pad id to the longest phrase, each source's list to the most phrases (C, P
-        >= 1); an all-padding phrase is none."""
-        flat = [phrase for phrases in constraints for phrase in phrases]
-        ids = self.encode_targets(tf.constant(flat, tf.string))[0].numpy() if flat else None
-        most = max([1, *(len(phrases) for phrases in constraints)])
-        width = ids.shape[1] if flat else 1
-        out = np.full([len(constraints), most, width], self.target_tokenizer.pad_id, np.int32)
-        row = 0
-        for i, phrases in enumerate(constraints):
-            for j, _ in enumerate(phrases):
-                out[i, j] = ids[row]
-                row += 1
-        return out
+    def encode_constraints(self, constraints) -> tf.Tensor:
+        """Phrases per source -> int32 ids `[B, C, P]`: a list of string lists ([] for none),
+        or strings `[B, C]` ("" for none); each phrase tokenized as targets (cut to
+        `max_target_length`) and right-padded with the pad id (C, P >= 1); an all-padding
+        phrase is none."""
+        if not tf.is_tensor(constraints):
+            most = max([1, *(len(phrases) for phrases in constraints)])
+            dense = [list(phrases) + [""] * (most - len(phrases)) for phrases in constraints]
+            constraints = tf.constant(dense, tf.string, shape=[len(dense), most])
+        ids, _ = self.encode_targets(tf.reshape(constraints, [-1]))
+        return tf.reshape(ids, tf.concat([tf.shape(constraints), tf.shape(ids)[1:]], 0))
 
     def encode_prefixes(self, prefixes) -> tf.Tensor:
         """Target prefixes (strings `[B]`, "" for none) -> ids `[B, P]` (tokenized as

@@ -257,10 +257,12 @@ def cmd_translate(args):
         translator = Translator.from_run_directory(
             args.run_dir, allow_unfinished=args.allow_unfinished
         )
-    wanted = {"--alignments": args.alignments, "--replace-unknown": args.replace_unknown}
-    wanted = [flag for flag, on in wanted.items() if on] + ["--plot-attention"] * bool(
-        args.plot_attention
-    )
+    wanted = {
+        "--alignments": args.alignments,
+        "--replace-unknown": args.replace_unknown,
+        "--plot-attention": bool(args.plot_attention),
+    }
+    wanted = [flag for flag, on in wanted.items() if on]
     if wanted and not translator.has_attention:
         raise ConfigError(f"{' and '.join(wanted)}: only for a model that reports attention")
     start = time.perf_counter()

@@ -104,6 +104,13 @@ class ConstrainedBeamSearch(BeamSearch):
         ranked = beams.alive_log_probs + tf.where(unmet, _NEG_INF / 10, 0.0)
         return super().finalize(setup, beams._replace(alive_log_probs=ranked))
 
+    def _next_token(self, phrase, matched):
+        """The next token of the phrase each hypothesis writes (`phrase`, `matched` `[B, M]`;
+        meaningless where `phrase` is -1)."""
+        phrases = self.constraint_ids
+        current_ids = tf.gather(phrases, tf.maximum(phrase, 0), batch_dims=1)  # [B, M, P]
+        return tf.gather(current_ids, tf.minimum(matched, tf.shape(phrases)[2] - 1), batch_dims=2)
+
     def _advance(self, setup, lengths, met, phrase, matched, tokens):
         """The constraint state after `tokens` (`[B, M]`, with their parents' `met [B, M, C]`,
         `phrase`, `matched [B, M]`): `(met, phrase, matched, tokens met [B, M])`."""
@@ -111,9 +118,7 @@ class ConstrainedBeamSearch(BeamSearch):
         num_phrases = tf.shape(phrases)[1]
         writing = phrase >= 0
         current = tf.maximum(phrase, 0)
-        current_ids = tf.gather(phrases, current, batch_dims=1)  # [B, M, P]
-        width = tf.shape(phrases)[2]
-        next_token = tf.gather(current_ids, tf.minimum(matched, width - 1), batch_dims=2)
+        next_token = self._next_token(phrase, matched)
         current_length = tf.gather(lengths, current, batch_dims=1)
         goes_on = writing & (tokens == next_token)
         completes = goes_on & (matched + 1 == current_length)
@@ -156,11 +161,7 @@ class ConstrainedBeamSearch(BeamSearch):
         # Candidates (beam, token): the 2K best overall, each hypothesis's next phrase tokens
         # (the one it is writing, the first of each phrase not out), its best token.
         _, top_index = tf.math.top_k(flat, 2 * K)
-        writing_next = tf.gather(
-            tf.gather(phrases, tf.maximum(state.phrase, 0), batch_dims=1),
-            tf.minimum(state.matched, tf.shape(phrases)[2] - 1),
-            batch_dims=2,
-        )  # [B, K]
+        writing_next = self._next_token(state.phrase, state.matched)  # [B, K]
         writing_next = tf.where(state.phrase >= 0, writing_next, setup.pad_id)
         firsts = tf.where(state.met, setup.pad_id, tf.expand_dims(phrases[:, :, 0], 1))  # [B, K, C]
         phrase_tokens = tf.concat([writing_next[:, :, None], firsts], axis=-1)

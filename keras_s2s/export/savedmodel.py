@@ -104,11 +104,8 @@ class _Endpoints:
         prefix, prefix_invalid = _sanitize(prefix)
         prefix_ids, _ = self.translator.encode_targets(prefix)
         flat, constraints_invalid = _sanitize(tf.reshape(constraints, [-1]))
-        phrase_ids, _ = self.translator.encode_targets(flat)
-        shape = tf.concat([tf.shape(constraints), tf.shape(phrase_ids)[1:]], 0)
-        strategy = ConstrainedBeamSearch(
-            self.beam_size, tf.reshape(phrase_ids, shape), length_penalty, self.beam_size
-        )
+        phrase_ids = self.translator.encode_constraints(tf.reshape(flat, tf.shape(constraints)))
+        strategy = ConstrainedBeamSearch(self.beam_size, phrase_ids, length_penalty, self.beam_size)
         result = self.translator.decode(source_ids, strategy, prefix_ids=prefix_ids)
         n = tf.clip_by_value(num_results, 1, self.beam_size)
         constraints_invalid = tf.reduce_any(
@@ -126,16 +123,8 @@ class _Endpoints:
         target, target_invalid = _sanitize(target)
         target_ids, target_truncated = self.translator.encode_targets(target)
         weights = self.translator.align_ids(source_ids, target_ids)[:, :-1]  # eos's row out
-        pad = self.translator.target_tokenizer.pad_id
-        # The most-attended source token (not padding, which a fixed-width model attends to).
-        lengths = tf.reduce_sum(
-            tf.cast(source_ids != self.translator.source_tokenizer.pad_id, tf.int32), 1
-        )
-        in_source = tf.range(tf.shape(weights)[2])[None, None, :] < lengths[:, None, None]
-        best = tf.argmax(tf.where(in_source, weights, -1.0), axis=-1, output_type=tf.int32)
-        best = tf.where(lengths[:, None] > 0, best, -1)
         return {
-            "alignments": tf.where(target_ids != pad, best, -1),  # [B, T]: -1 for padding
+            "alignments": self.translator.most_attended(weights, source_ids, target_ids),
             "attention_weights": weights,
             "source_token_ids": source_ids,
             "target_token_ids": target_ids,

@@ -35,15 +35,22 @@ class ReverseSequence(keras.layers.Layer):
         self.pad_id = pad_id
         self.supports_masking = True
 
+    def indices(self, token_ids):
+        """int32 `[B, S]`: the position each output position reads (the reversal is its own
+        inverse, so also where each input token goes)."""
+        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)
+        if self.pad_id is None:
+            lengths = ops.shape(token_ids)[1] + ops.zeros_like(positions[:, :1])
+        else:
+            real = ops.cast(ops.not_equal(token_ids, self.pad_id), "int32")
+            lengths = ops.sum(real, axis=1, keepdims=True)
+        index = ops.where(positions < lengths, lengths - 1 - positions, positions)
+        return ops.broadcast_to(index, ops.shape(token_ids))
+
     def call(self, token_ids):
         if self.pad_id is None:
             return ops.flip(token_ids, axis=1)
-        lengths = ops.sum(
-            ops.cast(ops.not_equal(token_ids, self.pad_id), "int32"), axis=1, keepdims=True
-        )
-        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)
-        index = ops.where(positions < lengths, lengths - 1 - positions, positions)
-        return ops.take_along_axis(token_ids, index, axis=1)
+        return ops.take_along_axis(token_ids, self.indices(token_ids), axis=1)
 
     def compute_output_shape(self, token_ids_shape):
         return token_ids_shape

@@ -365,18 +365,8 @@ class Seq2Seq(EncoderDecoder):
         if self.has_attention:
             state["attention"] = ops.zeros_like(encoder_token_ids, dtype="float32")
             if self.reverse is not None:
-                # Encoded position p holds source token order[p] (the reversal is its own
-                # inverse): real tokens reversed, padding in place, or whole rows.
-                positions = ops.expand_dims(
-                    ops.arange(ops.shape(encoder_token_ids)[1], dtype="int32"), 0
-                )
-                if self.mask_source_padding:
-                    real = ops.cast(ops.not_equal(encoder_token_ids, self.pad_id), "int32")
-                    lengths = ops.sum(real, axis=1, keepdims=True)
-                else:
-                    lengths = ops.shape(encoder_token_ids)[1] + ops.zeros_like(positions[:, :1])
-                order = ops.where(positions < lengths, lengths - 1 - positions, positions)
-                state["source_order"] = ops.broadcast_to(order, ops.shape(encoder_token_ids))
+                # Encoded position p holds source token order[p].
+                state["source_order"] = self.reverse.indices(encoder_token_ids)
         return state
 
     def decode_step(self, token_ids, state, step=None):
