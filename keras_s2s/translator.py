@@ -59,16 +59,35 @@ class DecodingControls:
 
     def processors(self, target_tokenizer: Tokenizer) -> list:
         """The `keras_s2s.decoding` logits processors that apply these controls."""
-        processors = []
-        if self.min_length_ratio or self.max_length_ratio:
-            eos = target_tokenizer.eos_id
-            processors.append(LengthRatio(eos, self.min_length_ratio, self.max_length_ratio))
-        if self.no_repeat_ngram_size:
-            processors.append(NoRepeatNgram(self.no_repeat_ngram_size))
-        if self.banned_words:
-            ids = target_tokenizer.tokenize(tf.constant(list(self.banned_words))).to_list()
-            processors.append(BanSequences(ids))
-        return processors
+        return control_processors(
+            target_tokenizer, self.min_length_ratio, self.max_length_ratio,
+            self.no_repeat_ngram_size, self.banned_words,
+        )  # fmt: skip
+
+
+def control_processors(
+    target_tokenizer: Tokenizer,
+    min_length_ratio=0.0,
+    max_length_ratio=0.0,
+    no_repeat_ngram_size=0,
+    banned_words=(),
+) -> list:
+    """The logits processors of the length and repetition controls (see `DecodingControls`).
+    A setting given as a number is left out when it is off (0, no words); one given as a
+    tensor (a SavedModel's inputs: scalars, and banned words as strings `[K]`) is always in
+    the loop, its 0 or K = 0 turning it off there. Settings are not checked here."""
+    processors = []
+    eos, pad = target_tokenizer.eos_id, target_tokenizer.pad_id
+    if any(tf.is_tensor(r) or r for r in (min_length_ratio, max_length_ratio)):
+        processors.append(LengthRatio(eos, min_length_ratio, max_length_ratio))
+    if tf.is_tensor(no_repeat_ngram_size) or no_repeat_ngram_size:
+        processors.append(NoRepeatNgram(no_repeat_ngram_size))
+    if tf.is_tensor(banned_words) or banned_words:
+        words = banned_words if tf.is_tensor(banned_words) else tf.constant(list(banned_words))
+        words = tf.reshape(words, [-1])
+        ids = target_tokenizer.tokenize(words).to_tensor(default_value=pad)
+        processors.append(BanSequences(ids, pad_id=pad))
+    return processors
 
 
 def _encode(tokenizer: Tokenizer, strings, max_length: int):

@@ -328,6 +328,9 @@ def test_doc_python_snippets_run_without_warnings(tmp_path, monkeypatch):
     penalty = ((5.0 + lengths) / 6.0) ** 0.6
     np.testing.assert_allclose(served_scores, np.nansum(chosen, axis=1) / penalty, atol=1e-3)
 
+    translated = [t.decode() for t in namespace["translated"]["translations"].numpy()]
+    assert len(translated) == 2 and translated[0].startswith("1994-")
+    assert not any("27" in t for t in translated)  # a banned word
     constrained = namespace["constrained"]["translations"].numpy()
     assert constrained.shape == (2, 1) and constrained[0, 0].decode().startswith("1994-")
     assert namespace["sampled"]["translations"].shape == (3,)

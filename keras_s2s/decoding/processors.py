@@ -104,25 +104,39 @@ class ForcePrefix(LogitsProcessor):
 class BanSequences(LogitsProcessor):
     """Token sequences that never appear in an output (banned words: a word may be several
     pieces): the last token of a sequence is banned when the tokens before it were just
-    output. A one-token sequence is banned everywhere."""
+    output. A one-token sequence is banned everywhere.
+
+    `sequences` is a list of token-id lists, or an int32 tensor `[K, P]` of K sequences
+    right-padded with `pad_id` (K may be 0; an all-padding row bans nothing): the form a
+    SavedModel builds in its graph from banned words it is given.
+    """
 
     needs_history = True
 
-    def __init__(self, sequences: Sequence[Sequence[int]]):
-        self.sequences = tuple(tuple(int(i) for i in s) for s in sequences if len(s))
+    def __init__(self, sequences, pad_id: int = -1):
+        self.pad_id = int(pad_id)
+        if not tf.is_tensor(sequences):
+            sequences = [list(s) for s in sequences if len(s)]
+            width = max([1, *(len(s) for s in sequences)])
+            padded = [s + [self.pad_id] * (width - len(s)) for s in sequences]
+            sequences = tf.constant(padded, tf.int32, shape=[len(padded), width])
+        self.sequences = tf.convert_to_tensor(sequences, tf.int32)
 
     def __call__(self, logits, context):
-        banned = tf.zeros_like(logits, tf.bool)
-        vocabulary = _vocabulary(logits)
-        for sequence in self.sequences:
-            *prefix, last = sequence
-            match = tf.ones(tf.shape(logits)[:1], tf.bool)
-            for k, token in enumerate(prefix):  # token k sits len(prefix) - k steps back
-                back = context.step - len(prefix) + k
-                output = tf.gather(context.history, tf.maximum(back, 0), axis=1)
-                match &= (back >= 0) & (output == token)
-            banned |= match[:, None] & (vocabulary == last)[None, :]
-        return _ban(logits, banned)
+        sequences = self.sequences  # [K, P]
+        lengths = tf.reduce_sum(tf.cast(sequences != self.pad_id, tf.int32), 1)  # [K]
+        width = tf.shape(sequences)[1]
+        last = tf.gather(sequences, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)  # [K]
+        # Token j < length - 1 of sequence k must be the output length - 1 - j steps back.
+        j = tf.range(width)[None, :]
+        back = context.step - (lengths[:, None] - 1) + j  # [K, P]: the column it sits in
+        needed = j < lengths[:, None] - 1
+        output = tf.gather(context.history, tf.maximum(back, 0), axis=1)  # [R, K, P]
+        agrees = (output == sequences[None]) & (back >= 0)[None]
+        match = tf.reduce_all(agrees | ~needed[None], axis=2) & (lengths > 0)[None]  # [R, K]
+        last_tokens = tf.one_hot(last, tf.shape(logits)[-1], dtype=tf.float32)  # [K, V]
+        hits = tf.matmul(tf.cast(match, tf.float32), last_tokens)  # [R, V]
+        return _ban(logits, hits > 0)
 
 
 class MinLength(LogitsProcessor):
@@ -141,12 +155,14 @@ class LengthRatio(LogitsProcessor):
     """Output lengths as ratios of each row's source length (in tokens): at least
     `ceil(min_ratio x source length)` tokens before eos, and eos forced once
     `ceil(max_ratio x source length)` tokens are out (0 turns a bound off). The loop's
-    `max_length` still caps every output."""
+    `max_length` still caps every output. The ratios may be float32 scalar tensors (a
+    SavedModel's inputs; checked by the caller)."""
 
     needs_source_lengths = True
 
-    def __init__(self, eos_id: int, min_ratio: float = 0.0, max_ratio: float = 0.0):
-        if min_ratio < 0 or max_ratio < 0 or (max_ratio and min_ratio > max_ratio):
+    def __init__(self, eos_id: int, min_ratio=0.0, max_ratio=0.0):
+        numbers = not (tf.is_tensor(min_ratio) or tf.is_tensor(max_ratio))
+        if numbers and (min_ratio < 0 or max_ratio < 0 or (max_ratio and min_ratio > max_ratio)):
             raise ValueError(
                 "Length ratios must be >= 0 with min_ratio <= max_ratio. "
                 f"Received: min_ratio={min_ratio}, max_ratio={max_ratio}"
@@ -160,41 +176,58 @@ class LengthRatio(LogitsProcessor):
     def __call__(self, logits, context):
         is_eos = (_vocabulary(logits) == self.eos_id)[None, :]
         tokens_out = context.step  # tokens output before this step
-        if self.min_ratio:
-            logits = _ban(logits, is_eos & (tokens_out < self._bound(self.min_ratio, context)))
-        if self.max_ratio:
-            # Words before eos: max x source length; then only eos.
-            logits = _ban(logits, ~is_eos & (tokens_out >= self._bound(self.max_ratio, context)))
-        return logits
+        # A ratio of 0 bans nothing: the minimum bound is 0, the maximum is off.
+        logits = _ban(logits, is_eos & (tokens_out < self._bound(self.min_ratio, context)))
+        over = (tokens_out >= self._bound(self.max_ratio, context)) & (self.max_ratio > 0)
+        # Words before eos: max x source length; then only eos.
+        return _ban(logits, ~is_eos & over)
 
 
 class NoRepeatNgram(LogitsProcessor):
     """No n-gram of `n` tokens appears twice in a row's output: a token that would complete
     an n-gram already output is banned (as fairseq's and Hugging Face's `no_repeat_ngram_size`).
+    `n` may be an int32 scalar tensor (a SavedModel's input), where 0 turns the ban off.
     """
 
     needs_history = True
 
-    def __init__(self, n: int):
-        if n < 1:
+    def __init__(self, n):
+        if not tf.is_tensor(n) and n < 1:
             raise ValueError(f"`n` must be at least 1. Received: n={n}")
-        self.n = int(n)
+        self.n = n if tf.is_tensor(n) else int(n)
 
     def __call__(self, logits, context):
         n, step, history = self.n, context.step, context.history
         length = history.shape[1]
-        if length is None or length < n:
+        if length is None:
+            length = tf.shape(history)[1]
+        elif isinstance(n, int) and length < n:
             return logits
-        starts = length - n + 1  # n-grams start at columns 0 .. starts - 1
-        followers = history[:, n - 1 :]  # [R, starts]: the n-th token of each n-gram
-        # An earlier n-gram (all its columns < step) whose first n - 1 tokens equal the last
-        # n - 1 tokens output: its n-th token would repeat it.
-        match = tf.broadcast_to(tf.range(starts)[None, :] + n <= step, tf.shape(followers))
-        for k in range(n - 1):
+        # Column s of `window(k)` is token s + k of the output (-1 past the history).
+        padded = tf.pad(history, [[0, 0], [0, length]], constant_values=-1)
+
+        def window(k):
+            return tf.slice(padded, [0, k], [-1, length])
+
+        # The n-gram starting at column s is earlier than the last n - 1 tokens output (all its
+        # columns < step) and its first n - 1 tokens equal them: its n-th token would repeat it.
+        match = tf.range(length)[None, :] + n <= step
+        match = tf.broadcast_to(match & (n > 0), tf.shape(history))
+
+        def agree(k, match):
             last = tf.gather(history, tf.maximum(step - (n - 1) + k, 0), axis=1)
-            match &= history[:, k : k + starts] == last[:, None]
+            return match & (window(k) == last[:, None])
+
+        if isinstance(n, int):
+            for k in range(n - 1):
+                match = agree(k, match)
+        else:
+            _, match = tf.while_loop(
+                lambda k, _: k < n - 1, lambda k, match: (k + 1, agree(k, match)), [0, match]
+            )
+        followers = tf.maximum(window(tf.maximum(n - 1, 0)), 0)  # the n-th tokens (or 0)
         rows = tf.shape(history)[0]
-        indices = tf.stack([tf.repeat(tf.range(rows)[:, None], starts, axis=1), followers], axis=-1)
+        indices = tf.stack([tf.repeat(tf.range(rows)[:, None], length, axis=1), followers], -1)
         counts = tf.scatter_nd(
             tf.reshape(indices, [-1, 2]),
             tf.reshape(tf.cast(match, tf.int32), [-1]),

@@ -18,7 +18,7 @@ from pathlib import Path
 import tensorflow as tf
 
 import keras_s2s
-from keras_s2s.decoding import ConstrainedBeamSearch, Sampling
+from keras_s2s.decoding import ConstrainedBeamSearch, GreedySearch, Sampling
 from keras_s2s.errors import ExportError
 from keras_s2s.export.exporter import Exporter
 from keras_s2s.export.layout import (
@@ -30,7 +30,7 @@ from keras_s2s.export.layout import (
     staged_directory,
 )
 from keras_s2s.run_directory import RunDirectory
-from keras_s2s.translator import Translator
+from keras_s2s.translator import Translator, control_processors
 
 #: Written into `assets.extra/` of every export: how it was made and what it expects.
 EXPORT_INFO_FILE = "keras_s2s_export.json"
@@ -80,8 +80,54 @@ class _Endpoints:
             "invalid_utf8": invalid,
         }
 
-    def sample(self, text, temperature, top_k, top_p, seed):
+    def _controls(
+        self, text, prefix, min_length_ratio, max_length_ratio, no_repeat_ngram_size, banned_words
+    ):
+        """The control inputs every controllable signature takes, checked in the graph (a bad
+        one fails the request by name) -> (processors, prefix ids `[B, P]`, invalid_utf8 `[B]`
+        of the prefixes and the banned words)."""
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(prefix)[0], tf.shape(text)[0], message="prefix needs one string per text"
+            ),
+            tf.debugging.assert_non_negative(
+                min_length_ratio, message="min_length_ratio must be >= 0"
+            ),
+            tf.debugging.assert_non_negative(
+                max_length_ratio, message="max_length_ratio must be >= 0"
+            ),
+            tf.debugging.Assert(
+                (max_length_ratio == 0) | (min_length_ratio <= max_length_ratio),
+                ["min_length_ratio must be <= max_length_ratio (0: no maximum)"],
+            ),
+            tf.debugging.assert_non_negative(
+                no_repeat_ngram_size, message="no_repeat_ngram_size must be >= 0"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            prefix, prefix_invalid = _sanitize(prefix)
+        words, words_invalid = _sanitize(banned_words)
+        processors = control_processors(
+            self.translator.target_tokenizer, min_length_ratio, max_length_ratio,
+            no_repeat_ngram_size, words,
+        )  # fmt: skip
+        prefix_ids, _ = self.translator.encode_targets(prefix)
+        return processors, prefix_ids, prefix_invalid | tf.reduce_any(words_invalid)
+
+    def translate(self, text, *controls):
         source_ids, truncated, invalid = self._prepare(text)
+        processors, prefix_ids, controls_invalid = self._controls(text, *controls)
+        result = self.translator.decode(source_ids, GreedySearch(), processors, prefix_ids)
+        return {
+            "translations": self.translator.detokenize_nbest(result.token_ids)[:, 0],
+            "scores": result.scores[:, 0],
+            "truncated": truncated,
+            "invalid_utf8": invalid | controls_invalid,
+        }
+
+    def sample(self, text, temperature, top_k, top_p, seed, *controls):
+        source_ids, truncated, invalid = self._prepare(text)
+        processors, prefix_ids, controls_invalid = self._controls(text, *controls)
         # Settings are checked here, in the graph: a bad one fails the request by name.
         checks = [
             tf.debugging.assert_greater(temperature, 0.0, message="temperature must be > 0"),
@@ -91,22 +137,21 @@ class _Endpoints:
         ]
         with tf.control_dependencies(checks):
             strategy = Sampling(tf.identity(temperature), top_k, top_p, seed)
-        result = self.translator.decode(source_ids, strategy)
+        result = self.translator.decode(source_ids, strategy, processors, prefix_ids)
         return {
             "translations": self.translator.detokenize_nbest(result.token_ids)[:, 0],
             "scores": result.log_probs[:, 0],
             "truncated": truncated,
-            "invalid_utf8": invalid,
+            "invalid_utf8": invalid | controls_invalid,
         }
 
-    def constrained_beam_search(self, text, prefix, constraints, length_penalty, num_results):
+    def constrained_beam_search(self, text, constraints, length_penalty, num_results, *controls):
         source_ids, truncated, invalid = self._prepare(text)
-        prefix, prefix_invalid = _sanitize(prefix)
-        prefix_ids, _ = self.translator.encode_targets(prefix)
+        processors, prefix_ids, controls_invalid = self._controls(text, *controls)
         flat, constraints_invalid = _sanitize(tf.reshape(constraints, [-1]))
         phrase_ids = self.translator.encode_constraints(tf.reshape(flat, tf.shape(constraints)))
         strategy = ConstrainedBeamSearch(self.beam_size, phrase_ids, length_penalty, self.beam_size)
-        result = self.translator.decode(source_ids, strategy, prefix_ids=prefix_ids)
+        result = self.translator.decode(source_ids, strategy, processors, prefix_ids)
         n = tf.clip_by_value(num_results, 1, self.beam_size)
         constraints_invalid = tf.reduce_any(
             tf.reshape(constraints_invalid, tf.shape(constraints)), 1
@@ -115,7 +160,7 @@ class _Endpoints:
             "translations": self.translator.detokenize_nbest(result.token_ids[:, :n]),
             "scores": result.scores[:, :n],
             "truncated": truncated,
-            "invalid_utf8": invalid | prefix_invalid | constraints_invalid,
+            "invalid_utf8": invalid | controls_invalid | constraints_invalid,
         }
 
     def align(self, text, target):
@@ -163,7 +208,7 @@ class _Endpoints:
 
 #: Every signature a SavedModel can have (`attention` and `align`: attention models only).
 SIGNATURES = (
-    "serving_default", "beam_search", "score", "sample", "constrained_beam_search",
+    "serving_default", "beam_search", "score", "translate", "sample", "constrained_beam_search",
     "attention", "align",
 )  # fmt: skip
 
@@ -234,17 +279,21 @@ def write_saved_model(
     endpoints = _Endpoints(translator, beam_size)
     text = tf.TensorSpec([None], tf.string, name="text")
     target = tf.TensorSpec([None], tf.string, name="target")
+    # The decoding controls every controllable signature takes (0 / "" / no words: off).
+    controls = [
+        tf.TensorSpec([None], tf.string, name="prefix"),
+        tf.TensorSpec([], tf.float32, name="min_length_ratio"),
+        tf.TensorSpec([], tf.float32, name="max_length_ratio"),
+        tf.TensorSpec([], tf.int32, name="no_repeat_ngram_size"),
+        tf.TensorSpec([None], tf.string, name="banned_words"),
+    ]
+    length_penalty = tf.TensorSpec([], tf.float32, name="length_penalty")
+    num_results = tf.TensorSpec([], tf.int32, name="num_results")
     functions = {
         "serving_default": (endpoints.greedy, [text]),
-        "beam_search": (
-            endpoints.beam_search,
-            [
-                text,
-                tf.TensorSpec([], tf.float32, name="length_penalty"),
-                tf.TensorSpec([], tf.int32, name="num_results"),
-            ],
-        ),
+        "beam_search": (endpoints.beam_search, [text, length_penalty, num_results]),
         "score": (endpoints.score, [text, target]),
+        "translate": (endpoints.translate, [text, *controls]),
         "sample": (
             endpoints.sample,
             [
@@ -253,16 +302,17 @@ def write_saved_model(
                 tf.TensorSpec([], tf.int32, name="top_k"),
                 tf.TensorSpec([], tf.float32, name="top_p"),
                 tf.TensorSpec([], tf.int32, name="seed"),
+                *controls,
             ],
         ),
         "constrained_beam_search": (
             endpoints.constrained_beam_search,
             [
                 text,
-                tf.TensorSpec([None], tf.string, name="prefix"),
                 tf.TensorSpec([None, None], tf.string, name="constraints"),
-                tf.TensorSpec([], tf.float32, name="length_penalty"),
-                tf.TensorSpec([], tf.int32, name="num_results"),
+                length_penalty,
+                num_results,
+                *controls,
             ],
         ),
     }
@@ -317,12 +367,17 @@ def export_saved_model(
       (each target's log-probability, eos included, as `Translator.score`),
       `normalized_scores` (per token), `target_truncated` (targets longer than the max target
       length are scored on their first tokens); `invalid_utf8` covers both inputs.
+    - `translate`: greedy with the decoding controls, inputs `prefix` (`[B]` strings each
+      output begins with, "" for none), `min_length_ratio` and `max_length_ratio` (output
+      tokens before eos as ratios of the source's, 0: off), `no_repeat_ngram_size` (0: off) and
+      `banned_words` (`[K]` strings, K >= 0), all checked in the graph; outputs as
+      `serving_default`. `invalid_utf8` covers the prefixes and the banned words too.
     - `sample`: inputs `temperature`, `top_k`, `top_p`, `seed` (scalars, checked in the
-      graph); one sample per row (repeat a text for several); `translations` and `scores`
-      (log-probabilities) `[B]`.
-    - `constrained_beam_search`: beam search of `beam_size` with inputs `prefix` (`[B]`
-      strings each output begins with, "" for none), `constraints` (`[B, C]` phrases each output
-      contains, "" for none), `length_penalty` and `num_results`; outputs as `beam_search`.
+      graph) and the controls; one sample per row (repeat a text for several); `translations`
+      and `scores` (log-probabilities) `[B]`.
+    - `constrained_beam_search`: beam search of `beam_size` with inputs `constraints`
+      (`[B, C]` phrases each output contains, "" for none), `length_penalty`, `num_results`
+      and the controls; outputs as `beam_search`.
     - `attention` (attention models only): greedy, plus `attention_weights` `[B, T, S]` and the
       source/target token ids.
     - `align` (attention models only): input `target`; `alignments` `[B, T]` (each target

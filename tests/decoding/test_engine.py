@@ -141,6 +141,40 @@ def test_banned_sequences_and_length_ratios():
         decode(repeating, state, 2, 10, GreedySearch(), [ratio])
 
 
+def test_controls_given_as_tensors_equal_the_controls_given_as_numbers():
+    """A SavedModel passes the ratios, the n-gram size and the banned sequences as tensors
+    (0 and no rows: off); a traced decode with them outputs what the Python settings do."""
+    state, lengths = {"x": tf.zeros([2, 1])}, tf.constant([4, 3])
+
+    @tf.function
+    def traced(min_ratio, max_ratio, n, banned):
+        processors = [LengthRatio(EOS, min_ratio, max_ratio), NoRepeatNgram(n)]
+        processors.append(BanSequences(banned, pad_id=PAD))
+        result = decode(repeating, state, 2, 10, BeamSearch(2), processors, source_lengths=lengths)
+        return result.token_ids
+
+    def plain(processors):
+        return decode(
+            repeating, state, 2, 10, BeamSearch(2), processors, source_lengths=lengths
+        ).token_ids
+
+    no_rows = tf.zeros([0, 1], tf.int32)
+    cases = [
+        ((0.0, 0.0, 0, no_rows), []),
+        ((0.5, 1.0, 0, no_rows), [LengthRatio(EOS, 0.5, 1.0)]),
+        ((2.0, 0.0, 0, no_rows), [LengthRatio(EOS, 2.0)]),
+        ((0.0, 0.0, 2, no_rows), [NoRepeatNgram(2)]),
+        ((0.0, 0.0, 1, no_rows), [NoRepeatNgram(1)]),
+        ((0.0, 0.0, 0, [[5, 4], [7, PAD]]), [BanSequences([[5, 4], [7]])]),
+    ]
+    outputs = set()
+    for (min_ratio, max_ratio, n, banned), processors in cases:
+        got = traced(min_ratio, max_ratio, tf.constant(n), tf.constant(banned, tf.int32))
+        np.testing.assert_array_equal(got.numpy(), plain(processors).numpy())
+        outputs.add(got.numpy().tobytes())
+    assert len(outputs) == len(cases)  # each control changed the output
+
+
 def test_a_users_own_strategy_runs_in_the_loop_unchanged():
     class SecondBest(_RowStrategy):
         """The second most likely token at the first step, then the most likely."""

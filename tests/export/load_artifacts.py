@@ -65,12 +65,27 @@ def run_saved_model(path, request):
         "temperature": tf.constant(1.0), "top_k": tf.constant(0), "top_p": tf.constant(1.0),
     }  # fmt: skip
     no_phrases = tf.zeros([0, 2], tf.string)
+
+    def controls(prefix, min_length_ratio=0.0, max_length_ratio=0.0, n=0, banned_words=()):
+        return {
+            "prefix": tf.constant(prefix, tf.string),
+            "min_length_ratio": tf.constant(min_length_ratio, tf.float32),
+            "max_length_ratio": tf.constant(max_length_ratio, tf.float32),
+            "no_repeat_ngram_size": tf.constant(n, tf.int32),
+            "banned_words": tf.constant(list(banned_words), tf.string, shape=[len(banned_words)]),
+        }
+
     options = {
         "beam_search": beam_options,
         "score": {"target": empty},
         "align": {"target": empty},
-        "sample": {**sampling, "seed": tf.constant(0)},
-        "constrained_beam_search": {"prefix": empty, "constraints": no_phrases, **beam_options},
+        "translate": controls([]),
+        "sample": {**sampling, "seed": tf.constant(0), **controls([])},
+        "constrained_beam_search": {
+            "constraints": no_phrases,
+            **beam_options,
+            **controls([]),
+        },  # fmt: skip
     }
     for name in out["signatures"]:
         result = loaded.signatures[name](text=empty, **options.get(name, {}))
@@ -79,9 +94,10 @@ def run_saved_model(path, request):
     # request's prefixes and phrases; alignments of the greedy translations.
     first = tf.constant(request["batches"][0])
     if "sample" in out["signatures"]:  # not in every export (`signatures=`)
+        off = controls([""] * len(first.numpy()))
         out["samples"] = [
             strings(
-                loaded.signatures["sample"](text=first, **sampling, seed=tf.constant(seed))[
+                loaded.signatures["sample"](text=first, **sampling, seed=tf.constant(seed), **off)[
                     "translations"
                 ]
             )
@@ -89,19 +105,30 @@ def run_saved_model(path, request):
         ]
         phrases = request["constraints"]
         most = max(len(p) for p in phrases)
+        # The request's prefixes and controls; alone, and with the request's phrases.
+        settings = controls(request["prefixes"], **request["controls"])
+        out["translate"] = strings(
+            loaded.signatures["translate"](text=first, **settings)["translations"]
+        )
         constrained = loaded.signatures["constrained_beam_search"](
             text=first,
-            prefix=tf.constant(request["prefixes"]),
             constraints=tf.constant([p + [""] * (most - len(p)) for p in phrases]),
             **beam_options,
+            **settings,
         )
-        try:  # A bad setting fails the request, named.
-            loaded.signatures["sample"](
-                text=first, **{**sampling, "temperature": tf.constant(0.0)}, seed=tf.constant(1)
-            )
-            out["bad_temperature"] = ""
-        except tf.errors.InvalidArgumentError as e:
-            out["bad_temperature"] = e.message
+        out["errors"] = {}  # A bad setting fails the request, named.
+        for name, call, bad in [
+            ("sample", {**sampling, "seed": tf.constant(1), **off}, {"temperature": 0.0}),
+            ("translate", off, {"min_length_ratio": 2.0, "max_length_ratio": 1.0}),
+            ("translate", off, {"no_repeat_ngram_size": -1}),
+            ("translate", off, {"prefix": ["1"]}),
+        ]:
+            bad = {k: tf.constant(v) for k, v in bad.items()}
+            try:
+                loaded.signatures[name](text=first, **{**call, **bad})
+                out["errors"][str(sorted(bad))] = ""
+            except tf.errors.InvalidArgumentError as e:
+                out["errors"][str(sorted(bad))] = e.message
         out["constrained"] = strings(constrained["translations"])
         out["constrained_scores"] = constrained["scores"].numpy().tolist()
     if "align" in out["signatures"]:

@@ -23,7 +23,7 @@ from keras_s2s.export import custom_ops, export, export_saved_model, export_tfli
 from keras_s2s.export.savedmodel import EXPORT_INFO_FILE
 from keras_s2s.export.tflite import TFLITE_INFO_FILE, _Module, convert
 from keras_s2s.training import train
-from keras_s2s.translator import Translator
+from keras_s2s.translator import DecodingControls, Translator
 
 HERE = Path(__file__).resolve().parent
 
@@ -124,8 +124,10 @@ EDGE_CASES = [
     VALID_EDGE_CASE.encode(),
 ]  # fmt: skip
 LENGTH_PENALTY, NUM_RESULTS, BEAM_SIZE = 0.6, 2, 3
-# The constrained beam search of BATCHES[0]: a prefix, two phrases, none.
+# The constrained beam search of BATCHES[0]: a prefix, two phrases, none; with and without
+# phrases, under the length and repetition controls.
 PREFIXES, CONSTRAINTS = ["1", "", ""], [[], ["9", "0"], []]
+CONTROLS = {"min_length_ratio": 0.5, "max_length_ratio": 2.0, "n": 2, "banned_words": ["0"]}
 # Exported as a SavedModel alone first (version 1), then in both formats (version 2 of both).
 # Attention scores (and a deep residual stack, the fixed-width source of the DLFS2 setting,
 # the Peeky GRU bidirectional family) whose export shares its paths with the families kept
@@ -175,6 +177,12 @@ def small_config(data_file, overrides):
         "training.learning_rate": 0.01,
     }
     return apply_overrides(pipeline, {**settings, **overrides})
+
+
+def decoding_controls(controls: dict) -> DecodingControls:
+    """The `DecodingControls` of the SavedModel's control inputs `controls`."""
+    names = {"n": "no_repeat_ngram_size"}
+    return DecodingControls(**{names.get(k, k): v for k, v in controls.items()})
 
 
 def keras_greedy_with_logits(translator):
@@ -281,9 +289,12 @@ def exported(tmp_path_factory, request):
                     translator.detokenize_nbest(translator.sample_ids(ids, seed=seed)[0]).numpy()
                     for ids, seed in ((source_ids[0], 7), (source_ids[0], 8))
                 ],
+                "translate": translator.translate(
+                    BATCHES[0], prefixes=PREFIXES, controls=decoding_controls(CONTROLS)
+                ),
                 "constrained": translator.translate_nbest(
                     BATCHES[0], BEAM_SIZE, NUM_RESULTS, LENGTH_PENALTY, prefixes=PREFIXES,
-                    constraints=CONSTRAINTS,
+                    constraints=CONSTRAINTS, controls=decoding_controls(CONTROLS),
                 ),
                 "alignments": translator.align(BATCHES[0], translator.translate(BATCHES[0]))
                 if translator.has_attention
@@ -308,6 +319,7 @@ def exported(tmp_path_factory, request):
             "valid_edge_case": VALID_EDGE_CASE,
             "prefixes": PREFIXES,
             "constraints": CONSTRAINTS,
+            "controls": CONTROLS,
         }
         if family in QUANTIZED_FAMILIES:
             jobs[family]["quantized"] = {"variants": ["float16", "int8"], "texts": AGREEMENT_TEXTS}
@@ -375,7 +387,8 @@ def test_savedmodel_equals_keras(exported, family):
     else:
         attention = {"attention", "align"} if ours["has_attention"] else set()
         assert set(served["signatures"]) == {
-            "serving_default", "beam_search", "score", "sample", "constrained_beam_search"
+            "serving_default", "beam_search", "score", "translate", "sample",
+            "constrained_beam_search",
         } | attention  # fmt: skip
         _check_decoding_controls(ours, served)
     # Scoring the greedy translations: the log-probabilities `Translator.score` gives.
@@ -393,12 +406,23 @@ def test_savedmodel_equals_keras(exported, family):
 
 
 def _check_decoding_controls(ours, served):
-    """The `sample`, `constrained_beam_search` and `align` signatures against Keras."""
+    """The `translate`, `sample`, `constrained_beam_search` and `align` signatures against
+    Keras."""
     # Sampling: the samples Keras draws with the same seed (twice), and with another seed.
     seven, eight = ([t.decode() for t in samples[:, 0]] for samples in ours["samples"])
     assert served["samples"][0] == served["samples"][1] == seven
     assert served["samples"][2] == eight
-    assert "temperature must be > 0" in served["bad_temperature"]
+    # The controls: the translations (and constrained hypotheses) of Translator's, and a
+    # bad setting failing the request by name.
+    assert served["translate"] == ours["translate"] != ours["greedy"][0]
+    errors = served["errors"]
+    assert "temperature must be > 0" in errors["['temperature']"]
+    assert (
+        "min_length_ratio must be <= max_length_ratio"
+        in errors["['max_length_ratio', 'min_length_ratio']"]
+    )
+    assert "no_repeat_ngram_size must be >= 0" in errors["['no_repeat_ngram_size']"]
+    assert "prefix needs one string per text" in errors["['prefix']"]
     # The constrained beam search: the hypotheses and scores of Translator's.
     assert served["constrained"] == [[t for t, _ in row] for row in ours["constrained"]]
     np.testing.assert_allclose(
@@ -486,6 +510,7 @@ def test_empty_batch_gets_empty_results(exported):
             }, family  # fmt: skip
         if keras_side[family]["signatures"] is None:
             assert empty.pop("sample") == empty["serving_default"], family
+            assert empty.pop("translate") == empty["serving_default"], family
             assert empty.pop("constrained_beam_search") == empty["beam_search"], family
         if "align" in empty:
             align = empty.pop("align")
