@@ -97,6 +97,7 @@ TRANSFORMER = (
     "--set", "model.num_encoder_layers=1", "--set", "model.num_decoder_layers=1",
 )  # fmt: skip
 MULTI30K_ATTENTION = MULTI30K + ("--set", "model.embedding_dim=16")
+TINY_TRANSFORMER = ("--set", "model.hidden_dim=16", "--epochs", "1", *TRANSFORMER)
 
 # The quickstart's `train` command: run once, by the `trained_run` fixture, whose run every block
 # that reads `runs/date_attention` gets a copy of.
@@ -120,6 +121,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "keras-s2s translate runs/date_attention --sample --num-samples 3 --temperature 1.5 --seed 1 "
     '"27/09/94"': (),
     "keras-s2s export runs/date_attention --format tflite --quantization float32,int8": (),
+    # docs/export.md
+    "keras-s2s train date_transformer": (*DATE[:4], *TINY_TRANSFORMER),
+    "keras-s2s export runs/date_transformer --format ctranslate2 --quantization int8": (),
     # docs/scale.md
     "keras-s2s train multi30k_transformer_de_en --strategy mirrored": MULTI30K + TRANSFORMER,
     # A one-point space of a tiny model (tests/tuning searches every family's default space).
@@ -269,7 +273,10 @@ def check_output(argv: list[str], figures: dict, lines: list[str], cwd: Path):
         assert set(figures) - {"run_dir"} == (kinds or {option(argv, "--format")})
         for kind in kinds or {option(argv, "--format")}:
             assert (cwd / figures[kind]).is_dir()
-        if "--quantization" in argv:
+        if "ctranslate2" in figures:
+            info = json.loads((cwd / figures["ctranslate2"] / "keras_s2s_export.json").read_text())
+            assert info["quantization"] == option(argv, "--quantization", "float32")
+        if "--quantization" in argv and "tflite" in figures:
             names = {p.name for p in (cwd / figures["tflite"]).glob("*.tflite")}
             assert len(names) == len(option(argv, "--quantization").split(","))
     elif command == "tune":

@@ -331,6 +331,12 @@ def test_doc_python_snippets_run_without_warnings(tmp_path, monkeypatch):
     translated = [t.decode() for t in namespace["translated"]["translations"].numpy()]
     assert len(translated) == 2 and translated[0].startswith("1994-")
     assert not any("27" in t for t in translated)  # a banned word
+    # The CTranslate2 export of a Transformer run, translated by the shipped wrapper.
+    engine = namespace["engine"]
+    assert (namespace["ct2_paths"]["ctranslate2"] / "ctranslate2_translator.py").is_file()
+    (greedy,) = engine.translate(["Sep 27 1994"])
+    (nbest,) = engine.translate_nbest(["Sep 27 1994"], beam_size=4)
+    assert isinstance(greedy, str) and len(nbest) == 1 and nbest[0][1] <= 0.0
     constrained = namespace["constrained"]["translations"].numpy()
     assert constrained.shape == (2, 1) and constrained[0, 0].decode().startswith("1994-")
     assert namespace["sampled"]["translations"].shape == (3,)

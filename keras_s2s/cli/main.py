@@ -392,9 +392,9 @@ def _split_list(value: str) -> tuple[str, ...]:
 
 
 def cmd_export(args):
-    from keras_s2s.export import export
+    from keras_s2s.export import FORMATS, export
 
-    formats = tuple(EXPORTERS) if args.format == "all" else (args.format,)
+    formats = FORMATS if args.format == "all" else (args.format,)
     paths = export(
         args.run_dir,
         formats=formats,
@@ -593,10 +593,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--ensemble", action="append", default=[], metavar="RUN_DIR", help="average with it"
     )
-    p = command("export", cmd_export, "export a run directory (SavedModel and/or TFLite)")
+    p = command("export", cmd_export, "export a run directory (SavedModel, TFLite, CTranslate2)")
     run_dir_args(p)
     p.add_argument(
-        "--format", default="savedmodel", choices=[*EXPORTERS, "all"], help="all: every format"
+        "--format",
+        default="savedmodel",
+        choices=[*EXPORTERS, "all"],
+        help="all: savedmodel and tflite",
     )
     p.add_argument("--output-root", default="saved_models", help="default saved_models")
     p.add_argument("--name", help="model name (default: the run's pipeline)")
@@ -608,7 +611,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--quantization",
         default="float32",
-        help="TFLite variants, comma-separated: float32,float16,int8",
+        help="TFLite variants, comma-separated: float32,float16,int8 (CTranslate2: one)",
     )
     p = command("run", cmd_run, "train, evaluate, translate examples and export (the main job)")
     pipeline_args(p)

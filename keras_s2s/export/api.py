@@ -18,8 +18,9 @@ from keras_s2s.registry import EXPORTERS
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.translator import Translator
 
-#: The built-in formats, the default of `export`; `keras_s2s.registry.EXPORTERS` has them all.
-FORMATS = EXPORTERS.builtins
+#: The default formats of `export` and `keras-s2s export --format all` (every family writes
+#: them); `keras_s2s.registry.EXPORTERS` has every format (CTranslate2, plugins' own).
+FORMATS = ("savedmodel", "tflite")
 
 
 def check_formats(formats) -> tuple[str, ...]:
@@ -47,7 +48,8 @@ def export(
     ensemble: tuple = (),
     **options,
 ) -> dict[str, Path]:
-    """Exports a run directory; returns `{"savedmodel": path, "tflite": path}` (those asked).
+    """Exports a run directory; returns `{"savedmodel": path, "tflite": path}` (those asked;
+    `"ctranslate2"` too, for the families that convert: see `keras_s2s.export.ctranslate2`).
     `formats` may name any registered format (`keras_s2s.export.register`); `options` are
     passed on to the formats (as `beam_size` and `quantizations` are).
 
