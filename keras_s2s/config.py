@@ -82,6 +82,11 @@ DEFAULTS: dict[str, Any] = {
         "label_smoothing": 0.0,
         # Global-norm gradient clipping (Keras `global_clipnorm`); 0 turns clipping off.
         "global_clipnorm": 5.0,
+        # Gradient accumulation: one update per N batches, with their gradients' mean (Keras
+        # optimizers' `gradient_accumulation_steps`): N batches of B tokens update as one batch
+        # of N x B when the batches hold equal token counts. 1: an update per batch. The
+        # learning rate schedule counts updates (`warmup_steps` are updates).
+        "accumulation_steps": 1,
         "seed": 42,
         "jit_compile": False,
         # The model's dtype policy: "float32", "mixed_float16" or "mixed_bfloat16" (logits
@@ -168,6 +173,7 @@ _POSITIVE = {
     ("training", "batch_tokens"),
     ("training", "learning_rate"),
     ("training", "steps_per_execution"),
+    ("training", "accumulation_steps"),
     ("training", "warmup_steps"),
     ("training", "schedule_dim"),
     ("training", "adam_epsilon"),

@@ -182,13 +182,14 @@ EXPORTERS = Registry(
     base="keras_s2s.export.exporter:Exporter",
 )
 
-#: `model.type` name -> `(model, source_tokens, target_tokens, positions) ->
-#: ctranslate2.specs.TransformerSpec`: how a model family converts to CTranslate2 (see
-#: `keras_s2s.export.ctranslate2`); a family without one does not convert.
+#: `model.type` name -> `(model, specs, source_tokens, target_tokens, positions) ->
+#: ctranslate2.specs.TransformerSpec` (`specs`: the `ctranslate2.specs` module): how a model
+#: family converts to CTranslate2 (see `keras_s2s.export.ctranslate2`); a family without one
+#: does not convert.
 CTRANSLATE2_CONVERTERS = Registry(
     "CTranslate2 converter",
     "keras_s2s.ctranslate2_converters",
-    {"transformer": "keras_s2s.export.ctranslate2_transformer:transformer_spec"},
+    {"transformer": "keras_s2s.models.transformer.ctranslate2:transformer_spec"},
 )
 
 #: `model.type` name -> `keras_s2s.models.EncoderDecoder` subclass that implements the decoding

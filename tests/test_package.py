@@ -2,6 +2,7 @@
 
 import ast
 import inspect
+import json
 import math
 import re
 import subprocess
@@ -331,6 +332,10 @@ def test_doc_python_snippets_run_without_warnings(tmp_path, monkeypatch):
     translated = [t.decode() for t in namespace["translated"]["translations"].numpy()]
     assert len(translated) == 2 and translated[0].startswith("1994-")
     assert not any("27" in t for t in translated)  # a banned word
+    # Fine-tuning from the pipeline's run: the run it started from is recorded.
+    tuned_meta = json.loads((tmp_path / "runs" / "readme_tuned" / "run.json").read_text())
+    assert tuned_meta["init_from"] == str((tmp_path / "runs" / "readme_example").resolve())
+    assert namespace["tuned"]["epochs"] == 1
     # The CTranslate2 export of a Transformer run, translated by the shipped wrapper.
     engine = namespace["engine"]
     assert (namespace["ct2_paths"]["ctranslate2"] / "ctranslate2_translator.py").is_file()

@@ -82,7 +82,10 @@ def cmd_train(args):
     # Before any TensorFlow op (collective ops are configured at program start); only the
     # chief touches the run directory.
     strategy = make_strategy(config["training"]["strategy"])
-    summary = train(config, _output_dir(args, config), strategy=strategy, finished_run="move")
+    summary = train(
+        config, _output_dir(args, config), strategy=strategy, finished_run="move",
+        init_from=args.init_from,
+    )  # fmt: skip
     _print_training(summary)
     return summary
 
@@ -536,6 +539,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     pipeline_args(p, training_flags=False)
     p = command("train", cmd_train, "train a pipeline into a run directory")
     pipeline_args(p)
+    p.add_argument(
+        "--init-from", metavar="RUN_DIR", help="start from this run's weights and tokenizers"
+    )
     p = command(
         "evaluate",
         cmd_evaluate,

@@ -2,7 +2,7 @@
 vocabularies and the run's tokenizer files, in `<name>-ctranslate2/<version>/`.
 
 A family converts if `keras_s2s.registry.CTRANSLATE2_CONVERTERS` has a converter under its
-`model.type` name (the Transformer's: `keras_s2s.export.ctranslate2_transformer`; a plugin
+`model.type` name (the Transformer's: `keras_s2s.models.transformer.ctranslate2`; a plugin
 family registers its own); the converter fills CTranslate2's spec through CTranslate2's own
 spec API, which saves it. CTranslate2 reads and writes tokens, not text:
 `ctranslate2_translator.py`, shipped beside the model, tokenizes with the run's tokenizer files
@@ -59,8 +59,10 @@ def write_ctranslate2(translator, run, directory: Path, quantization: str, info:
             f"The {family or type(model).__name__} family does not convert to CTranslate2; "
             f"the families that do: {', '.join(CTRANSLATE2_CONVERTERS)}"
         )
+    from ctranslate2 import specs  # Lazy: the `ctranslate2` extra.
+
     converter = CTRANSLATE2_CONVERTERS[family]
-    spec = converter(model, _tokens(source), _tokens(target), positions)
+    spec = converter(model, specs, _tokens(source), _tokens(target), positions)
     vocabularies = runtime_vocabularies(run, source, target)  # for the shipped wrapper
     config = spec.config
     config.unk_token = target.id_to_token(target.unk_id)

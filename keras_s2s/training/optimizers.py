@@ -18,7 +18,9 @@ def training_settings(training: dict) -> dict:
 
 def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
     """Adam as the `[training]` keys say: learning rate and its schedule, betas, epsilon and
-    global-norm clipping.
+    global-norm clipping; with `accumulation_steps` N > 1, one update per N batches with the
+    mean of their gradients (Keras's `gradient_accumulation_steps`; the clipping applies to
+    that mean, and the schedule counts updates).
 
     Keys left out take their defaults (`keras_s2s.config.DEFAULTS["training"]`), which are
     Keras's Adam defaults with `global_clipnorm = 5.0`. With
@@ -34,15 +36,17 @@ def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
     ... })
     """
     settings = training_settings(training)
-    learning_rate = settings["learning_rate"]
+    learning_rate, accumulation = settings["learning_rate"], settings["accumulation_steps"]
     if settings["learning_rate_schedule"] == "inverse_sqrt":
         learning_rate = InverseSquareRootSchedule(
-            settings["schedule_dim"], settings["warmup_steps"], scale=learning_rate
-        )
+            settings["schedule_dim"], settings["warmup_steps"], scale=learning_rate,
+            steps_per_update=accumulation,
+        )  # fmt: skip
     return keras.optimizers.Adam(
         learning_rate,
         beta_1=settings["adam_beta_1"],
         beta_2=settings["adam_beta_2"],
         epsilon=settings["adam_epsilon"],
         global_clipnorm=settings["global_clipnorm"] or None,
+        gradient_accumulation_steps=accumulation if accumulation > 1 else None,
     )

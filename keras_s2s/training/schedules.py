@@ -20,6 +20,9 @@ class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule)
             keras-s2s's naming, 512 in the paper's base model); a positive int.
         warmup_steps: the update at which the rate peaks (4000 in the paper); a positive int.
         scale: a multiplier (1.0 in the paper; tensor2tensor and OpenNMT use 2.0).
+        steps_per_update: optimizer steps per update: with gradient accumulation over N
+            batches, Keras calls the schedule with the steps taken, N per update, and n is
+            `step // N + 1`.
 
     Example:
 
@@ -30,8 +33,11 @@ class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule)
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017, section 5.3.
     """
 
-    def __init__(self, model_dim, warmup_steps=4000, scale=1.0):
-        for name, value in (("model_dim", model_dim), ("warmup_steps", warmup_steps)):
+    def __init__(self, model_dim, warmup_steps=4000, scale=1.0, steps_per_update=1):
+        for name, value in (
+            ("model_dim", model_dim), ("warmup_steps", warmup_steps),
+            ("steps_per_update", steps_per_update),
+        ):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
         if not scale > 0:
@@ -39,9 +45,11 @@ class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule)
         self.model_dim = model_dim
         self.warmup_steps = warmup_steps
         self.scale = scale
+        self.steps_per_update = steps_per_update
 
     def __call__(self, step):
-        n = ops.cast(step, "float32") + 1.0
+        updates = ops.floor_divide(step, self.steps_per_update)
+        n = ops.cast(updates, "float32") + 1.0
         warmup = float(self.warmup_steps)
         factor = ops.minimum(ops.rsqrt(n), n * warmup**-1.5)
         return (self.scale * float(self.model_dim) ** -0.5) * factor
@@ -51,4 +59,5 @@ class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule)
             "model_dim": self.model_dim,
             "warmup_steps": self.warmup_steps,
             "scale": self.scale,
+            **({"steps_per_update": self.steps_per_update} if self.steps_per_update > 1 else {}),
         }

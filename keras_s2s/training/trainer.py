@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import keras_s2s
 from keras_s2s.checks import CheckedConfig, check_config, score_names
-from keras_s2s.errors import KerasS2SError, RunDirectoryError
+from keras_s2s.errors import ConfigError, KerasS2SError, RunDirectoryError
 from keras_s2s.interrupts import GracefulStop, Interrupted, deferred
 from keras_s2s.run_directory import BACKUP_DIR, FINISHED, RunDirectory, backed_up_epochs
 from keras_s2s.training.averaging import CheckpointAverage
@@ -30,7 +30,12 @@ from keras_s2s.training.callbacks import (
     attention_images_callback,
     decoding_callback,
 )
-from keras_s2s.training.distribution import is_chief, make_strategy, worker_name
+from keras_s2s.training.distribution import (
+    check_accumulation,
+    is_chief,
+    make_strategy,
+    worker_name,
+)
 from keras_s2s.training.prepared import PreparedData
 
 
@@ -40,8 +45,15 @@ def train(
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
     finished_run: str = "error",
+    init_from: str | Path | None = None,
 ) -> dict:
     """Trains `config` (a merged pipeline config) into the run directory `output_dir`.
+
+    With `init_from` (a finished run directory), training starts from that run's weights, and
+    with its tokenizers (a fine-tuned model must read the ids it was trained on): the
+    pipeline's `[model]` must be the run's (its dropout may differ), and a pipeline that names
+    its own vocabulary files or another tokenizer type is refused (`ConfigError`), before any
+    data is read. `run.json` records the run it started from.
 
     The model, optimizer and metrics are created under `strategy` (default: one made from
     `training.strategy` by `make_strategy`; pass your own to choose devices). Under a
@@ -72,17 +84,59 @@ def train(
     checked = check_config(config)  # Fail on a config typo before any data work.
     if finished_run not in ("error", "move"):
         raise ValueError(f"finished_run must be 'error' or 'move'; got {finished_run!r}")
+    initial = _initial_run(init_from, checked.config) if init_from is not None else None
     # Before any TensorFlow op: collective ops are configured at program start.
     strategy = strategy or make_strategy(config["training"]["strategy"])
+    check_accumulation(strategy, checked.config["training"]["accumulation_steps"])
     # One backup directory per worker (BackupAndRestore), in the run directory.
     backup_dir = Path(output_dir) / BACKUP_DIR / worker_name(strategy)
     if not is_chief(strategy):
         with tempfile.TemporaryDirectory(prefix=f"keras-s2s-{worker_name(strategy)}-") as d:
-            job = _Job(checked, RunDirectory(Path(d) / "run"), strategy, backup_dir, verbose)
-            return _train(job, "error")
-    return _train(
-        _Job(checked, RunDirectory(output_dir), strategy, backup_dir, verbose), finished_run
-    )
+            run = RunDirectory(Path(d) / "run")
+            return _train(_Job(checked, run, strategy, backup_dir, verbose, initial), "error")
+    job = _Job(checked, RunDirectory(output_dir), strategy, backup_dir, verbose, initial)
+    return _train(job, finished_run)
+
+
+#: `[model]` keys a run started from another (`init_from`) may change: they hold no weights.
+_FINE_TUNING_MAY_CHANGE = ("model.dropout",)
+
+
+def _initial_run(init_from, config: dict) -> RunDirectory:
+    """The finished run `init_from` names, checked against `config` (see `train`)."""
+    from keras_s2s.registry import TOKENIZERS
+    from keras_s2s.run_directory import config_differences
+
+    initial = RunDirectory(init_from)
+    initial.check_finished()
+    data = config["data"]
+    for key in ("vocabulary", "target_vocabulary"):
+        if data[key]:
+            raise ConfigError(
+                f"data.{key} = {data[key]!r}, but a run started from {initial.path} reads that "
+                "run's vocabulary (its ids are the ones the model learned): drop data."
+                f"{key}"
+            )
+    source, target = initial.load_tokenizers()
+    wanted = TOKENIZERS[data["tokenizer"]]
+    for side, tokenizer in (("source", source), ("target", target)):
+        if type(tokenizer) is not wanted:
+            raise ConfigError(
+                f"data.tokenizer = {data['tokenizer']!r}, but the {side} tokenizer of "
+                f"{initial.path} is a {type(tokenizer).__name__}: a run started from it keeps "
+                "its tokenizers"
+            )
+    stored = {"model": initial.config()["model"]}
+    differences = [
+        key for key in config_differences(stored, {"model": config["model"]})
+        if key not in _FINE_TUNING_MAY_CHANGE
+    ]  # fmt: skip
+    if differences:
+        raise ConfigError(
+            f"The pipeline's model differs from the one in {initial.path} "
+            f"({', '.join(differences)}): a run started from it needs its model"
+        )
+    return initial
 
 
 @dataclasses.dataclass
@@ -94,6 +148,7 @@ class _Job:
     strategy: tf.distribute.Strategy
     backup_dir: Path
     verbose: int | str
+    initial: RunDirectory | None = None  # the run `init_from` names
 
     @property
     def config(self) -> dict:
@@ -119,7 +174,10 @@ def _train(job: _Job, finished_run: str) -> dict:
     # No dataset or tokenizer exists yet, so `tf.random.set_seed`'s clearing of TensorFlow's
     # kernel caches is harmless here (unlike later: see `building.reseed`).
     keras.utils.set_random_seed(job.training["seed"])
-    data = PreparedData.load(job.config, tokenizers=run.saved_tokenizers() if resume else None)
+    tokenizers = run.saved_tokenizers() if resume else None
+    if tokenizers is None and job.initial is not None:
+        tokenizers = job.initial.load_tokenizers()
+    data = PreparedData.load(job.config, tokenizers=tokenizers)
     # The input is good: only now is anything moved or written.
     if state == FINISHED:
         print(f"Moved the earlier run in {run.path} to {run.move_aside()}", file=sys.stderr)
@@ -154,6 +212,7 @@ def _start_run(job: _Job, data: PreparedData) -> dict:
             "max_target_length": config["data"]["max_target_length"],
             **vocab,
             "data": data_figures,
+            **({"init_from": str(job.initial.path.resolve())} if job.initial else {}),
         }
     )
     return data_figures
@@ -230,7 +289,7 @@ def _callbacks(job: _Job, data: PreparedData, first: keras.callbacks.Callback) -
 
 def _built_model(job: _Job, data: PreparedData) -> keras.Model:
     """The compiled model, built (called once) under the strategy: `BackupAndRestore` needs
-    a built model."""
+    a built model; with the weights of the run `init_from` named, if any."""
     config, needs = job.config, job.checked.needs
     with job.strategy.scope():
         model = build_compiled_model(config, data)
@@ -245,6 +304,8 @@ def _built_model(job: _Job, data: PreparedData) -> keras.Model:
                 "decoder_token_ids": tf.ones([1, target_length], "int32"),
             }
         )
+        if job.initial is not None:  # (A resumed run's backup then restores its own.)
+            model.set_weights(job.initial.load_model().get_weights())
     return model
 
 

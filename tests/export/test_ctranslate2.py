@@ -10,8 +10,8 @@ import tensorflow as tf
 from keras_s2s.cli import main as cli
 from keras_s2s.errors import ExportError
 from keras_s2s.export import export
-from keras_s2s.export.ctranslate2_transformer import transformer_spec
 from keras_s2s.models.transformer import Transformer
+from keras_s2s.models.transformer.ctranslate2 import transformer_spec
 from keras_s2s.training import train
 from keras_s2s.translator import Translator
 from tests.export.test_export import (
@@ -114,7 +114,7 @@ def test_converted_log_probabilities_equal_keras(arguments, tmp_path):
     rng = np.random.default_rng(0)
     for weight in model.weights:  # biases and norms too: none left at its initial 0 or 1
         weight.assign(rng.normal(0, 0.3, weight.shape).astype("float32"))
-    spec = transformer_spec(model, vocabulary, vocabulary, positions=16)
+    spec = transformer_spec(model, ctranslate2.specs, vocabulary, vocabulary, positions=16)
     spec.config.layer_norm_epsilon = 1e-5
     spec.validate()
     spec.optimize()

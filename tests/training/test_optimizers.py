@@ -203,3 +203,61 @@ def test_a_mixed_precision_step_with_the_transformer_settings():
         assert model.jit_compile is True and np.isfinite(loss)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_the_schedule_counts_updates_under_accumulation():
+    """With N optimizer steps per update, the rate of step s is the plain rate of update
+    s // N: the warm-up is `warmup_steps` updates long whatever N is."""
+    plain = InverseSquareRootSchedule(64, warmup_steps=3)
+    accumulated = InverseSquareRootSchedule(64, warmup_steps=3, steps_per_update=2)
+    for step in range(8):
+        assert float(accumulated(step)) == pytest.approx(float(plain(step // 2)))
+    optimizer = make_optimizer({**TRANSFORMER, "accumulation_steps": 2})
+    assert optimizer.gradient_accumulation_steps == 2
+    assert optimizer._learning_rate.steps_per_update == 2
+    assert make_optimizer({}).gradient_accumulation_steps is None
+
+
+@pytest.mark.parametrize("strategy", ["default", "one_device"])
+def test_accumulated_batches_update_as_one_batch_of_all_their_tokens(strategy):
+    """`accumulation_steps = 2`: two batches of B examples (equal token counts: no padding)
+    update the weights as one batch of 2B does, clipping included, to 1e-5."""
+    from keras_s2s.training import make_strategy
+
+    rng = np.random.default_rng(0)
+    x = {
+        "encoder_token_ids": rng.integers(4, 12, (8, 5)).astype("int32"),
+        "decoder_token_ids": rng.integers(4, 10, (8, 4)).astype("int32"),
+    }
+    y = rng.integers(4, 10, (8, 4)).astype("int32")
+    initial = Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16).get_weights()
+    settings = {"learning_rate": 0.05, "global_clipnorm": 0.5}  # clipping active
+
+    def trained(accumulation, batch_size):
+        with make_strategy(strategy).scope():
+            model = Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16)
+            compile_model(model, {**settings, "accumulation_steps": accumulation})
+        model.set_weights(initial)
+        model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        return model
+
+    accumulated, large = trained(2, 4), trained(1, 8)
+    assert accumulated.optimizer.iterations.numpy() == large.optimizer.iterations.numpy() == 1
+    moved = [np.abs(a - b).max() for a, b in zip(large.get_weights(), initial, strict=True)]
+    assert max(moved) > 1e-3  # one real update
+    for a, b in zip(accumulated.get_weights(), large.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    losses = [m.evaluate(x, y, batch_size=8, verbose=0)[0] for m in (accumulated, large)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+
+
+def test_accumulation_under_a_mirrored_strategy_is_refused_before_anything_is_written(tmp_path):
+    """TensorFlow's mirrored strategies cannot run Keras's accumulation (an all-reduce inside a
+    `tf.cond`): a config error naming the key, nothing written."""
+    config = apply_overrides(
+        load_pipeline("addition_seq2seq"),
+        {"training.accumulation_steps": 2, "training.strategy": "mirrored"},
+    )
+    with pytest.raises(ConfigError, match="accumulation_steps = 2 needs the default or one_dev"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
