@@ -89,6 +89,23 @@ def signals_raise():
         _received.clear()
 
 
+def ignore_signals() -> None:
+    """From now on SIGINT and SIGTERM are ignored (main thread only): for a command that is
+    already ending on a signal. A signal Python has received but not yet handled (a second
+    Ctrl-C, handled only after the handlers in force when it came were restored) would
+    otherwise raise `KeyboardInterrupt` in the exit path and kill the process by SIGINT
+    (exit -2, no status line); an ignored one is dropped."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for _ in range(len(SIGNALS) + 1):  # A pending signal may raise while handlers change.
+        try:
+            for s in SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
 @contextlib.contextmanager
 def deferred():
     """Within the block, SIGINT and SIGTERM wait (blocked, then delivered when it ends), so a

@@ -713,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         quiet = _QuietNativeStderr()
     from keras_s2s.errors import KerasS2SError
-    from keras_s2s.interrupts import Interrupted, signals_raise
+    from keras_s2s.interrupts import Interrupted, ignore_signals, signals_raise
 
     try:
         with signals_raise():  # SIGTERM too ends in `finally` blocks and cleanups.
@@ -726,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"keras-s2s: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
+        ignore_signals()  # Stopping already: a later signal must not cut the exit short.
         _close(quiet)
         print(f"keras-s2s: {_interrupted_line(args, e, argv)}", file=sys.stderr)
         return e.exit_code if isinstance(e, Interrupted) else 130

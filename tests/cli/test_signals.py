@@ -189,3 +189,28 @@ def test_a_second_signal_while_tensorflow_traces_waits_for_the_next_safe_point()
         stop.check()  # the next safe point
     assert traced == [True] and result == 2  # the trace ran to its end
     assert stop.forced == signal.SIGINT
+
+
+def test_a_signal_arriving_while_the_command_exits_on_an_interrupt_keeps_its_exit_code():
+    """A command stopped by SIGINT whose exit path receives one more (a late second Ctrl-C)
+    still exits 130 with its message: the later signal is ignored, not raised where nothing
+    catches it (Python would then kill itself by SIGINT: exit -2, seen under load)."""
+    script = (
+        "import os, signal, sys\n"
+        "from keras_s2s.cli import main as cli\n"
+        "from keras_s2s.interrupts import Interrupted\n"
+        "def stopped(args):\n"
+        "    raise Interrupted(signal.SIGINT, 'stopped by SIGINT')\n"
+        "cli.cmd_data = stopped\n"
+        "close = cli._close\n"
+        "def late_signal(quiet):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    close(quiet)\n"
+        "cli._close = late_signal\n"
+        "sys.exit(cli.main(['data', 'date_attention']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == "keras-s2s: stopped by SIGINT"
