@@ -149,17 +149,22 @@ def test_families_that_do_not_convert_are_an_export_error(runs, tmp_path):
     assert cli.main([*argv, str(tmp_path)]) == 2
 
 
-def test_int8_export_stores_int8_weights_and_translates(runs, tmp_path):
+def test_quantized_exports_store_smaller_weights_and_translate(runs, tmp_path):
     paths = {
         q: export(
             runs / "transformer", formats=("ctranslate2",), output_root=tmp_path / q,
             quantizations=(q,),
         )["ctranslate2"]
-        for q in ("float32", "int8")
+        for q in ("float32", "float16", "int8")
     }  # fmt: skip
     info = json.loads((paths["int8"] / "keras_s2s_export.json").read_text())
     assert info["quantization"] == "int8"
     sizes = {q: (path / "model.bin").stat().st_size for q, path in paths.items()}
     assert sizes["int8"] < 0.6 * sizes["float32"]  # 1-byte weights (and their scales)
+    assert sizes["float16"] < 0.6 * sizes["float32"]
     translations = load_wrapper(paths["int8"])(paths["int8"]).translate(TEXTS, beam_size=2)
     assert len(translations) == len(TEXTS) and all(isinstance(t, str) for t in translations)
+    # CTranslate2 also quantizes a float32 model as it loads it.
+    loaded = load_wrapper(paths["float32"])(paths["float32"], compute_type="int8")
+    assert loaded.translator.compute_type.startswith("int8")  # int8 weights, float32 math
+    assert len(loaded.translate(TEXTS)) == len(TEXTS)
