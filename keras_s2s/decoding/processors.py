@@ -120,21 +120,22 @@ class BanSequences(LogitsProcessor):
             width = max([1, *(len(s) for s in sequences)])
             padded = [s + [self.pad_id] * (width - len(s)) for s in sequences]
             sequences = tf.constant(padded, tf.int32, shape=[len(padded), width])
-        self.sequences = tf.convert_to_tensor(sequences, tf.int32)
+        self.sequences = sequences = tf.convert_to_tensor(sequences, tf.int32)  # [K, P]
+        # What the steps share, computed once (not in the decoding loop): each sequence's
+        # length and last token, and which of its tokens must precede the last.
+        self.lengths = tf.reduce_sum(tf.cast(sequences != self.pad_id, tf.int32), 1)  # [K]
+        self.last = tf.gather(sequences, tf.maximum(self.lengths - 1, 0), axis=1, batch_dims=1)
+        j = tf.range(tf.shape(sequences)[1])[None, :]
+        # Token j < length - 1 of sequence k sits `step + offset` (the column it was output in).
+        self.offset = j - (self.lengths[:, None] - 1)  # [K, P]
+        self.needed = j < self.lengths[:, None] - 1
 
     def __call__(self, logits, context):
-        sequences = self.sequences  # [K, P]
-        lengths = tf.reduce_sum(tf.cast(sequences != self.pad_id, tf.int32), 1)  # [K]
-        width = tf.shape(sequences)[1]
-        last = tf.gather(sequences, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)  # [K]
-        # Token j < length - 1 of sequence k must be the output length - 1 - j steps back.
-        j = tf.range(width)[None, :]
-        back = context.step - (lengths[:, None] - 1) + j  # [K, P]: the column it sits in
-        needed = j < lengths[:, None] - 1
+        back = context.step + self.offset  # [K, P]
         output = tf.gather(context.history, tf.maximum(back, 0), axis=1)  # [R, K, P]
-        agrees = (output == sequences[None]) & (back >= 0)[None]
-        match = tf.reduce_all(agrees | ~needed[None], axis=2) & (lengths > 0)[None]  # [R, K]
-        last_tokens = tf.one_hot(last, tf.shape(logits)[-1], dtype=tf.float32)  # [K, V]
+        agrees = (output == self.sequences[None]) & (back >= 0)[None]
+        match = tf.reduce_all(agrees | ~self.needed[None], axis=2) & (self.lengths > 0)[None]
+        last_tokens = tf.one_hot(self.last, tf.shape(logits)[-1], dtype=tf.float32)  # [K, V]
         hits = tf.matmul(tf.cast(match, tf.float32), last_tokens)  # [R, V]
         return _ban(logits, hits > 0)
 
@@ -176,11 +177,14 @@ class LengthRatio(LogitsProcessor):
     def __call__(self, logits, context):
         is_eos = (_vocabulary(logits) == self.eos_id)[None, :]
         tokens_out = context.step  # tokens output before this step
-        # A ratio of 0 bans nothing: the minimum bound is 0, the maximum is off.
-        logits = _ban(logits, is_eos & (tokens_out < self._bound(self.min_ratio, context)))
-        over = (tokens_out >= self._bound(self.max_ratio, context)) & (self.max_ratio > 0)
-        # Words before eos: max x source length; then only eos.
-        return _ban(logits, ~is_eos & over)
+        # A ratio of 0 bans nothing (given as a number, its ban is left out of the loop).
+        if tf.is_tensor(self.min_ratio) or self.min_ratio:
+            logits = _ban(logits, is_eos & (tokens_out < self._bound(self.min_ratio, context)))
+        if tf.is_tensor(self.max_ratio) or self.max_ratio:
+            # Words before eos: max x source length; then only eos.
+            over = (tokens_out >= self._bound(self.max_ratio, context)) & (self.max_ratio > 0)
+            logits = _ban(logits, ~is_eos & over)
+        return logits
 
 
 class NoRepeatNgram(LogitsProcessor):
@@ -199,35 +203,39 @@ class NoRepeatNgram(LogitsProcessor):
     def __call__(self, logits, context):
         n, step, history = self.n, context.step, context.history
         length = history.shape[1]
+        if isinstance(n, int):
+            if length is not None and length < n:
+                return logits
+            size, on = n, None
+        else:  # A tensor n: 0 (off) or more than the history (no n-gram fits) bans nothing.
+            columns = tf.shape(history)[1]
+            size, on = tf.clip_by_value(n, 1, columns), (n > 0) & (n <= columns)
         if length is None:
             length = tf.shape(history)[1]
-        elif isinstance(n, int) and length < n:
-            return logits
-        # Column s of `window(k)` is token s + k of the output (-1 past the history).
-        padded = tf.pad(history, [[0, 0], [0, length]], constant_values=-1)
+        starts = length - size + 1  # n-grams start at columns 0 .. starts - 1
 
-        def window(k):
-            return tf.slice(padded, [0, k], [-1, length])
+        def window(k):  # column s: token s + k of the output
+            return tf.slice(history, [0, k], [-1, starts])
 
         # The n-gram starting at column s is earlier than the last n - 1 tokens output (all its
         # columns < step) and its first n - 1 tokens equal them: its n-th token would repeat it.
-        match = tf.range(length)[None, :] + n <= step
-        match = tf.broadcast_to(match & (n > 0), tf.shape(history))
+        followers = window(size - 1)  # [R, starts]: the n-th token of each n-gram
+        match = tf.range(starts)[None, :] + size <= step
+        match = tf.broadcast_to(match if on is None else match & on, tf.shape(followers))
 
         def agree(k, match):
-            last = tf.gather(history, tf.maximum(step - (n - 1) + k, 0), axis=1)
+            last = tf.gather(history, tf.maximum(step - (size - 1) + k, 0), axis=1)
             return match & (window(k) == last[:, None])
 
-        if isinstance(n, int):
-            for k in range(n - 1):
+        if isinstance(size, int):
+            for k in range(size - 1):
                 match = agree(k, match)
         else:
             _, match = tf.while_loop(
-                lambda k, _: k < n - 1, lambda k, match: (k + 1, agree(k, match)), [0, match]
+                lambda k, _: k < size - 1, lambda k, match: (k + 1, agree(k, match)), [0, match]
             )
-        followers = tf.maximum(window(tf.maximum(n - 1, 0)), 0)  # the n-th tokens (or 0)
         rows = tf.shape(history)[0]
-        indices = tf.stack([tf.repeat(tf.range(rows)[:, None], length, axis=1), followers], -1)
+        indices = tf.stack([tf.repeat(tf.range(rows)[:, None], starts, axis=1), followers], -1)
         counts = tf.scatter_nd(
             tf.reshape(indices, [-1, 2]),
             tf.reshape(tf.cast(match, tf.int32), [-1]),

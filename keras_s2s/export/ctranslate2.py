@@ -34,17 +34,6 @@ def _tokens(tokenizer) -> list[str]:
     return [tokenizer.id_to_token(i) for i in range(tokenizer.vocabulary_size)]
 
 
-def _family(model) -> str | None:
-    """The registered family name of `model` (its class, or the nearest registered base)."""
-    from keras_s2s.registry import MODELS
-
-    for cls in type(model).__mro__:
-        for name in MODELS:
-            if MODELS[name] is cls:
-                return name
-    return None
-
-
 def write_ctranslate2(translator, run, directory: Path, quantization: str, info: dict) -> None:
     """Writes the CTranslate2 model of `translator` (one run; float32 weights) into the existing,
     empty folder `directory`, its weights stored as `quantization` (`CTRANSLATE2_QUANTIZATIONS`),
@@ -53,10 +42,10 @@ def write_ctranslate2(translator, run, directory: Path, quantization: str, info:
     source, target = translator.source_tokenizer, translator.target_tokenizer
     # Positions: the longest source the model reads and the longest output, eos included.
     positions = max(translator.max_source_length, translator.max_target_length + 1)
-    family = _family(model)
+    family = run.config()["model"]["type"]
     if family not in CTRANSLATE2_CONVERTERS:
         raise ExportError(
-            f"The {family or type(model).__name__} family does not convert to CTranslate2; "
+            f"The {family} family does not convert to CTranslate2; "
             f"the families that do: {', '.join(CTRANSLATE2_CONVERTERS)}"
         )
     from ctranslate2 import specs  # Lazy: the `ctranslate2` extra.

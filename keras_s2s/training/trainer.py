@@ -102,7 +102,15 @@ def train(
 _FINE_TUNING_MAY_CHANGE = ("model.dropout",)
 
 
-def _initial_run(init_from, config: dict) -> RunDirectory:
+@dataclasses.dataclass
+class _InitialRun:
+    """The finished run `init_from` names, and its tokenizers (read once)."""
+
+    run: RunDirectory
+    tokenizers: tuple
+
+
+def _initial_run(init_from, config: dict) -> _InitialRun:
     """The finished run `init_from` names, checked against `config` (see `train`)."""
     from keras_s2s.registry import TOKENIZERS
     from keras_s2s.run_directory import config_differences
@@ -136,7 +144,7 @@ def _initial_run(init_from, config: dict) -> RunDirectory:
             f"The pipeline's model differs from the one in {initial.path} "
             f"({', '.join(differences)}): a run started from it needs its model"
         )
-    return initial
+    return _InitialRun(initial, (source, target))
 
 
 @dataclasses.dataclass
@@ -148,7 +156,7 @@ class _Job:
     strategy: tf.distribute.Strategy
     backup_dir: Path
     verbose: int | str
-    initial: RunDirectory | None = None  # the run `init_from` names
+    initial: _InitialRun | None = None  # the run `init_from` names
 
     @property
     def config(self) -> dict:
@@ -176,7 +184,7 @@ def _train(job: _Job, finished_run: str) -> dict:
     keras.utils.set_random_seed(job.training["seed"])
     tokenizers = run.saved_tokenizers() if resume else None
     if tokenizers is None and job.initial is not None:
-        tokenizers = job.initial.load_tokenizers()
+        tokenizers = job.initial.tokenizers
     data = PreparedData.load(job.config, tokenizers=tokenizers)
     # The input is good: only now is anything moved or written.
     if state == FINISHED:
@@ -212,7 +220,7 @@ def _start_run(job: _Job, data: PreparedData) -> dict:
             "max_target_length": config["data"]["max_target_length"],
             **vocab,
             "data": data_figures,
-            **({"init_from": str(job.initial.path.resolve())} if job.initial else {}),
+            **({"init_from": str(job.initial.run.path.resolve())} if job.initial else {}),
         }
     )
     return data_figures
@@ -305,7 +313,7 @@ def _built_model(job: _Job, data: PreparedData) -> keras.Model:
             }
         )
         if job.initial is not None:  # (A resumed run's backup then restores its own.)
-            model.set_weights(job.initial.load_model().get_weights())
+            model.set_weights(job.initial.run.load_model().get_weights())
     return model
 
 
