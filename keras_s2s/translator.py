@@ -261,8 +261,11 @@ class Translator:
     def _function(self, key, fn):
         if key not in self._functions:
             # Batches differ in source width: trace once for any width, not once per width.
+            # No autograph: the decoding loop is an explicit `tf.while_loop` and the models'
+            # calls use no Python control flow on tensors; converting them was two thirds of
+            # the time to trace (export, the first translation, each run's validation decoding).
             self._functions[key] = tf.function(
-                fn, jit_compile=self.jit_compile, reduce_retracing=True
+                fn, jit_compile=self.jit_compile, reduce_retracing=True, autograph=False
             )
         return self._functions[key]
 

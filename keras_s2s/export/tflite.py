@@ -78,8 +78,8 @@ class _Module(tf.Module):
         self.source_length = source_length
         self.max_length = max_length
         ids = tf.TensorSpec([None, source_length], tf.int32, name="encoder_token_ids")
-        self.translate = tf.function(self._translate, input_signature=[ids])
-        self.encode = tf.function(self._encode, input_signature=[ids])
+        self.translate = tf.function(self._translate, input_signature=[ids], autograph=False)
+        self.encode = tf.function(self._encode, input_signature=[ids], autograph=False)
         example = model.encode(tf.zeros([1, source_length], tf.int32), max_length=max_length)
         self._structure = example
         state_specs = {
@@ -89,7 +89,7 @@ class _Module(tf.Module):
         token_spec = tf.TensorSpec([None], tf.int32, name="token_ids")
         step_spec = tf.TensorSpec([], tf.int32, name="step")
         self.decode_step = tf.function(
-            self._decode_step, input_signature=[token_spec, step_spec, state_specs]
+            self._decode_step, input_signature=[token_spec, step_spec, state_specs], autograph=False
         )
 
     def _translate(self, encoder_token_ids):
@@ -130,7 +130,7 @@ def _frozen(function):
     specs = tf.nest.flatten(concrete.structured_input_signature)
     names = sorted(concrete.structured_outputs)  # the flat order of a dict
 
-    @tf.function(input_signature=specs)
+    @tf.function(input_signature=specs, autograph=False)
     def named(*args):
         return dict(zip(names, frozen(*args), strict=True))
 

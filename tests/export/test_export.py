@@ -35,7 +35,13 @@ FAMILIES = {
         "model.bidirectional": True,
         "model.merge_mode": "sum",
     },
-    "bahdanau": {"model.decoder": "bahdanau"},
+    # Bahdanau et al.'s setting: a bidirectional GRU encoder under additive attention.
+    "bahdanau-gru-bidirectional": {
+        "model.decoder": "bahdanau",
+        "model.cell": "gru",
+        "model.bidirectional": True,
+        "model.merge_mode": "sum",
+    },
     "luong-dot": {"model.decoder": "luong", "model.attention_score": "dot"},
     "luong-general-deep": {
         "model.decoder": "luong",
@@ -77,26 +83,30 @@ FAMILIES = {
     },
 }
 # The slow families' export paths in the default run: tiny (embedding 8, width 16, 2 epochs),
-# several variants in one model where they are independent (the score function, the cell and
-# the depth), which is what the default run can afford.
+# with variants combined in one model where they are independent (the score function, the
+# cell, the depth, the source reading and the training policy), which is what the default run
+# can afford.
 TINY = {"model.embedding_dim": 8, "model.hidden_dim": 16, "training.epochs": 2}
 FAMILIES |= {
-    "tiny-peeky-gru-bidirectional": {**FAMILIES["peeky-gru-bidirectional"], **TINY},
-    # The DLFS2 setting (Luong dot over the fixed-width source, reversed whole).
-    "tiny-luong-dot-fixed-width": {**FAMILIES["luong-dot-fixed-width"], **TINY},
-    "tiny-luong-scaled-rnn-deep": {
-        **FAMILIES["luong-scaled-rnn"],
+    # The Peeky decoder over a deep residual stack of plain RNN cells, trained under
+    # mixed_bfloat16: the run reloads in it, and exports compute in float32.
+    "tiny-peeky-rnn-deep-bfloat16": {
+        "model.decoder": "peeky",
+        "model.cell": "rnn",
         "model.num_layers": 2,
         "model.residual": True,
+        "training.precision": "mixed_bfloat16",
         **TINY,
     },
-    # Trained under mixed_bfloat16: the run reloads in it, and exports compute in float32.
-    "tiny-luong-concat": {
-        **FAMILIES["luong-concat"],
+    # The DLFS2 setting (a fixed-width source, padding included, reversed whole) under Luong's
+    # concat score.
+    "tiny-luong-concat-fixed-width": {
+        **FAMILIES["luong-dot-fixed-width"],
+        "model.attention_score": "concat",
         **TINY,
-        "training.precision": "mixed_bfloat16",
     },
 }
+
 # Most families export the signatures every family had before the decoding controls
 # (`signatures=`); `sample`, `constrained_beam_search` and `align` (model-independent loops
 # over the `decode_step` every signature uses) are exported and checked on the Transformer and
@@ -145,7 +155,7 @@ SLOW_FAMILIES = (
 )
 LINKED_FAMILY = "plain-reverse"
 # Exported with float16 and int8 TFLite variants too: the smallest family, and an attention one.
-QUANTIZED_FAMILIES = ("plain-reverse", "tiny-luong-dot-fixed-width")
+QUANTIZED_FAMILIES = ("plain-reverse", "tiny-luong-concat-fixed-width")
 # Loaded with the session-based loader of TF Serving (`saved_model_cli run`) too.
 CLI_FAMILIES = ("sentencepiece", "transformer")
 AGREEMENT_TEXTS = [f"{a}+{b}" for a in range(3, 100, 8) for b in range(0, 100, 10)]
@@ -354,7 +364,7 @@ def test_a_mixed_precision_run_reloads_in_its_policy_and_exports_in_float32(expo
     float32 model the tests below check) compute in float32, which TFLite's builtins need."""
     keras_side, _ = exported
     policies = {family: side["trained_policy"] for family, side in keras_side.items()}
-    assert policies.pop("tiny-luong-concat") == "mixed_bfloat16"
+    assert policies.pop("tiny-peeky-rnn-deep-bfloat16") == "mixed_bfloat16"
     assert set(policies.values()) == {"float32"}
 
 
