@@ -87,6 +87,11 @@ DEFAULTS: dict[str, Any] = {
         # of N x B when the batches hold equal token counts. 1: an update per batch. The
         # learning rate schedule counts updates (`warmup_steps` are updates).
         "accumulation_steps": 1,
+        # Weight averaging during training: the momentum m of an exponential moving average of
+        # the weights (Keras optimizers' `use_ema`: average <- m * average + (1 - m) * weights
+        # after every update), which every epoch's validation, decoding scores, checkpoint and
+        # `average_last_epochs` use (`keras_s2s.training.EMAWeights`); 0: off.
+        "ema": 0.0,
         "seed": 42,
         "jit_compile": False,
         # The model's dtype policy: "float32", "mixed_float16" or "mixed_bfloat16" (logits
@@ -106,6 +111,11 @@ DEFAULTS: dict[str, Any] = {
         # split after every epoch (free-running greedy decoding) as "<split>_exact_match",
         # "<split>_bleu" and "<split>_chrf"; "" turns it off.
         "score_split": "",
+        # Score `score_split` after every N-th epoch and the last (N = 1: every epoch), and
+        # only its first M examples (0: all of them): less time decoding, while the checkpoint
+        # is still chosen among the scored epochs.
+        "score_every": 1,
+        "score_examples": 0,
         # Models with attention: after each epoch, write the attention heatmaps of the first N
         # validation sources (else training sources) to TensorBoard (logs/attention); 0: off.
         "attention_images": 1,
@@ -174,6 +184,7 @@ _POSITIVE = {
     ("training", "learning_rate"),
     ("training", "steps_per_execution"),
     ("training", "accumulation_steps"),
+    ("training", "score_every"),
     ("training", "warmup_steps"),
     ("training", "schedule_dim"),
     ("training", "adam_epsilon"),
@@ -189,6 +200,7 @@ _NON_NEGATIVE = {
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
     ("training", "average_last_epochs"),
+    ("training", "score_examples"),
     ("training", "attention_images"),
     ("training", "batch_size"),
     ("evaluation", "length_penalty"),
@@ -199,6 +211,7 @@ _FRACTION = {
     ("training", "adam_beta_1"),
     ("training", "adam_beta_2"),
     ("training", "label_smoothing"),
+    ("training", "ema"),
 }
 
 

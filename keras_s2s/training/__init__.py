@@ -10,6 +10,7 @@ import importlib
 _NAMES = {
     "AttentionImages": "keras_s2s.training.attention_images",
     "CheckpointAverage": "keras_s2s.training.averaging",
+    "EMAWeights": "keras_s2s.training.ema",
     "ExactMatch": "keras_s2s.training.exact_match",
     "InverseSquareRootSchedule": "keras_s2s.training.schedules",
     "MaskedAccuracy": "keras_s2s.training.metrics",

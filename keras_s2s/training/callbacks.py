@@ -1,6 +1,7 @@
 """The callbacks `train` (and keras-tuner trials) add to `fit`: run checkpoints, stopping on
-NaN or a signal, the epoch timer, and the decoding and attention-image callbacks a config asks
-for (`decoding_callback`, `attention_images_callback`)."""
+NaN or a signal, the epoch timer, and the decoding, weight-averaging and attention-image
+callbacks a config asks for (`decoding_callback`, `ema_callbacks`,
+`attention_images_callback`)."""
 
 from __future__ import annotations
 
@@ -14,22 +15,35 @@ from keras_s2s.errors import TrainingDiverged
 from keras_s2s.interrupts import GracefulStop
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.training.attention_images import AttentionImages
+from keras_s2s.training.ema import EMAWeights
 from keras_s2s.training.exact_match import ExactMatch
 
 
 def decoding_callback(data, training: dict) -> ExactMatch | None:
     """The callback that logs free-running decoding scores (exact match, BLEU, chrF) on
-    `training.score_split` of `data` (a `PreparedData`) after each epoch (None if the
-    split is "")."""
-    split = training["score_split"]
+    `training.score_split` of `data` (a `PreparedData`) after every `training.score_every`-th
+    epoch and the last, on the split's first `training.score_examples` examples (0: all; None
+    if the split is "")."""
+    split, count = training["score_split"], training["score_examples"]
     if not split:
         return None
-    sources, references = as_strings(data.splits[split])
+    examples = data.splits[split]
+    sources, references = as_strings(examples.take(count) if count else examples)
     return ExactMatch(
         sources, references, data.source_tokenizer, data.target_tokenizer,
         data.data["max_source_length"], data.data["max_target_length"],
-        name=f"{split}_exact_match",
+        every=training["score_every"], name=f"{split}_exact_match",
     )  # fmt: skip
+
+
+def ema_callbacks(training: dict) -> tuple[list, list]:
+    """The callbacks that put the moving average of the weights (`training.ema` > 0) in the
+    model when an epoch ends, to go first, and those that put the trained weights back, to go
+    before the backup (`EMAWeights`); both empty when `training.ema` is 0."""
+    if not training["ema"]:
+        return [], []
+    ema = EMAWeights()
+    return [ema], [ema.restore]
 
 
 def attention_images_callback(data, training: dict, log_dir) -> AttentionImages | None:
@@ -94,13 +108,17 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._started = True  # fit starts at `epoch`: keep the history of the epochs before.
         self.history = {k: list(v[:epoch]) for k, v in self.history.items()}
         for value in self.history.get(self.monitor, []):
-            if self._better(value):
+            if value is not None and self._better(value):
                 self.best = value
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+        # One entry per epoch in every list: None where an epoch did not log the key (e.g. a
+        # decoding score every N-th epoch only).
+        ended = 1 + max(map(len, self.history.values()), default=0)
+        for key in set(self.history) | set(logs):
+            values = self.history.setdefault(key, [])
+            values += [None] * (ended - 1 - len(values)) + [logs.get(key)]
         self.run.write_metadata({"history": self.history})
         if self.monitor is not None:
             value = logs.get(self.monitor)

@@ -9,8 +9,8 @@ from keras_s2s.training.translating_callback import TranslatingCallback
 
 
 class ExactMatch(TranslatingCallback):
-    """Greedy-decodes `sources` at the end of every `every`-th epoch and logs the exact match,
-    sacreBLEU and chrF.
+    """Greedy-decodes `sources` at the end of every `every`-th epoch and of the last one, and
+    logs the exact match, sacreBLEU and chrF.
 
     Decoding is free running (from bos, the model's own outputs fed back), and the detokenized
     strings are compared with `references` whole: the honest figure, unlike teacher-forced token
@@ -46,7 +46,8 @@ class ExactMatch(TranslatingCallback):
         self.scores: list[dict] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+        last = epoch + 1 == (self.params or {}).get("epochs")
+        if (epoch + 1) % self.every and not last:
             return
         scores = self.score()
         self.scores.append(scores)

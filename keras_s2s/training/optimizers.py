@@ -20,7 +20,8 @@ def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
     """Adam as the `[training]` keys say: learning rate and its schedule, betas, epsilon and
     global-norm clipping; with `accumulation_steps` N > 1, one update per N batches with the
     mean of their gradients (Keras's `gradient_accumulation_steps`; the clipping applies to
-    that mean, and the schedule counts updates).
+    that mean, and the schedule counts updates); with `ema` m > 0, a moving average of the
+    weights of momentum m (Keras's `use_ema`; `EMAWeights` puts it in the model).
 
     Keys left out take their defaults (`keras_s2s.config.DEFAULTS["training"]`), which are
     Keras's Adam defaults with `global_clipnorm = 5.0`. With
@@ -49,4 +50,6 @@ def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
         epsilon=settings["adam_epsilon"],
         global_clipnorm=settings["global_clipnorm"] or None,
         gradient_accumulation_steps=accumulation if accumulation > 1 else None,
+        use_ema=settings["ema"] > 0,
+        ema_momentum=settings["ema"] or 0.99,
     )

@@ -29,6 +29,7 @@ from keras_s2s.training.callbacks import (
     StopOnSignal,
     attention_images_callback,
     decoding_callback,
+    ema_callbacks,
 )
 from keras_s2s.training.distribution import (
     check_accumulation,
@@ -263,7 +264,7 @@ class _Callbacks:
 
 def _callbacks(job: _Job, data: PreparedData, first: keras.callbacks.Callback) -> _Callbacks:
     """`first`, the epoch timer, the config's decoding, averaging and attention-image
-    callbacks, then the checkpoint, backup and early stopping."""
+    callbacks, then the checkpoint, early stopping and backup."""
     training, checked, run = job.training, job.checked, job.run
     decoding = decoding_callback(data, training)
     averaging = None
@@ -273,15 +274,10 @@ def _callbacks(job: _Job, data: PreparedData, first: keras.callbacks.Callback) -
     images = attention_images_callback(data, training, run.path / "logs" / "attention")
     keep_last = training["checkpoint"] == "last"
     checkpoint = RunCheckpoint(run, None if keep_last else checked.monitor, checked.mode)
-    callbacks = [first, EpochTrainSeconds(), decoding, averaging, images, StopOnNaN(run)]
-    callbacks += [
-        checkpoint,
-        keras.callbacks.TensorBoard(log_dir=str(run.path / "logs"), profile_batch=0),
-        # After the checkpoint: a kill between the two repeats the epoch, never skips it.
-        # Each epoch's end: the restarted run repeats at most the interrupted epoch, and the
-        # optimizer's step count (the learning rate schedule's) is the completed epochs'.
-        keras.callbacks.BackupAndRestore(str(job.backup_dir), double_checkpoint=True),
-    ]
+    # With `training.ema`, the epoch's end from `ema_in` to `ema_out` sees the average.
+    ema_in, ema_out = ema_callbacks(training)
+    callbacks = [first, EpochTrainSeconds(), *ema_in, decoding, averaging, images, StopOnNaN(run)]
+    callbacks += [checkpoint]
     if training["early_stopping_patience"]:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -291,6 +287,14 @@ def _callbacks(job: _Job, data: PreparedData, first: keras.callbacks.Callback) -
                 restore_best_weights=not keep_last,
             )
         )
+    callbacks += [
+        *ema_out,
+        keras.callbacks.TensorBoard(log_dir=str(run.path / "logs"), profile_batch=0),
+        # After the checkpoint: a kill between the two repeats the epoch, never skips it.
+        # Each epoch's end: the restarted run repeats at most the interrupted epoch, and the
+        # optimizer's step count (the learning rate schedule's) is the completed epochs'.
+        keras.callbacks.BackupAndRestore(str(job.backup_dir), double_checkpoint=True),
+    ]
     callbacks = [c for c in callbacks if c is not None]
     return _Callbacks(callbacks, checkpoint, decoding, averaging)
 
@@ -357,20 +361,22 @@ def _kept_epoch(job: _Job, history: dict) -> tuple[dict, dict, float]:
     (this run's epochs after those of the run it resumed), that epoch's logged figures, and
     its monitored value."""
     monitor, mode = job.checked.monitor, job.checked.mode
-    values = history.get(monitor)
-    if not values:
+    values = history.get(monitor, [])
+    scored = [epoch for epoch, value in enumerate(values) if value is not None]
+    if not scored:
         raise KerasS2SError(f"No epoch logged '{monitor}' (training.monitor)")
     kept = (
         len(values) - 1
         if job.training["checkpoint"] == "last"
-        else (min if mode == "min" else max)(range(len(values)), key=values.__getitem__)
+        else (min if mode == "min" else max)(scored, key=values.__getitem__)
     )
     which = {
         "epochs": len(values),
         "checkpoint": job.training["checkpoint"],
         "best_epoch": kept + 1,
     }
-    return which, {k: float(v[kept]) for k, v in history.items()}, float(values[kept])
+    figures = {k: float(v[kept]) for k, v in history.items() if v[kept] is not None}
+    return which, figures, float(values[kept])
 
 
 def _keep_average_if_better(

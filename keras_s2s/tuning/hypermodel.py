@@ -14,7 +14,7 @@ from keras_s2s.errors import ConfigError
 from keras_s2s.models import MODELS
 from keras_s2s.tokenizers import TOKENIZERS
 from keras_s2s.training.building import build_compiled_model
-from keras_s2s.training.callbacks import decoding_callback
+from keras_s2s.training.callbacks import decoding_callback, ema_callbacks
 from keras_s2s.training.prepared import PreparedData
 
 #: Objectives of free-running decoding (logged by `ExactMatch` on the validation split) or
@@ -193,12 +193,18 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         # keras-tuner cleared the session before building this trial's model.
         training, data = config["training"], self.data.renewed()
         decoding = decoding_callback(data, training)
+        ema_in, ema_out = ema_callbacks(training)  # (keras-tuner's see the average)
         verbose = kwargs.pop("verbose", "auto")  # keras-tuner passes `search`'s
         self.trials_run += 1
         return model.fit(
             **data.fit_inputs(training, needs.fixed_lengths),
             epochs=epochs or config["search"]["epochs"] or training["epochs"],
-            callbacks=[c for c in [decoding] if c is not None] + list(callbacks or []),
+            callbacks=[
+                *ema_in,
+                *[c for c in [decoding] if c is not None],
+                *(callbacks or []),
+                *ema_out,
+            ],
             verbose=verbose,
             **kwargs,
         )
