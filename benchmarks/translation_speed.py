@@ -4,18 +4,23 @@
         [--latency 50] [--threads 2] [--beam 4] [--out benchmarks/translation_speed.md]
 
 RUN is a Transformer run (e.g. `keras-s2s train multi30k_transformer_de_en`). It is exported
-with `keras-s2s export --format ctranslate2` twice (float32 and int8 weights) into a temporary
-folder, and the first `--limit` sources of the split (test_2016_flickr by default: the data
-the Multi30k table translates) are translated by each system: keras-s2s's Python API
-(`Translator.translate_nbest`, its length-sorted batches of 512) and CTranslate2 through the
-shipped wrapper (`CTranslate2Translator`, `--threads` intra-op threads; TensorFlow uses every
-core), greedy and beam `--beam` without a length penalty (both rank hypotheses by their
-log-probability then, so both give the same outputs). Each system and decoding is warmed up
+into a temporary folder as a SavedModel and a TFLite file, and with `keras-s2s export --format
+ctranslate2` twice (float32 and int8 weights), and the first `--limit` sources of the split
+(test_2016_flickr by default: the data the Multi30k table translates) are translated by each
+system: keras-s2s's Python API (`Translator.translate_nbest`, its length-sorted batches of
+512), the SavedModel (`serving_default`, `beam_search`; length-sorted batches of 512), the
+TFLite file through the shipped wrapper (`TFLiteTranslator`, `--threads` threads, greedy only:
+the artifact decodes greedily in the graph; length-sorted batches of 64), the command line
+(`keras-s2s translate RUN` reading the sources from stdin: a new process each time, start-up
+and tracing included) and CTranslate2 through the shipped wrapper (`CTranslate2Translator`,
+`--threads` intra-op threads; TensorFlow uses every core), greedy and beam `--beam` without a
+length penalty (both rank hypotheses by their log-probability then, so both give the same
+outputs). Each system and decoding is warmed up
 first (a small batch), then the whole split is translated `--repeats` times, systems
 interleaved, and the median time is kept. Batch-1 latency: the first `--latency` sources one
-at a time, greedy, median milliseconds. BLEU: sacreBLEU of each system's outputs; "same as
-keras-s2s": how many outputs equal keras-s2s's. Nothing is chosen here: the model and its
-settings were chosen on validation by its pipeline.
+at a time, greedy, median milliseconds (not for the command line). BLEU: sacreBLEU of each
+system's outputs; "same as keras-s2s": how many outputs equal keras-s2s's. Nothing is chosen
+here: the model and its settings were chosen on validation by its pipeline.
 
 Writes the whole Markdown file through benchmarks/_results.py and prints one JSON object last.
 """
@@ -25,15 +30,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import tensorflow as tf
 from _results import Results
 from multi30k_constraints import split_texts, timed
 
 from keras_s2s.evaluation.scores import score_translations
 from keras_s2s.export import export
 from keras_s2s.export.ctranslate2_runtime import CTranslate2Translator
+from keras_s2s.export.tflite_runtime import TFLiteTranslator
 from keras_s2s.translator import Translator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +51,65 @@ ROOT = Path(__file__).resolve().parent.parent
 def keras_system(translator):
     def translate(texts, beam):
         return [h[0][0] for h in translator.translate_nbest(texts, beam, 1, 0.0)]
+
+    return translate
+
+
+def in_sorted_chunks(texts, size, run):
+    """`run(chunk) -> outputs` over length-sorted chunks of `size` texts (as `Translator`
+    batches), the outputs in the order of `texts`."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    outputs = [None] * len(texts)
+    for start in range(0, len(texts), size):
+        indices = order[start : start + size]
+        for index, output in zip(indices, run([texts[i] for i in indices]), strict=True):
+            outputs[index] = output
+    return outputs
+
+
+def savedmodel_system(path):
+    served = tf.saved_model.load(str(path))
+    greedy, beam_search = served.signatures["serving_default"], served.signatures["beam_search"]
+
+    def run(chunk, beam):
+        text = tf.constant(chunk)
+        if beam == 1:
+            out = greedy(text=text)["translations"].numpy()
+        else:
+            out = beam_search(
+                text=text, length_penalty=tf.constant(0.0), num_results=tf.constant(1)
+            )["translations"].numpy()[:, 0]
+        return [t.decode("utf-8") for t in out]
+
+    def translate(texts, beam):
+        return in_sorted_chunks(texts, 512, lambda chunk: run(chunk, beam))
+
+    return translate
+
+
+def tflite_system(path, threads):
+    engine = TFLiteTranslator(path, num_threads=threads)
+
+    def translate(texts, beam):
+        if beam != 1:
+            return None  # The TFLite artifact decodes greedily in the graph.
+        # Chunks of 64: its outputs include every step's logits ([B, T, V] floats).
+        return in_sorted_chunks(texts, 64, engine.translate)
+
+    return translate
+
+
+def command_line_system(run):
+    """`keras-s2s translate RUN` on stdin's lines: a whole process each time (start-up,
+    loading and tracing included)."""
+
+    def translate(texts, beam):
+        command = [sys.executable, "-m", "keras_s2s.cli.main", "translate", str(run)]
+        command += ["--beam", str(beam), "--length-penalty", "0"]
+        done = subprocess.run(
+            command, input="\n".join(texts) + "\n", capture_output=True, text=True, check=True
+        )
+        return done.stdout.splitlines()[: len(texts)]
 
     return translate
 
@@ -69,6 +137,10 @@ def main():
     sources, references = sources[: args.limit], references[: args.limit]
     folder = Path(tempfile.mkdtemp(prefix="translation_speed_"))
     systems = {"keras-s2s Translator": keras_system(Translator.from_run_directory(args.run))}
+    paths = export(args.run, output_root=folder / "keras")
+    systems["keras-s2s SavedModel"] = savedmodel_system(paths["savedmodel"])
+    systems["keras-s2s TFLite"] = tflite_system(paths["tflite"], args.threads)
+    systems["keras-s2s translate (command)"] = command_line_system(args.run)
     for quantization in ("float32", "int8"):
         path = export(args.run, formats=("ctranslate2",), output_root=folder / quantization,
                       quantizations=(quantization,))["ctranslate2"]  # fmt: skip
@@ -78,19 +150,25 @@ def main():
 
     seconds = {(s, d): [] for s in systems for d in decodings}
     outputs = {}
-    for translate in systems.values():  # warm-up: traces and first allocations
+    for name, translate in systems.items():  # warm-up: traces and first allocations
         for beam in decodings.values():
-            translate(sources[:7], beam)
-            translate(sources[-8:], beam)
+            if name != "keras-s2s translate (command)":  # (a new process each time)
+                translate(sources[:7], beam)
+                translate(sources[-8:], beam)
     for _ in range(args.repeats):
         for name, translate in systems.items():
             for decoding, beam in decodings.items():
                 out, took = timed(lambda t=translate, b=beam: t(sources, b))
+                if out is None:  # not available in this system
+                    seconds.pop((name, decoding), None)
+                    continue
                 outputs[(name, decoding)] = out
                 seconds[(name, decoding)].append(took)
                 print(name, decoding, f"{took:.1f} s", flush=True)
     latency = {}
     for name, translate in systems.items():
+        if name == "keras-s2s translate (command)":
+            continue
         times = [timed(lambda t=translate, s=s: t([s], 1))[1] for s in sources[: args.latency]]
         latency[name] = 1000 * statistics.median(times)
         print(name, f"batch 1: {latency[name]:.1f} ms", flush=True)
