@@ -3,24 +3,24 @@
     python benchmarks/translation_speed.py RUN [--split test] [--limit 1000] [--repeats 2]
         [--latency 50] [--threads 2] [--beam 4] [--out benchmarks/translation_speed.md]
 
-RUN is a Transformer run (e.g. `keras-s2s train multi30k_transformer_de_en`). It is exported
-into a temporary folder as a SavedModel and a TFLite file, and with `keras-s2s export --format
-ctranslate2` twice (float32 and int8 weights), and the first `--limit` sources of the split
-(test_2016_flickr by default: the data the Multi30k table translates) are translated by each
-system: keras-s2s's Python API (`Translator.translate_nbest`, its length-sorted batches of
-512), the SavedModel (`serving_default`, `beam_search`; length-sorted batches of 512), the
-TFLite file through the shipped wrapper (`TFLiteTranslator`, `--threads` threads, greedy only:
-the artifact decodes greedily in the graph; length-sorted batches of 64), the command line
-(`keras-s2s translate RUN` reading the sources from stdin: a new process each time, start-up
-and tracing included) and CTranslate2 through the shipped wrapper (`CTranslate2Translator`,
-`--threads` intra-op threads; TensorFlow uses every core), greedy and beam `--beam` without a
-length penalty (both rank hypotheses by their log-probability then, so both give the same
-outputs). Each system and decoding is warmed up
-first (a small batch), then the whole split is translated `--repeats` times, systems
-interleaved, and the median time is kept. Batch-1 latency: the first `--latency` sources one
-at a time, greedy, median milliseconds (not for the command line). BLEU: sacreBLEU of each
-system's outputs; "same as keras-s2s": how many outputs equal keras-s2s's. Nothing is chosen
-here: the model and its settings were chosen on validation by its pipeline.
+RUN is a Transformer run (e.g. `keras-s2s train multi30k_transformer_de_en`). It is exported into a
+temporary folder as a SavedModel and a TFLite file, and with `keras-s2s export --format ctranslate2`
+twice (float32 and int8 weights), and the first `--limit` sources of the split (test_2016_flickr by
+default: the data the Multi30k table translates) are translated by each system: keras-s2s's Python
+API (`Translator.translate_nbest`, its length-sorted batches of 512; also with `jit_compile=True`,
+XLA, which compiles once per batch shape: its warm-up is one pass over the whole split), the
+SavedModel (`serving_default`, `beam_search`; length-sorted batches of 512), the TFLite file through
+the shipped wrapper (`TFLiteTranslator`, `--threads` threads, greedy only: the artifact decodes
+greedily in the graph; length-sorted batches of 64), the command line (`keras-s2s translate RUN`
+reading the sources from stdin: a new process each time, start-up and tracing included) and
+CTranslate2 through the shipped wrapper (`CTranslate2Translator`, `--threads` intra-op threads;
+TensorFlow uses every core), greedy and beam `--beam` without a length penalty (both rank hypotheses
+by their log-probability then, so both give the same outputs). Each system and decoding is warmed up
+first (a small batch), then the whole split is translated `--repeats` times, systems interleaved,
+and the median time is kept. Batch-1 latency: the first `--latency` sources one at a time, greedy,
+median milliseconds (not for the command line, nor XLA). BLEU: sacreBLEU of each system's outputs;
+"same as keras-s2s": how many outputs equal keras-s2s's. Nothing is chosen here: the model and its
+settings were chosen on validation by its pipeline.
 
 Writes the whole Markdown file through benchmarks/_results.py and prints one JSON object last.
 """
@@ -137,6 +137,8 @@ def main():
     sources, references = sources[: args.limit], references[: args.limit]
     folder = Path(tempfile.mkdtemp(prefix="translation_speed_"))
     systems = {"keras-s2s Translator": keras_system(Translator.from_run_directory(args.run))}
+    xla = Translator.from_run_directory(args.run, jit_compile=True)
+    systems["keras-s2s Translator XLA"] = keras_system(xla)
     paths = export(args.run, output_root=folder / "keras")
     systems["keras-s2s SavedModel"] = savedmodel_system(paths["savedmodel"])
     systems["keras-s2s TFLite"] = tflite_system(paths["tflite"], args.threads)
@@ -152,7 +154,9 @@ def main():
     outputs = {}
     for name, translate in systems.items():  # warm-up: traces and first allocations
         for beam in decodings.values():
-            if name != "keras-s2s translate (command)":  # (a new process each time)
+            if name == "keras-s2s Translator XLA":  # XLA compiles once per batch shape
+                translate(sources, beam)
+            elif name != "keras-s2s translate (command)":  # (a new process each time)
                 translate(sources[:7], beam)
                 translate(sources[-8:], beam)
     for _ in range(args.repeats):
@@ -167,8 +171,8 @@ def main():
                 print(name, decoding, f"{took:.1f} s", flush=True)
     latency = {}
     for name, translate in systems.items():
-        if name == "keras-s2s translate (command)":
-            continue
+        if name in ("keras-s2s translate (command)", "keras-s2s Translator XLA"):
+            continue  # (a process per call; a compile per source width)
         times = [timed(lambda t=translate, s=s: t([s], 1))[1] for s in sources[: args.latency]]
         latency[name] = 1000 * statistics.median(times)
         print(name, f"batch 1: {latency[name]:.1f} ms", flush=True)
