@@ -29,7 +29,7 @@ from _results import Results
 from keras_s2s.config import apply_overrides, load_pipeline
 from keras_s2s.data import as_strings
 from keras_s2s.evaluation.scores import score_translations
-from keras_s2s.training import EMAWeights, PreparedData
+from keras_s2s.training import CheckpointAverage, EMAWeights, PreparedData
 from keras_s2s.training.building import build_compiled_model
 from keras_s2s.translator import Translator
 
@@ -49,8 +49,10 @@ class Keep(keras.callbacks.Callback):
 
 
 def mean(checkpoints):
-    return [np.mean(np.stack(ws).astype(np.float64), axis=0).astype(ws[0].dtype)
-            for ws in zip(*checkpoints, strict=True)]  # fmt: skip
+    """The checkpoint average of `checkpoints` (lists of weights), as the trainer computes it."""
+    averaging = CheckpointAverage(last=len(checkpoints))
+    averaging.checkpoints.extend(checkpoints)
+    return averaging.average()
 
 
 def main():

@@ -241,22 +241,23 @@ class Translator:
 
         With `return_truncated`, also returns which rows were longer than `max_source_length`.
         """
-        if tf.executing_eagerly():  # one traced call, not an eager op at a time
-            encode = self._traced("encode", self._encode_sources, tf.TensorSpec([None], tf.string))
-            dense, truncated = encode(tf.convert_to_tensor(strings, tf.string))
-        else:
-            dense, truncated = self._encode_sources(strings)
+        dense, truncated = self._traced_if_eager(
+            "encode", self._encode_sources, tf.TensorSpec([None], tf.string), strings
+        )
         return (dense, truncated) if return_truncated else dense
 
     def _encode_sources(self, strings):
         return _encode(self.source_tokenizer, strings, self.max_source_length)
 
-    def _traced(self, key: str, fn, *signature):
-        """`fn` traced once for `signature`, for eager callers: tokenizing and detokenizing op
-        by op costs about 20 ms a call each (most of a short sentence's translation time)."""
+    def _traced_if_eager(self, key: str, fn, spec: tf.TensorSpec, value):
+        """`fn(value)`; called eagerly, through `fn` traced once for `spec` (tokenizing and
+        detokenizing op by op cost about 20 ms a call each: most of a short sentence's
+        translation time); inside a trace (a SavedModel signature), `fn` itself."""
+        if not tf.executing_eagerly():
+            return fn(value)
         if key not in self._functions:
-            self._functions[key] = tf.function(fn, input_signature=signature, autograph=False)
-        return self._functions[key]
+            self._functions[key] = tf.function(fn, input_signature=[spec], autograph=False)
+        return self._functions[key](tf.convert_to_tensor(value, spec.dtype))
 
     def _special_ids(self):
         t = self.target_tokenizer
@@ -477,11 +478,8 @@ class Translator:
 
     def detokenize_nbest(self, ids) -> tf.Tensor:
         """Token ids `[B, N, T]` -> strings `[B, N]`."""
-        if tf.executing_eagerly():  # one traced call, not an eager op at a time
-            ids = tf.convert_to_tensor(ids, tf.int32)
-            spec = tf.TensorSpec([None, None, None], tf.int32)
-            return self._traced("detokenize", self._detokenize_nbest, spec)(ids)
-        return self._detokenize_nbest(ids)
+        spec = tf.TensorSpec([None, None, None], tf.int32)
+        return self._traced_if_eager("detokenize", self._detokenize_nbest, spec, ids)
 
     def _detokenize_nbest(self, ids):
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
