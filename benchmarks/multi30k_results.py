@@ -71,7 +71,9 @@ def _row(run_dir: Path, beam: int, alphas: list[float]) -> dict:
         "chrf_signature": test_beam["chrf_signature"],
         "curve": {
             "train_minutes": [round(sum(seconds[: i + 1]) / 60, 2) for i in range(len(seconds))],
-            "val_bleu": [round(b, 2) for b in history.get("validation_bleu", [])],
+            "val_bleu": [
+                None if b is None else round(b, 2) for b in history.get("validation_bleu", [])
+            ],
         },
         "averaged": {k: v for k, v in training.items() if k.startswith("averaged") or k == "kept"},
     }
@@ -86,7 +88,12 @@ def _plot(rows, path):
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         curve = row["curve"]
-        axes.plot(curve["train_minutes"], curve["val_bleu"], marker="o", label=row["pipeline"])
+        points = [
+            (m, b)
+            for m, b in zip(curve["train_minutes"], curve["val_bleu"], strict=True)
+            if b is not None
+        ]
+        axes.plot(*zip(*points, strict=True), marker="o", label=row["pipeline"])
     axes.set_xlabel("training minutes (sum of epoch training seconds, 2 CPU cores)")
     axes.set_ylabel("validation sacreBLEU (greedy)")
     axes.set_title("Multi30k: validation BLEU against training time")
