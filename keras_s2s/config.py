@@ -68,9 +68,14 @@ DEFAULTS: dict[str, Any] = {
         # warm-up (`keras_s2s.training.InverseSquareRootSchedule`), at update n = 1, 2, ...
         #   lr(n) = learning_rate * schedule_dim^-0.5 * min(n^-0.5, n * warmup_steps^-1.5)
         # rising linearly to its peak at n = warmup_steps, then falling as n^-0.5; there
-        # `learning_rate` is a multiplier (the paper: 1.0), not a rate.
+        # `learning_rate` is a multiplier (the paper: 1.0), not a rate. "cosine": linear
+        # warm-up to `learning_rate` at n = warmup_steps, then a half cosine down to 0 over
+        # `decay_steps` updates (`keras_s2s.training.WarmupCosineSchedule`).
         "learning_rate_schedule": "constant",
         "warmup_steps": 4000,
+        # Updates of "cosine"'s decay from the peak to 0; 0: to the run's last update
+        # (epochs x batches per epoch / accumulation_steps - warmup_steps).
+        "decay_steps": 0,
         # d_model of "inverse_sqrt": the model's width (`hidden_dim`, 512 in the paper).
         "schedule_dim": 512,
         # Adam's moment decay rates and epsilon, Keras's defaults (the Transformer paper:
@@ -162,7 +167,7 @@ _CHOICES = {
     ("training", "strategy"): STRATEGIES,
     ("training", "score_split"): ("", "validation", "test"),
     ("training", "checkpoint"): ("best", "last"),
-    ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt"),
+    ("training", "learning_rate_schedule"): ("constant", "inverse_sqrt", "cosine"),
     ("training", "precision"): ("float32", "mixed_float16", "mixed_bfloat16"),
     ("search", "tuner"): TUNERS,
     ("search", "objective"): (
@@ -200,6 +205,7 @@ _NON_NEGATIVE = {
     ("training", "global_clipnorm"),
     ("training", "early_stopping_patience"),
     ("training", "average_last_epochs"),
+    ("training", "decay_steps"),
     ("training", "score_examples"),
     ("training", "attention_images"),
     ("training", "batch_size"),

@@ -123,7 +123,8 @@ def test_optimizer_schedule_and_smoothing_keys(tmp_path):
     for line, message in [
         (
             'learning_rate_schedule = "noam"',
-            r"'training.learning_rate_schedule' .*'noam' \(choose from constant, inverse_sqrt\)",
+            r"'training.learning_rate_schedule' .*'noam' "
+            r"\(choose from constant, inverse_sqrt, cosine\)",
         ),
         ("warmup_steps = 0", r"'training.warmup_steps' .*0 \(must be > 0\)"),
         ("warmup_steps = 4000.0", r"'training.warmup_steps' .*4000.0 \(expected int\)"),

@@ -27,6 +27,7 @@ _NAMES = {
     "is_chief": "keras_s2s.training.distribution",
     "make_strategy": "keras_s2s.training.distribution",
     "train": "keras_s2s.training.trainer",
+    "WarmupCosineSchedule": "keras_s2s.training.schedules",
 }
 
 __all__ = sorted(_NAMES)

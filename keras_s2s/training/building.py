@@ -47,13 +47,16 @@ def build_model(
         raise ConfigError(f"Invalid model config: {e}") from None
 
 
-def compile_model(model: keras.Model, training: dict) -> keras.Model:
+def compile_model(
+    model: keras.Model, training: dict, total_updates: int | None = None
+) -> keras.Model:
     """Compiles with `make_optimizer(training)` (Adam: learning rate schedule, betas, epsilon,
     global-norm clipping; with loss scaling under `training.precision = "mixed_float16"`), the
     masked loss with `training.label_smoothing` and masked token accuracy (both leave out the
-    model's `pad_id`). Keys left out of `training` take their defaults."""
+    model's `pad_id`). Keys left out of `training` take their defaults. `total_updates`: the
+    run's length in updates, for a schedule that decays to its end (`make_optimizer`)."""
     training = training_settings(training)
-    optimizer = make_optimizer(training)
+    optimizer = make_optimizer(training, total_updates)
     if training["precision"] == "mixed_float16":
         # Loss scaling against float16 underflow (Keras adds it only when the model's own
         # policy is float16; a functional model's stays float32 when its layers' is not).
@@ -79,9 +82,10 @@ def reseed(seed: int) -> None:
     np.random.seed(seed)
 
 
-def build_compiled_model(config: dict, data) -> keras.Model:
+def build_compiled_model(config: dict, data, total_updates: int | None = None) -> keras.Model:
     """`config`'s model for the vocabularies of `data` (a `PreparedData`), compiled with its
-    `[training]` settings (call it under a strategy's scope). The initial weights depend on
+    `[training]` settings (call it under a strategy's scope; `total_updates` as for
+    `compile_model`). The initial weights depend on
     `training.seed` only, not on what ran before (e.g. TFDS preparing a dataset the first time
     a run reads it draws random numbers)."""
     reseed(config["training"]["seed"])
@@ -100,7 +104,7 @@ def build_compiled_model(config: dict, data) -> keras.Model:
         config["training"]["precision"],
         pad_id=target.pad_id,
     )
-    return compile_model(model, config["training"])
+    return compile_model(model, config["training"], total_updates)
 
 
 def weights_fingerprint(model: keras.Model) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 
 from keras_s2s.config import DEFAULTS, merge, validate
-from keras_s2s.training.schedules import InverseSquareRootSchedule
+from keras_s2s.errors import ConfigError
+from keras_s2s.training.schedules import InverseSquareRootSchedule, WarmupCosineSchedule
 
 
 def training_settings(training: dict) -> dict:
@@ -16,7 +17,7 @@ def training_settings(training: dict) -> dict:
     return config["training"]
 
 
-def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
+def make_optimizer(training: dict, total_updates: int | None = None) -> keras.optimizers.Optimizer:
     """Adam as the `[training]` keys say: learning rate and its schedule, betas, epsilon and
     global-norm clipping; with `accumulation_steps` N > 1, one update per N batches with the
     mean of their gradients (Keras's `gradient_accumulation_steps`; the clipping applies to
@@ -26,7 +27,10 @@ def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
     Keys left out take their defaults (`keras_s2s.config.DEFAULTS["training"]`), which are
     Keras's Adam defaults with `global_clipnorm = 5.0`. With
     `learning_rate_schedule = "inverse_sqrt"` the rate is an `InverseSquareRootSchedule` of
-    `schedule_dim` and `warmup_steps` whose `scale` is `learning_rate`.
+    `schedule_dim` and `warmup_steps` whose `scale` is `learning_rate`; with `"cosine"` a
+    `WarmupCosineSchedule` peaking at `learning_rate` after `warmup_steps` and reaching 0
+    `decay_steps` updates later (`decay_steps = 0`: at update `total_updates`, the run's
+    length, which the trainer passes; without it a `ConfigError`).
 
     Example:
 
@@ -43,6 +47,11 @@ def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
             settings["schedule_dim"], settings["warmup_steps"], scale=learning_rate,
             steps_per_update=accumulation,
         )  # fmt: skip
+    elif settings["learning_rate_schedule"] == "cosine":
+        learning_rate = WarmupCosineSchedule(
+            learning_rate, settings["warmup_steps"], _decay_steps(settings, total_updates),
+            steps_per_update=accumulation,
+        )  # fmt: skip
     return keras.optimizers.Adam(
         learning_rate,
         beta_1=settings["adam_beta_1"],
@@ -53,3 +62,21 @@ def make_optimizer(training: dict) -> keras.optimizers.Optimizer:
         use_ema=settings["ema"] > 0,
         ema_momentum=settings["ema"] or 0.99,
     )
+
+
+def _decay_steps(settings: dict, total_updates: int | None) -> int:
+    """`training.decay_steps`, or (0) the updates from the warm-up's end to the run's last."""
+    if settings["decay_steps"]:
+        return settings["decay_steps"]
+    if total_updates is None:
+        raise ConfigError(
+            'training.learning_rate_schedule = "cosine" with training.decay_steps = 0 decays '
+            "to the run's last update, which is not known here: set training.decay_steps"
+        )
+    if total_updates <= settings["warmup_steps"]:
+        raise ConfigError(
+            f"training.warmup_steps ({settings['warmup_steps']}) leaves no update of the "
+            f"run's {total_updates} for the cosine decay (training.decay_steps = 0): lower "
+            "training.warmup_steps or set training.decay_steps"
+        )
+    return total_updates - settings["warmup_steps"]

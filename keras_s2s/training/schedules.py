@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -59,5 +61,65 @@ class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule)
             "model_dim": self.model_dim,
             "warmup_steps": self.warmup_steps,
             "scale": self.scale,
+            **({"steps_per_update": self.steps_per_update} if self.steps_per_update > 1 else {}),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class WarmupCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to a peak, then a half cosine down to zero.
+
+        lr(n) = peak * n / warmup_steps                                   for n <= warmup_steps
+        lr(n) = peak * (1 + cos(pi * min(1, (n - warmup_steps) / decay_steps))) / 2   after
+
+    at update n = 1, 2, ... (counted as `InverseSquareRootSchedule` counts them): the rate
+    reaches `peak` at update `warmup_steps`, half of it `decay_steps / 2` updates later, and 0
+    at update `warmup_steps + decay_steps` (and after). A run that knows its length ends at a
+    rate of zero, which is what a short budget of epochs wants (Loshchilov and Hutter's cosine
+    annealing without restarts).
+
+    Args:
+        peak: the highest rate, > 0.
+        warmup_steps: the update at which the rate peaks; a positive int.
+        decay_steps: updates from the peak to zero; a positive int.
+        steps_per_update: optimizer steps per update (gradient accumulation over N batches).
+
+    Example:
+
+    >>> schedule = keras_s2s.training.WarmupCosineSchedule(2e-3, warmup_steps=400,
+    ...                                                     decay_steps=2000)
+    >>> optimizer = keras.optimizers.Adam(schedule, beta_2=0.98, epsilon=1e-9)
+
+    References:
+        Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts",
+        ICLR 2017.
+    """
+
+    def __init__(self, peak, warmup_steps, decay_steps, steps_per_update=1):
+        for name, value in (
+            ("warmup_steps", warmup_steps), ("decay_steps", decay_steps),
+            ("steps_per_update", steps_per_update),
+        ):  # fmt: skip
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+        if not peak > 0:
+            raise ValueError(f"`peak` must be > 0. Received: peak={peak!r}")
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.decay_steps = decay_steps
+        self.steps_per_update = steps_per_update
+
+    def __call__(self, step):
+        n = ops.cast(ops.floor_divide(step, self.steps_per_update), "float32") + 1.0
+        warmup = n / float(self.warmup_steps)
+        progress = ops.clip((n - float(self.warmup_steps)) / float(self.decay_steps), 0.0, 1.0)
+        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
+        return self.peak * ops.where(n <= float(self.warmup_steps), warmup, cosine)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
             **({"steps_per_update": self.steps_per_update} if self.steps_per_update > 1 else {}),
         }

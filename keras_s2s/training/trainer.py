@@ -299,12 +299,13 @@ def _callbacks(job: _Job, data: PreparedData, first: keras.callbacks.Callback) -
     return _Callbacks(callbacks, checkpoint, decoding, averaging)
 
 
-def _built_model(job: _Job, data: PreparedData) -> keras.Model:
+def _built_model(job: _Job, data: PreparedData, total_updates: int) -> keras.Model:
     """The compiled model, built (called once) under the strategy: `BackupAndRestore` needs
-    a built model; with the weights of the run `init_from` named, if any."""
+    a built model; with the weights of the run `init_from` named, if any. `total_updates`:
+    the run's length, for a learning rate schedule that decays to its end."""
     config, needs = job.config, job.checked.needs
     with job.strategy.scope():
-        model = build_compiled_model(config, data)
+        model = build_compiled_model(config, data, total_updates)
         source_length, target_length = (
             (config["data"]["max_source_length"], config["data"]["max_target_length"] + 1)
             if needs.fixed_lengths
@@ -326,13 +327,14 @@ def _fit(job: _Job, data: PreparedData, first_callback) -> dict:
     returns the training figures."""
     training = job.training
     callbacks = _callbacks(job, data, first_callback)
-    model = _built_model(job, data)
     # A resumed run reads the data from where the interrupted epoch began, so it sees the
     # batches the uninterrupted run would have.
     resumed_epochs = backed_up_epochs(job.backup_dir)
     inputs = data.fit_inputs(
         training, job.checked.needs.fixed_lengths, job.strategy, resumed_epochs
     )
+    updates = training["epochs"] * inputs["steps_per_epoch"] // training["accumulation_steps"]
+    model = _built_model(job, data, updates)
     start = time.perf_counter()
     model.fit(**inputs, epochs=training["epochs"], callbacks=callbacks.all, verbose=job.verbose)
     train_seconds = time.perf_counter() - start

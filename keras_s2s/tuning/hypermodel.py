@@ -15,7 +15,7 @@ from keras_s2s.models import MODELS
 from keras_s2s.tokenizers import TOKENIZERS
 from keras_s2s.training.building import build_compiled_model
 from keras_s2s.training.callbacks import decoding_callback, ema_callbacks
-from keras_s2s.training.prepared import PreparedData
+from keras_s2s.training.prepared import PreparedData, count_batches
 
 #: Objectives of free-running decoding (logged by `ExactMatch` on the validation split) or
 #: the validation loss; teacher-forced token accuracy is not one.
@@ -179,9 +179,16 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         return config
 
     def build(self, hp):
+        """The trial's compiled model; a schedule that decays to the run's end decays over
+        `search.epochs` (else `training.epochs`) epochs of the trial's batches."""
         config = self.trial_config(hp)
-        check_config(config)
-        return build_compiled_model(config, self.data)
+        needs = check_config(config).needs
+        training = config["training"]
+        data = self.data.renewed()  # (keras-tuner cleared the session: new tokenizer resources)
+        batches = count_batches(data.dataset("train", training, needs.fixed_lengths))
+        epochs = config["search"]["epochs"] or training["epochs"]
+        updates = epochs * batches // training["accumulation_steps"]
+        return build_compiled_model(config, self.data, updates)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
         """Trains one trial on the pipeline's data: `epochs` (Hyperband's bracket, else

@@ -69,7 +69,10 @@ def test_transformer_settings():
     "settings, message",
     [
         ({"adam_beta2": 0.98}, r"Unknown config key 'training.adam_beta2'"),
-        ({"learning_rate_schedule": "noam"}, r"'noam' \(choose from constant, inverse_sqrt\)"),
+        (
+            {"learning_rate_schedule": "noam"},
+            r"'noam' \(choose from constant, inverse_sqrt, cosine\)",
+        ),
         ({"label_smoothing": 1.0}, r"'training.label_smoothing' .*1.0 \(must be in \[0, 1\)\)"),
         ({"adam_epsilon": 0.0}, r"'training.adam_epsilon' .*0.0 \(must be > 0\)"),
     ],
@@ -85,7 +88,7 @@ def test_make_optimizer_refuses_bad_settings(settings, message):
         (
             "training.learning_rate_schedule=noam",
             "Invalid value for 'training.learning_rate_schedule' in overrides: 'noam' "
-            "(choose from constant, inverse_sqrt)",
+            "(choose from constant, inverse_sqrt, cosine)",
         ),
         (
             "training.warmup_steps=0",

@@ -126,7 +126,7 @@ def test_a_diverging_run_stops_with_its_last_good_checkpoint(tmp_path, monkeypat
         def get_config(self):  # The checkpoint saves the optimizer.
             return {}
 
-    def make_optimizer(training):
+    def make_optimizer(training, total_updates=None):
         return keras.optimizers.Adam(AbsurdAfterEpoch1())
 
     monkeypatch.setattr(prepared, "count_batches", count_and_remember)
