@@ -333,7 +333,9 @@ class Translator:
         if prefix_ids is not None:
             processors = [*processors, ForcePrefix(prefix_ids, self.target_tokenizer.pad_id)]
         max_length = self.max_target_length + 1
-        state = self.model.encode(source_ids, max_length=max_length)
+        # Caches that grow with the output (a model that has them: the Transformer), except
+        # under XLA, which needs the fixed shapes of `max_length` positions.
+        state = self.model.encode(source_ids, max_length=max_length if self.jit_compile else None)
         lengths = tf.reduce_sum(
             tf.cast(source_ids != self.source_tokenizer.pad_id, tf.int32), axis=1
         )

@@ -10,8 +10,11 @@ After OpenNMT-tf's `dynamic_decode` (a `DecodingStrategy` with `initialize` / `s
 
 until the strategy is done or `max_length` tokens are out. Shapes never change from step to
 step, so the loop runs eagerly, in `tf.function`, under XLA, in a SavedModel and in
-builtin-only TFLite. R = B x `strategy.width` rows are decoded: a beam's hypotheses or a
-source's samples are rows of their own, each with its own model state.
+builtin-only TFLite; the one exception is a model state dimension that is 0 in the initial
+state (a cache that grows by a position per step, `Transformer.encode(max_length=None)`),
+which the loop lets grow (eagerly, in `tf.function` and in a SavedModel, not under XLA).
+R = B x `strategy.width` rows are decoded: a beam's hypotheses or a source's samples are rows
+of their own, each with its own model state.
 
 A strategy is a small class (`GreedySearch`, `BeamSearch`, `Sampling` in
 `keras_s2s.decoding.strategies`); a processor too (`keras_s2s.decoding.processors`). Neither
@@ -198,9 +201,14 @@ def decode(
         collected,
         state,
     )
-    # The batch dim may only be known at run time; every other dim is fixed.
+    # The batch dim may only be known at run time; a state dim that starts at 0 may grow (a
+    # growing cache); every other dim is fixed.
     invariants = tf.nest.map_structure(
-        lambda t: tf.TensorShape([None]).concatenate(t.shape[1:]) if t.shape.rank else t.shape,
+        lambda t: (
+            tf.TensorShape([None] + [None if d == 0 else d for d in t.shape[1:]])
+            if t.shape.rank
+            else t.shape
+        ),
         initial,
     )
     _, _, strategy_state, collected, _ = tf.while_loop(

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import keras
 from keras import ops
@@ -6,7 +7,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class MultiHeadAttention(keras.layers.Layer):
-    """Multi-head scaled dot-product attention with a fixed-size key/value cache.
+    """Multi-head scaled dot-product attention with a key/value cache (fixed-size or growing).
 
     `Attention(Q, K, V) = softmax(Q K^T / sqrt(Dh)) V` in each of H heads, on learned
     projections of the query and of the value sequence, then an output projection back to the
@@ -25,10 +26,16 @@ class MultiHeadAttention(keras.layers.Layer):
     - no `cache`: projected from `value` (or from `query`: self-attention);
     - `cache=(key, value)` with `cache_update_index=None`: used as they are, e.g. the
       cross-attention keys/values of a source, computed once by `project_key_value(memory)`;
-    - `cache=(key, value)` `[B, L, H, Dh]` with `cache_update_index=i`: `value`'s (or
+    - `cache=(key, value)` `[B, H, L, Dh]` with `cache_update_index=i`: `value`'s (or
       `query`'s) projections are written into the cache at positions `i..i+T-1` with
       `ops.slice_update` (fixed shapes: XLA and TFLite builtins), and the query attends over
-      the whole cache (a causal mask hides positions not yet written).
+      the whole cache (a causal mask hides positions not yet written); with
+      `grow_cache=True` they are appended instead (the cache holds the positions before `i`,
+      L = i, and comes back L + T long): a step then reads and copies only the positions
+      decoded so far, not `max_length` of them.
+
+    Caches are heads-first (`[B, H, L, Dh]`, the layout the attention products read), so a
+    decode step never transposes a whole cache.
 
     Args:
         num_heads: int, H.
@@ -44,8 +51,9 @@ class MultiHeadAttention(keras.layers.Layer):
         value: `[B, S, E]` (or `[B, T, E]` when writing a cache); None: `query`.
         attention_mask: bool, broadcastable to `[B, T, S]` (S = L with a cache), True = may
             attend. Build it from a padding mask `[B, S]` and a causal mask combined with `&`.
-        cache: optional `(key, value)`, each `[B, S, H, Dh]` (see above).
+        cache: optional `(key, value)`, each `[B, H, S, Dh]` (see above).
         cache_update_index: int or int32 scalar tensor, where to write into `cache`.
+        grow_cache: bool, append to `cache` instead of writing into it (see above).
         return_attention_scores: bool, also return the attention weights.
         query_packing: a `keras_s2s.layers.Packing` of the queries' real positions: `query`
             is then `[N, D]`, those positions only, and so is the output (the projections
@@ -162,9 +170,9 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.unstack(ops.transpose(projected, (2, 0, 3, 1, 4)), axis=0)
 
     def project_key_value(self, value):
-        """`value` `[B, S, E]` -> `(key, value)` projections, each `[B, S, H, Dh]`: what a
+        """`value` `[B, S, E]` -> `(key, value)` projections, each `[B, H, S, Dh]`: what a
         source's cross-attention reuses at every decode step (`cache=` without an index)."""
-        key, value = ops.unstack(self._project(value, [self.key_dense, self.value_dense]), axis=2)
+        key, value = self._heads_first(self._project(value, [self.key_dense, self.value_dense]))
         return key, value
 
     def call(
@@ -178,6 +186,7 @@ class MultiHeadAttention(keras.layers.Layer):
         query_packing=None,
         value_packing=None,
         training=None,
+        grow_cache=False,
     ):
         if cache is None and cache_update_index is not None:
             raise ValueError(
@@ -196,39 +205,39 @@ class MultiHeadAttention(keras.layers.Layer):
             keys, values = cache
         elif value is None:
             # Self-attention: queries, keys and values of `query` in one product.
-            projected = self._project(
-                query, [self.query_dense] + key_value_denses, scale, query_packing
+            queries, keys, values = self._heads_first(
+                self._project(query, [self.query_dense] + key_value_denses, scale, query_packing)
             )
-            if cache is None:
-                queries, keys, values = self._heads_first(projected)
-            else:
-                (queries,) = self._heads_first(projected[:, :, :1])
-                keys, values = ops.unstack(projected[:, :, 1:], axis=2)  # [B, T, H, Dh]
         else:
             (queries,) = self._heads_first(
                 self._project(query, [self.query_dense], scale, query_packing)
             )
-            projected = self._project(value, key_value_denses, packing=value_packing)
-            if cache is None:
-                keys, values = self._heads_first(projected)
-            else:
-                keys, values = ops.unstack(projected, axis=2)  # [B, T, H, Dh]
+            keys, values = self._heads_first(
+                self._project(value, key_value_denses, packing=value_packing)
+            )
+        if cache is not None and cache_update_index is not None:
+            keys, values = ops.cast(keys, cache[0].dtype), ops.cast(values, cache[1].dtype)
+            if grow_cache:  # The positions so far, then the new ones.
+                keys = ops.concatenate([cache[0], keys], axis=2)
+                values = ops.concatenate([cache[1], values], axis=2)
+            else:  # Written into the fixed-size cache `[B, H, L, Dh]`.
+                start = [0, 0, ops.cast(cache_update_index, "int32"), 0]
+                keys = ops.slice_update(cache[0], start, keys)
+                values = ops.slice_update(cache[1], start, values)
+            cache = (keys, values)
         if cache is not None:
-            if cache_update_index is not None:
-                # Write the new positions into the fixed-size cache `[B, L, H, Dh]`.
-                start = [0, ops.cast(cache_update_index, "int32"), 0, 0]
-                keys = ops.slice_update(cache[0], start, ops.cast(keys, cache[0].dtype))
-                values = ops.slice_update(cache[1], start, ops.cast(values, cache[1].dtype))
-                cache = (keys, values)
-            keys = ops.transpose(ops.cast(keys, self.compute_dtype), (0, 2, 1, 3))  # [B,H,L,Dh]
-            values = ops.transpose(ops.cast(values, self.compute_dtype), (0, 2, 1, 3))
+            keys, values = ops.cast(keys, self.compute_dtype), ops.cast(values, self.compute_dtype)
 
         # Q K^T without transposing K (a batched matmul with adjoint keys).
         scores = ops.cast(ops.einsum("bhtd,bhsd->bhts", queries, keys), "float32")
         mask = None
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)  # [B, 1, T, S]
-        weights = ops.cast(self.softmax(scores, mask=mask), self.compute_dtype)  # [B, H, T, S]
+        with warnings.catch_warnings():
+            # A growing cache's first step attends over one position (bos), which Keras's
+            # softmax warns of (an axis of size 1); that is the right result there.
+            warnings.filterwarnings("ignore", "You are using a softmax over axis")
+            weights = ops.cast(self.softmax(scores, mask=mask), self.compute_dtype)  # [B,H,T,S]
         dropped = self.attention_dropout(weights, training=training)
         context = ops.matmul(dropped, values)  # [B, H, T, Dh]
         context = ops.transpose(context, (0, 2, 1, 3))  # [B, T, H, Dh]

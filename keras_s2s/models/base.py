@@ -104,7 +104,10 @@ class EncoderDecoder(keras.Model):
     implements:
 
     - `encode(encoder_token_ids, max_length=None) -> state`: the decoding state, a dict of
-      tensors with a leading batch dim whose shapes never change during decoding;
+      tensors with a leading batch dim whose shapes never change during decoding when
+      `max_length` is given (XLA, TFLite); without it (the `Translator` outside XLA) a state
+      dimension that is 0 at first may grow by a position per step (a cache of the positions
+      decoded so far);
     - `decode_step(token_ids [B], state, step) -> (logits [B, V], state)`: the training path on
       one position (`step`, an int32 scalar, is the position of `token_ids`: 0 for bos);
     - `constant_state_keys`: the keys of the state that `decode_step` passes through unchanged
@@ -200,7 +203,8 @@ class EncoderDecoder(keras.Model):
 
     def encode(self, encoder_token_ids, max_length=None):
         """Encodes the source once; returns the initial decoding state. `max_length`: the most
-        decode steps that will follow (a fixed-size cache is allocated for them)."""
+        decode steps that will follow (a fixed-size cache is allocated for them); None: caches,
+        if any, may instead grow by a position per step (starting at length 0)."""
         raise NotImplementedError
 
     def decode_step(self, token_ids, state, step):

@@ -168,7 +168,8 @@ def test_attention_cache_written_in_place_equals_full_call():
     layer = MultiHeadAttention(num_heads=2, key_dim=4)
     causal = np.tril(np.ones((T, T), bool))[None]
     full = np.asarray(layer(TARGET, attention_mask=causal))
-    cache = (np.zeros((B, T, 2, 4), "float32"),) * 2
+    cache = (np.zeros((B, 2, T, 4), "float32"),) * 2  # [B, H, L, Dh]
+    grown = (np.zeros((B, 2, 0, 4), "float32"),) * 2
     for t in range(T):
         out, cache = layer(
             TARGET[:, t : t + 1],
@@ -177,10 +178,21 @@ def test_attention_cache_written_in_place_equals_full_call():
             cache_update_index=tf.constant(t),
         )
         np.testing.assert_allclose(out[:, 0], full[:, t], atol=1e-5)
-    # The cache holds every position's projections, at fixed shape.
+        # A growing cache: the positions so far, one appended per step.
+        out, grown = layer(
+            TARGET[:, t : t + 1],
+            attention_mask=causal[:, t : t + 1, : t + 1],
+            cache=grown,
+            cache_update_index=tf.constant(t),
+            grow_cache=True,
+        )
+        np.testing.assert_allclose(out[:, 0], full[:, t], atol=1e-5)
+        assert tuple(grown[0].shape) == (B, 2, t + 1, 4)
+    # Each cache holds every position's projections (the fixed one at its fixed shape).
     keys, values = layer.project_key_value(TARGET)
-    np.testing.assert_allclose(cache[0], keys, atol=1e-6)
-    np.testing.assert_allclose(cache[1], values, atol=1e-6)
+    for written in (cache, grown):
+        np.testing.assert_allclose(written[0], keys, atol=1e-6)
+        np.testing.assert_allclose(written[1], values, atol=1e-6)
 
 
 def test_attention_precomputed_key_value_equals_projecting():
@@ -232,7 +244,7 @@ def test_decoder_layer_cached_steps_equal_the_training_call(normalize_first):
     )
     key_value = layer.cross_attention.project_key_value(SOURCE)
     length = T + 2  # A cache longer than what is decoded.
-    cache = (np.zeros((B, length, 2, D // 2), "float32"),) * 2
+    cache = (np.zeros((B, 2, length, D // 2), "float32"),) * 2
     for t in range(T):
         out, cache, weights = layer(
             TARGET[:, t : t + 1],
@@ -242,7 +254,7 @@ def test_decoder_layer_cached_steps_equal_the_training_call(normalize_first):
             cache_update_index=tf.constant(t),
             return_attention_scores=True,
         )
-        assert tuple(cache[0].shape) == (B, length, 2, D // 2)
+        assert tuple(cache[0].shape) == (B, 2, length, D // 2)
         np.testing.assert_allclose(out[:, 0], np.asarray(full)[:, t], atol=1e-5)
         np.testing.assert_allclose(weights[:, :, 0], np.asarray(full_weights)[:, :, t], atol=1e-6)
 

@@ -200,8 +200,9 @@ def test_static_copy_gives_the_same_logits(family, variant):
     np.testing.assert_allclose(got_steps[REAL], want[REAL], rtol=1e-5, atol=1e-4)
 
 
-def greedy(model, source=SOURCE, max_length=6):
-    state = model.encode(source, max_length=max_length)
+def greedy(model, source=SOURCE, max_length=6, fixed=True):
+    """Greedy decoding; `fixed=False` encodes without `max_length` (growing caches)."""
+    state = model.encode(source, max_length=max_length if fixed else None)
     return [
         ops.convert_to_numpy(t)
         for t in greedy_search(
@@ -230,6 +231,17 @@ def check_save_and_load(model, path):
 @pytest.mark.parametrize("family, variant", CASES)
 def test_saved_and_loaded_model_decodes_the_same_tokens(family, variant, tmp_path):
     check_save_and_load(built(family, variant), str(tmp_path / "model.keras"))
+
+
+@pytest.mark.parametrize("family, variant", CASES)
+def test_encoding_without_max_length_decodes_the_same(family, variant):
+    """`encode(source)` without `max_length` (what the `Translator` asks outside XLA: a model
+    may then keep caches that grow by a position per step) decodes what the fixed-size
+    state of `encode(source, max_length)` decodes."""
+    model = built(family, variant)
+    (want_tokens, want_scores), (tokens, scores) = greedy(model), greedy(model, fixed=False)
+    np.testing.assert_array_equal(tokens, want_tokens)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
 
 
 @pytest.mark.parametrize("family, variant", CASES)

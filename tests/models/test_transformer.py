@@ -100,8 +100,6 @@ def test_invalid_arguments_are_named():
     with pytest.raises(ValueError, match="Received: source_length=0"):
         Transformer.validate_arguments(source_length=0)
     Transformer.validate_arguments(attention_layer=-3, num_decoder_layers=3)
-    with pytest.raises(ValueError, match="max_length=None"):
-        Transformer(**TINY).encode(SOURCE)
 
 
 # === Masks ===
@@ -185,8 +183,8 @@ def test_decode_state_is_flat_fixed_and_constant_where_declared():
     assert set(model.constant_state_keys) == {"memory_mask"} | {
         f"cross_{part}_{i}" for part in ("key", "value") for i in layers
     }
-    assert state["self_key_1"].shape == (3, 5, 2, 8)  # [B, L, H, Dh]
-    assert state["cross_value_0"].shape == (3, 6, 2, 8)  # [B, S, H, Dh]
+    assert state["self_key_1"].shape == (3, 2, 5, 8)  # [B, H, L, Dh]
+    assert state["cross_value_0"].shape == (3, 2, 6, 8)  # [B, H, S, Dh]
     for t in range(5):
         _, new_state = model.decode_step(DECODER_IN[:, min(t, 3)], state, t)
         assert {k: (v.shape, v.dtype) for k, v in new_state.items()} == {
@@ -195,6 +193,35 @@ def test_decode_state_is_flat_fixed_and_constant_where_declared():
         for key in model.constant_state_keys:
             assert new_state[key] is state[key]
         state = new_state
+
+
+def test_growing_caches_decode_as_the_fixed_ones():
+    """`encode(max_length=None)`: caches of the positions so far (`past_*`, one more each
+    step) give the fixed-size caches' logits at every step, greedy and beam search."""
+    model = Transformer(**VARIANTS[0])
+    fixed, growing = model.encode(SOURCE, max_length=5), model.encode(SOURCE)
+    assert not any(k.startswith("self_") for k in growing)
+    assert growing["past_key_1"].shape == (3, 2, 0, 8)  # [B, H, 0, Dh]
+    for t in range(5):
+        want, fixed = model.decode_step(DECODER_IN[:, min(t, 3)], fixed, t)
+        got, growing = model.decode_step(DECODER_IN[:, min(t, 3)], growing, t)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert growing["past_value_0"].shape == (3, 2, t + 1, 8)
+    for width in (1, 3):
+        want = beam_search(model.decode_step, model.encode(SOURCE, max_length=6), 3, 6, width)
+        got = tf.function(
+            lambda source, width=width: beam_search(
+                model.decode_step,
+                model.encode(source),
+                3,
+                6,
+                width,
+                constant_state_keys=model.constant_state_keys,
+            ),  # fmt: skip
+            autograph=False,
+        )(tf.constant(SOURCE))
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[2], want[2], atol=1e-4)
 
 
 def greedy_by_recomputing(model, source, max_length):
@@ -303,7 +330,7 @@ def test_static_copy_pads_sources_to_its_width():
         atol=1e-5,
     )
     state = static.encode(SOURCE, max_length=3)  # padded to 9 wide
-    assert state["memory_mask"].shape == (3, 9) and state["cross_key_0"].shape == (3, 9, 2, 8)
+    assert state["memory_mask"].shape == (3, 9) and state["cross_key_0"].shape == (3, 2, 9, 8)
     logits, _ = static.decode_step(DECODER_IN[:, 0], state, 0)
     np.testing.assert_allclose(logits, want[:, 0], atol=1e-5)
 

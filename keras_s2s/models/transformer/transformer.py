@@ -67,8 +67,13 @@ class Transformer(EncoderDecoder):
     self-attention caches of `max_length` positions; `decode_step` writes each layer's new
     keys/values at position `step` (`ops.slice_update`). The state is a flat dict with a leading
     batch dim, the same shapes at every step (XLA, SavedModel and builtin-only TFLite):
-    `memory_mask` bool `[B, S]`, `cross_key_{i}`/`cross_value_{i}` `[B, S, H, Dh]` (constant),
-    `self_key_{i}`/`self_value_{i}` `[B, L, H, Dh]`, `attention` float32 `[B, S]`.
+    `memory_mask` bool `[B, S]`, `cross_key_{i}`/`cross_value_{i}` `[B, H, S, Dh]` (constant),
+    `self_key_{i}`/`self_value_{i}` `[B, H, L, Dh]`, `attention` float32 `[B, S]`. With
+    `encode(..., max_length=None)` the caches grow instead (`past_key_{i}`/`past_value_{i}`
+    `[B, H, step, Dh]`, a position appended per step): a step reads and copies the positions
+    decoded so far rather than `max_length` of them, which is several times less memory
+    traffic on real sentences; the decoding loop lets a state dimension that starts at 0 grow
+    (not under XLA or in TFLite, which keep the fixed caches).
 
     Args:
         source_vocabulary_size: int, size of the source vocabulary.
@@ -328,6 +333,7 @@ class Transformer(EncoderDecoder):
         start_index=0,
         decoder_padding_mask=None,
         training=None,
+        grow_cache=False,
     ):
         """Decoder ids `[B, T]` at positions `start_index..` -> `(logits [B, T, V], caches,
         cross-attention weights [B, H, T, S] of `attention_layer` or None)`.
@@ -351,6 +357,7 @@ class Transformer(EncoderDecoder):
                 cache_update_index=start_index if cached else None,
                 return_attention_scores=cached and i == reported,
                 training=training,
+                grow_cache=grow_cache,
             )
             if not isinstance(outputs, tuple):
                 outputs = (outputs,)
@@ -385,25 +392,22 @@ class Transformer(EncoderDecoder):
 
     def encode(self, encoder_token_ids, max_length=None):
         """Encodes the source once. Returns the initial decoding state, with self-attention
-        caches for `max_length` decode steps (required)."""
-        if max_length is None:
-            raise ValueError(
-                "`Transformer.encode` allocates a self-attention cache of `max_length` "
-                "positions: pass the most decode steps that will follow. Received: "
-                "max_length=None"
-            )
+        caches for `max_length` decode steps, or (None) caches that grow by a position per
+        step."""
         # At the static width (padding is masked, so results do not change).
         encoder_token_ids = self.to_source_width(encoder_token_ids)
         memory, memory_mask = self._encode(encoder_token_ids, training=False)
         batch_size = ops.shape(encoder_token_ids)[0]
-        cache_shape = (batch_size, max_length, self.num_heads, self.hidden_dim // self.num_heads)
+        head_dim = self.hidden_dim // self.num_heads
+        cache_shape = (batch_size, self.num_heads, max_length or 0, head_dim)
+        name = "self" if max_length else "past"
         state = {"memory_mask": memory_mask}
         for i, layer in enumerate(self.decoder_layers):
             key, value = layer.cross_attention.project_key_value(memory)
             state[f"cross_key_{i}"], state[f"cross_value_{i}"] = key, value
             # In the layers' compute dtype (float16 under mixed_float16).
-            state[f"self_key_{i}"] = ops.zeros(cache_shape, key.dtype)
-            state[f"self_value_{i}"] = ops.zeros(cache_shape, key.dtype)
+            state[f"{name}_key_{i}"] = ops.zeros(cache_shape, key.dtype)
+            state[f"{name}_value_{i}"] = ops.zeros(cache_shape, key.dtype)
         state["attention"] = ops.zeros_like(memory_mask, "float32")
         return state
 
@@ -411,19 +415,21 @@ class Transformer(EncoderDecoder):
         """Previous tokens `[B]` at position `step` (int32 scalar, 0 for bos) + state ->
         next-token logits `[B, V]` (float32) + the new state."""
         count = len(self.decoder_layers)
+        name = "past" if "past_key_0" in state else "self"  # Growing caches, or fixed ones.
         logits, caches, attention = self._decode(
             ops.expand_dims(ops.convert_to_tensor(token_ids, "int32"), 1),
             state["memory_mask"],
             cross_key_values=[
                 (state[f"cross_key_{i}"], state[f"cross_value_{i}"]) for i in range(count)
             ],
-            caches=[(state[f"self_key_{i}"], state[f"self_value_{i}"]) for i in range(count)],
+            caches=[(state[f"{name}_key_{i}"], state[f"{name}_value_{i}"]) for i in range(count)],
             start_index=ops.cast(step, "int32"),
             training=False,
+            grow_cache=name == "past",
         )
         new_state = dict(state)
         for i, (key, value) in enumerate(caches):
-            new_state[f"self_key_{i}"], new_state[f"self_value_{i}"] = key, value
+            new_state[f"{name}_key_{i}"], new_state[f"{name}_value_{i}"] = key, value
         new_state["attention"] = ops.cast(ops.mean(attention[:, :, 0, :], axis=1), "float32")
         return logits[:, 0], new_state
 

@@ -25,8 +25,9 @@ class TransformerDecoderLayer(TransformerLayer):
     mask, so source padding gets weight exactly 0.
 
     One forward path serves training and decoding (as keras-hub's `TransformerDecoder.call`):
-    a decode step is this call on one position, with a fixed-size self-attention cache written
-    at `cache_update_index` and the cross-attention keys/values computed once per source
+    a decode step is this call on one position, with a self-attention cache written at
+    `cache_update_index` (or grown by a position) and the cross-attention keys/values computed
+    once per source
     (`self.cross_attention.project_key_value(encoder_sequence)`).
 
     Shape letters: B batch, T target length, S source length, L cache length, D width, H heads,
@@ -46,12 +47,15 @@ class TransformerDecoderLayer(TransformerLayer):
         encoder_sequence: `[B, S, E]`, the encoder outputs; or None with `cross_key_value`.
         decoder_padding_mask: bool `[B, T]` (`[B, L]` with a cache), True on real tokens.
         encoder_padding_mask: bool `[B, S]`, True on real source tokens.
-        cross_key_value: `(key, value)`, each `[B, S, H, Dh]`, precomputed from the encoder
+        cross_key_value: `(key, value)`, each `[B, H, S, Dh]`, precomputed from the encoder
             outputs by `cross_attention.project_key_value`; replaces `encoder_sequence`.
-        self_attention_cache: `(key, value)`, each `[B, L, H, Dh]`: the self-attention
+        self_attention_cache: `(key, value)`, each `[B, H, L, Dh]`: the self-attention
             keys/values of the positions decoded so far.
         cache_update_index: int or int32 scalar tensor, the position of
             `decoder_sequence[:, 0]`, where its keys/values are written into the cache.
+        grow_cache: bool, append the new keys/values to a cache that holds exactly the
+            positions before `cache_update_index` (L = `cache_update_index`) instead of
+            writing them into a fixed-size one.
         return_attention_scores: bool, also return the cross-attention weights.
         training: bool, dropout if True.
 
@@ -68,7 +72,7 @@ class TransformerDecoderLayer(TransformerLayer):
     memory = np.ones((2, 7, 32), "float32")
     y = layer(np.ones((2, 5, 32), "float32"), memory)  # [2, 5, 32]
     # Cached decoding, position 0 of at most 5:
-    cache = (np.zeros((2, 5, 4, 8), "float32"),) * 2
+    cache = (np.zeros((2, 4, 5, 8), "float32"),) * 2  # [B, H, L, Dh]
     kv = layer.cross_attention.project_key_value(memory)
     y0, cache = layer(np.ones((2, 1, 32), "float32"), cross_key_value=kv,
                       self_attention_cache=cache, cache_update_index=0)
@@ -105,6 +109,7 @@ class TransformerDecoderLayer(TransformerLayer):
         cache_update_index=None,
         return_attention_scores=False,
         training=None,
+        grow_cache=False,
     ):
         if (encoder_sequence is None) == (cross_key_value is None):
             raise ValueError(
@@ -121,7 +126,9 @@ class TransformerDecoderLayer(TransformerLayer):
         if self_attention_cache is None:
             self_mask = causal_mask(query_length, query_length)  # [1, T, T]
         else:
-            cache_length = ops.shape(self_attention_cache[0])[1]
+            cache_length = ops.shape(self_attention_cache[0])[2]
+            if grow_cache:
+                cache_length = cache_length + query_length
             self_mask = causal_mask(query_length, cache_length, cache_update_index)  # [1, T, L]
         if decoder_padding_mask is not None:
             padding = ops.expand_dims(ops.cast(decoder_padding_mask, "bool"), 1)
@@ -146,6 +153,7 @@ class TransformerDecoderLayer(TransformerLayer):
                 attention_mask=self_mask,
                 cache=self_attention_cache,
                 cache_update_index=cache_update_index,
+                grow_cache=grow_cache,
                 query_packing=packing,
                 training=training,
             )
