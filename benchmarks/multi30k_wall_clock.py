@@ -16,8 +16,10 @@ the clock stopped, the finished run is scored: decoding chosen on validation (gr
 
 Each recipe's row is kept in `--json` under its LABEL (a label already there is refused: the
 test split of a run is scored once); the Markdown table and the plot are rewritten from all
-rows. Nothing else should run on the machine meanwhile: the header's load average says whether
-something did.
+rows. The timing is kept in `<run_dir>.wall.json` as soon as the command ends, so a rerun
+after a failure in the scoring scores the finished run without training it again. Nothing else
+should run on the machine meanwhile: the header's load average says whether something did.
+Relative paths of the options are relative to the repository.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from _results import Results
+from _results import REPO, Results
 from multi30k_results import _row
 
 
@@ -139,11 +141,16 @@ def main():
     parser.add_argument("--json", default="benchmarks/multi30k_wall_clock.json")
     args = parser.parse_args()
     header = Results()
-    path = Path(args.json)
+    path, out, plot = (REPO / p for p in (args.json, args.out, args.plot))
     rows = {r["label"]: r for r in json.loads(path.read_text())} if path.is_file() else {}
     if args.label in rows:
         parser.error(f"recipe {args.label!r} is already in {path}: its test split was scored")
-    timed = train(args.pipeline, args.run_dir, args.overrides)
+    record = Path(f"{args.run_dir}.wall.json")
+    if record.is_file():  # Trained and timed before; the scoring failed.
+        timed = json.loads(record.read_text())
+    else:
+        timed = train(args.pipeline, args.run_dir, args.overrides)
+        record.write_text(json.dumps(timed))
     row = _row(args.run_dir, args.beam, [float(a) for a in args.alphas.split(",")])
     ends = dict((epochs, minute) for minute, epochs in timed["marks"])
     row.update(
@@ -158,8 +165,8 @@ def main():
     )
     rows[args.label] = row
     path.write_text(json.dumps(list(rows.values()), indent=1) + "\n", encoding="utf-8")
-    header.write(args.out, _markdown(list(rows.values()), args.beam))
-    _plot(list(rows.values()), args.plot)
+    header.write(out, _markdown(list(rows.values()), args.beam))
+    _plot(list(rows.values()), plot)
     print(json.dumps(row))
 
 
