@@ -79,28 +79,39 @@ def _row(run_dir: Path, beam: int, alphas: list[float]) -> dict:
     }
 
 
-def _plot(rows, path):
+def plot_curves(curves, xlabel, title, path, mark_minutes=None):
+    """Validation BLEU against minutes, one line per `(label, minutes, bleu)` of `curves`
+    (points where either is None are left out), written to `path`; a dotted line at
+    `mark_minutes` if given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        curve = row["curve"]
+    for label, minutes, bleu in curves:
         points = [
-            (m, b)
-            for m, b in zip(curve["train_minutes"], curve["val_bleu"], strict=True)
-            if b is not None
+            (m, b) for m, b in zip(minutes, bleu, strict=True) if m is not None and b is not None
         ]
-        axes.plot(*zip(*points, strict=True), marker="o", label=row["pipeline"])
-    axes.set_xlabel("training minutes (sum of epoch training seconds, 2 CPU cores)")
+        axes.plot(*zip(*points, strict=True), marker="o", label=label)
+    if mark_minutes is not None:
+        axes.axvline(mark_minutes, color="grey", linestyle=":", label=f"{mark_minutes} minutes")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("validation sacreBLEU (greedy)")
-    axes.set_title("Multi30k: validation BLEU against training time")
+    axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+
+
+def _plot(rows, path):
+    plot_curves(
+        [(r["pipeline"], r["curve"]["train_minutes"], r["curve"]["val_bleu"]) for r in rows],
+        "training minutes (sum of epoch training seconds, 2 CPU cores)",
+        "Multi30k: validation BLEU against training time",
+        path,
+    )
 
 
 def _markdown(rows, beam):

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from _results import REPO, Results
-from multi30k_results import _row
+from multi30k_results import _row, plot_curves
 
 
 def _watch(run_json: Path, start: float, marks: list, done: threading.Event) -> None:
@@ -73,26 +73,11 @@ def train(pipeline: str, run_dir: Path, overrides: list[str]) -> dict:
 
 
 def _plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        minutes, bleu = row["wall_curve"]["wall_minutes"], row["wall_curve"]["val_bleu"]
-        points = [
-            (m, b) for m, b in zip(minutes, bleu, strict=True) if m is not None and b is not None
-        ]
-        axes.plot(*zip(*points, strict=True), marker="o", label=row["label"])
-    axes.axvline(30, color="grey", linestyle=":", label="30 minutes")
-    axes.set_xlabel("wall-clock minutes from the command's start (2 CPU cores)")
-    axes.set_ylabel("validation sacreBLEU (greedy)")
-    axes.set_title("Multi30k: validation BLEU against the wall clock")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    curves = [
+        (r["label"], r["wall_curve"]["wall_minutes"], r["wall_curve"]["val_bleu"]) for r in rows
+    ]
+    xlabel = "wall-clock minutes from the command's start (2 CPU cores)"
+    plot_curves(curves, xlabel, "Multi30k: validation BLEU against the wall clock", path, 30)
 
 
 def _markdown(rows, beam):

@@ -4,6 +4,13 @@ import keras
 from keras import ops
 
 
+def _check_positive_ints(**values) -> None:
+    """Raises `ValueError` naming the first argument that is not a positive int."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+
+
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """The Transformer's learning rate: linear warm-up, then decay as the inverse square root.
@@ -36,12 +43,9 @@ class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule)
     """
 
     def __init__(self, model_dim, warmup_steps=4000, scale=1.0, steps_per_update=1):
-        for name, value in (
-            ("model_dim", model_dim), ("warmup_steps", warmup_steps),
-            ("steps_per_update", steps_per_update),
-        ):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+        _check_positive_ints(
+            model_dim=model_dim, warmup_steps=warmup_steps, steps_per_update=steps_per_update
+        )
         if not scale > 0:
             raise ValueError(f"`scale` must be > 0. Received: scale={scale!r}")
         self.model_dim = model_dim
@@ -96,12 +100,9 @@ class WarmupCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, peak, warmup_steps, decay_steps, steps_per_update=1):
-        for name, value in (
-            ("warmup_steps", warmup_steps), ("decay_steps", decay_steps),
-            ("steps_per_update", steps_per_update),
-        ):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+        _check_positive_ints(
+            warmup_steps=warmup_steps, decay_steps=decay_steps, steps_per_update=steps_per_update
+        )
         if not peak > 0:
             raise ValueError(f"`peak` must be > 0. Received: peak={peak!r}")
         self.peak = peak
