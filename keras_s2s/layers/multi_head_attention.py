@@ -233,11 +233,15 @@ class MultiHeadAttention(keras.layers.Layer):
         mask = None
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)  # [B, 1, T, S]
-        with warnings.catch_warnings():
-            # A growing cache's first step attends over one position (bos), which Keras's
-            # softmax warns of (an axis of size 1); that is the right result there.
-            warnings.filterwarnings("ignore", "You are using a softmax over axis")
-            weights = ops.cast(self.softmax(scores, mask=mask), self.compute_dtype)  # [B,H,T,S]
+        if grow_cache:
+            with warnings.catch_warnings():
+                # A growing cache's first step attends over one position (bos), which
+                # Keras's softmax warns of (an axis of size 1); that is the right result.
+                warnings.filterwarnings("ignore", "You are using a softmax over axis")
+                weights = self.softmax(scores, mask=mask)
+        else:
+            weights = self.softmax(scores, mask=mask)
+        weights = ops.cast(weights, self.compute_dtype)  # [B, H, T, S]
         dropped = self.attention_dropout(weights, training=training)
         context = ops.matmul(dropped, values)  # [B, H, T, Dh]
         context = ops.transpose(context, (0, 2, 1, 3))  # [B, T, H, Dh]

@@ -64,6 +64,20 @@ def make_optimizer(training: dict, total_updates: int | None = None) -> keras.op
     )
 
 
+def needs_run_length(training: dict) -> bool:
+    """Whether `make_optimizer(training)` needs `total_updates` (a schedule that decays to
+    the run's last update)."""
+    settings = training_settings(training)
+    return settings["learning_rate_schedule"] == "cosine" and not settings["decay_steps"]
+
+
+def run_updates(training: dict, batches_per_epoch: int, epochs: int | None = None) -> int:
+    """The updates of a run of `epochs` (default `training.epochs`) epochs of
+    `batches_per_epoch` batches: one per `training.accumulation_steps` batches."""
+    settings = training_settings(training)
+    return (epochs or settings["epochs"]) * batches_per_epoch // settings["accumulation_steps"]
+
+
 def _decay_steps(settings: dict, total_updates: int | None) -> int:
     """`training.decay_steps`, or (0) the updates from the warm-up's end to the run's last."""
     if settings["decay_steps"]:

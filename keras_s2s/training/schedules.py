@@ -80,7 +80,9 @@ class WarmupCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     reaches `peak` at update `warmup_steps`, half of it `decay_steps / 2` updates later, and 0
     at update `warmup_steps + decay_steps` (and after). A run that knows its length ends at a
     rate of zero, which is what a short budget of epochs wants (Loshchilov and Hutter's cosine
-    annealing without restarts).
+    annealing without restarts). Keras's `CosineDecay(0.0, decay_steps, warmup_target=peak,
+    warmup_steps=...)` has the same shape but counts the steps already taken, so it gives the
+    first update a rate of 0, and it knows nothing of gradient accumulation.
 
     Args:
         peak: the highest rate, > 0.

@@ -37,6 +37,7 @@ from keras_s2s.training.distribution import (
     make_strategy,
     worker_name,
 )
+from keras_s2s.training.optimizers import run_updates
 from keras_s2s.training.prepared import PreparedData
 
 
@@ -333,8 +334,7 @@ def _fit(job: _Job, data: PreparedData, first_callback) -> dict:
     inputs = data.fit_inputs(
         training, job.checked.needs.fixed_lengths, job.strategy, resumed_epochs
     )
-    updates = training["epochs"] * inputs["steps_per_epoch"] // training["accumulation_steps"]
-    model = _built_model(job, data, updates)
+    model = _built_model(job, data, run_updates(training, inputs["steps_per_epoch"]))
     start = time.perf_counter()
     model.fit(**inputs, epochs=training["epochs"], callbacks=callbacks.all, verbose=job.verbose)
     train_seconds = time.perf_counter() - start

@@ -15,6 +15,7 @@ from keras_s2s.models import MODELS
 from keras_s2s.tokenizers import TOKENIZERS
 from keras_s2s.training.building import build_compiled_model
 from keras_s2s.training.callbacks import decoding_callback, ema_callbacks
+from keras_s2s.training.optimizers import needs_run_length, run_updates
 from keras_s2s.training.prepared import PreparedData, count_batches
 
 #: Objectives of free-running decoding (logged by `ExactMatch` on the validation split) or
@@ -183,11 +184,11 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         `search.epochs` (else `training.epochs`) epochs of the trial's batches."""
         config = self.trial_config(hp)
         needs = check_config(config).needs
-        training = config["training"]
-        data = self.data.renewed()  # (keras-tuner cleared the session: new tokenizer resources)
-        batches = count_batches(data.dataset("train", training, needs.fixed_lengths))
-        epochs = config["search"]["epochs"] or training["epochs"]
-        updates = epochs * batches // training["accumulation_steps"]
+        training, updates = config["training"], None
+        if needs_run_length(training):  # One pass over the trial's batches to count them.
+            data = self.data.renewed()  # (keras-tuner cleared the session before building)
+            batches = count_batches(data.dataset("train", training, needs.fixed_lengths))
+            updates = run_updates(training, batches, config["search"]["epochs"])
         return build_compiled_model(config, self.data, updates)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
