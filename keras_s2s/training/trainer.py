@@ -301,23 +301,11 @@ def _callbacks(job: _Job, data: PreparedData, first: keras.callbacks.Callback) -
 
 
 def _built_model(job: _Job, data: PreparedData, total_updates: int) -> keras.Model:
-    """The compiled model, built (called once) under the strategy: `BackupAndRestore` needs
-    a built model; with the weights of the run `init_from` named, if any. `total_updates`:
-    the run's length, for a learning rate schedule that decays to its end."""
-    config, needs = job.config, job.checked.needs
+    """The compiled model, built under the strategy (`BackupAndRestore` needs a built model);
+    with the weights of the run `init_from` named, if any. `total_updates`: the run's length,
+    for a learning rate schedule that decays to its end."""
     with job.strategy.scope():
-        model = build_compiled_model(config, data, total_updates)
-        source_length, target_length = (
-            (config["data"]["max_source_length"], config["data"]["max_target_length"] + 1)
-            if needs.fixed_lengths
-            else (2, 2)
-        )
-        model(
-            {
-                "encoder_token_ids": tf.ones([1, source_length], "int32"),
-                "decoder_token_ids": tf.ones([1, target_length], "int32"),
-            }
-        )
+        model = build_compiled_model(job.config, data, total_updates)
         if job.initial is not None:  # (A resumed run's backup then restores its own.)
             model.set_weights(job.initial.run.load_model().get_weights())
     return model

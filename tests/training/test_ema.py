@@ -116,7 +116,7 @@ def test_a_run_with_ema_keeps_the_average_and_resumes_to_the_same_weights(tmp_pa
         np.testing.assert_allclose(a, b, atol=1e-6)
 
     # The saved model is the average the epoch was measured with: it scores the logged
-    # validation loss, and a run without the average ends elsewhere.
+    # validation loss (that the average differs from the trained weights is checked above).
     run = RunDirectory(tmp_path / "uninterrupted")
     data = PreparedData.load(config, tokenizers=run.saved_tokenizers())
     inputs = data.fit_inputs(config["training"])
@@ -124,12 +124,6 @@ def test_a_run_with_ema_keeps_the_average_and_resumes_to_the_same_weights(tmp_pa
     model.compile(loss=MaskedSparseCategoricalCrossentropy(pad_id=model.pad_id))
     loss = model.evaluate(inputs["validation_data"], steps=inputs["validation_steps"], verbose=0)
     assert loss == pytest.approx(reference["val_loss"], rel=1e-5)
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    without = trainer.train(
-        load_pipeline(str(tiny_pipeline(plain, ema=0.0))), plain / "run", verbose=0
-    )
-    assert abs(without["val_loss"] - reference["val_loss"]) > 1e-3
 
 
 @pytest.mark.parametrize("value", [1.0, -0.1])
