@@ -21,6 +21,7 @@ from keras_s2s.training import (
     make_strategy,
     train,
 )
+from keras_s2s.training.building import build_variables
 
 
 def two_digit_addition(tfds_dir, overrides: dict):
@@ -386,3 +387,25 @@ def test_the_loss_and_metric_leave_out_the_models_padding_id():
     compiled = model.get_compile_config()
     assert compiled["loss"]["config"]["pad_id"] == 3
     assert [m["config"]["pad_id"] for m in compiled["metrics"]] == [3]
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["variables-built", "lazy"])
+def test_the_training_step_is_traced_once_when_the_variables_are_built_first(built):
+    """`build_variables` (what `build_compiled_model` ends with) creates the model's and the
+    optimizer's variables before `fit`; left to `fit`, the optimizer's are created inside the
+    first trace of the step and TensorFlow traces it a second time."""
+    model = Seq2Seq(12, 10, embedding_dim=8, hidden_dim=16)
+    compile_model(model, {"learning_rate": 1e-3})
+    if built:
+        build_variables(model)
+        assert model.built and model.optimizer.built
+    traces = []
+    step = model.train_step
+    model.train_step = lambda data: (traces.append(1), step(data))[1]
+    x = {
+        "encoder_token_ids": np.array([[4, 5, 0]] * 4, "int32"),
+        "decoder_token_ids": np.array([[2, 6, 7]] * 4, "int32"),
+    }
+    y = np.array([[6, 7, 3]] * 4, "int32")
+    model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(3), epochs=1, shuffle=False, verbose=0)
+    assert len(traces) == (1 if built else 2)
