@@ -100,9 +100,9 @@ def plot_curves(curves, xlabel, title, path, mark_minutes=None):
     axes.set_ylabel("validation sacreBLEU (greedy)")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    # Below the axes: the recipes' labels are long and the curves fill the plot.
+    axes.legend(loc="upper left", bbox_to_anchor=(0, -0.15), fontsize="small", frameon=False)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def _plot(rows, path):
