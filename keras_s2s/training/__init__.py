@@ -20,6 +20,7 @@ _NAMES = {
     "StopOnNaN": "keras_s2s.training.callbacks",
     "StopOnSignal": "keras_s2s.training.callbacks",
     "build_model": "keras_s2s.training.building",
+    "build_variables": "keras_s2s.training.building",
     "check_config": "keras_s2s.checks",
     "compile_model": "keras_s2s.training.building",
     "make_optimizer": "keras_s2s.training.optimizers",
