@@ -53,14 +53,18 @@ def log_probs_of(logits):
     return np.asarray(tf.nn.log_softmax(logits.astype("float32")))
 
 
-def test_contract_with_jit_training_step(tmp_path):
+# The jit-compiled training step (XLA compilation, about 10 s) in the slow run only: the
+# default run compiles a Seq2Seq's step (tests/models/test_seq2seq.py) and the Transformer's
+# decoding (`test_decoding_compiles_with_xla`); the default run's budget.
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_contract_post_norm(tmp_path, jit):
     # One layer each: XLA compiles the training step in half the time of two.
     run_contract(
         Transformer,
         {**VARIANTS[0], "num_encoder_layers": 1, "num_decoder_layers": 1},
         INPUTS,
         tmp_path,
-        train_labels=LABELS,
+        train_labels=LABELS if jit else None,
         loss=MaskedSparseCategoricalCrossentropy(),
         expected_output_shape=(3, 4, 10),
         mixed_precision=True,
