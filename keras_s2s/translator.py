@@ -106,6 +106,33 @@ def _optional_ids(ids):
     return None if ids is None else tf.convert_to_tensor(ids, tf.int32)
 
 
+class _AnySizes:
+    """A `tf.function` (of tensors and Nones) whose first call traces it for tensors of any
+    sizes (every dimension unknown): later calls, whatever their batch size and widths, reuse
+    that trace. Left to `reduce_retracing`, it was traced three times (the first call's shapes,
+    then one dimension relaxed, then the other). A function that needs a static dimension (a
+    model that reads sources of one fixed width) cannot be traced that way: it is then traced
+    as the calls come, as before. Called inside another trace (a SavedModel's signature), it
+    is a plain `tf.function` call."""
+
+    def __init__(self, function):
+        self.function, self._general = function, None
+
+    def __call__(self, *args):
+        if self._general is None and tf.executing_eagerly():
+            specs = [tf.TensorSpec([None] * a.shape.rank, a.dtype) if tf.is_tensor(a) else a
+                     for a in args]  # fmt: skip
+            try:
+                self.function.get_concrete_function(*specs)
+                self._general = True
+            except ValueError:  # A static dimension is needed (see above).
+                self._general = False
+        return self.function(*args)
+
+    def experimental_get_tracing_count(self) -> int:
+        return self.function.experimental_get_tracing_count()
+
+
 class Score(NamedTuple):
     """The score of one (source, target) pair under a model (`Translator.score`)."""
 
@@ -275,12 +302,14 @@ class Translator:
 
     def _function(self, key, fn):
         if key not in self._functions:
-            # Batches differ in source width: trace once for any width, not once per width.
+            # Batches differ in size and source width: traced for any sizes (`_AnySizes`).
             # No autograph: the decoding loop is an explicit `tf.while_loop` and the models'
             # calls use no Python control flow on tensors; converting them was two thirds of
             # the time to trace (export, the first translation, each run's validation decoding).
-            self._functions[key] = tf.function(
-                fn, jit_compile=self.jit_compile, reduce_retracing=True, autograph=False
+            self._functions[key] = _AnySizes(
+                tf.function(
+                    fn, jit_compile=self.jit_compile, reduce_retracing=True, autograph=False
+                )
             )
         return self._functions[key]
 

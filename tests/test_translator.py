@@ -158,6 +158,39 @@ def test_translations_do_not_depend_on_the_batch(translator):
     assert [h[0][0] for h in truncated] == [batched[4][0]] * 2
 
 
+def test_each_decoding_setting_is_traced_once_for_any_batch_size_and_width(attention_run):
+    """Batches of other sizes and source widths reuse the first call's trace (traced for any
+    sizes); `reduce_retracing` alone traced three times (first shapes, then each dim relaxed)."""
+    translator = keras_s2s.Translator.from_run_directory(attention_run)
+    batches = [["1+1", "22+3"], ["12+34", "7+8", "99+1"], ["5"], ["1234+567", "1"]]
+    for beam_size in (1, 3):
+        outputs = [translator.translate(b, beam_size=beam_size) for b in batches]
+        assert [len(o) for o in outputs] == [len(b) for b in batches]
+    counts = {key[1]: f.experimental_get_tracing_count() for key, f in translator._functions.items()
+              if key[0] == "ids"}  # fmt: skip
+    assert counts == {1: 1, 3: 1}
+
+
+def test_a_function_needing_a_static_dimension_is_traced_as_the_calls_come():
+    """The general trace fails (a static width is needed, as for a fixed-width model): calls
+    still run, traced as `reduce_retracing` relaxes them (here the batch size only)."""
+    from keras_s2s.translator import _AnySizes
+
+    def needs_static_width(ids):
+        if ids.shape[1] is None:
+            raise ValueError("a static width is needed")
+        return tf.reduce_sum(ids, axis=1) * ids.shape[1]
+
+    function = _AnySizes(tf.function(needs_static_width, reduce_retracing=True))
+    first = function(tf.constant([[1, 2], [3, 4]]))
+    second = function(tf.constant([[5, 6]]))
+    third = function(tf.constant([[1, 1], [2, 2], [3, 3]]))
+    np.testing.assert_array_equal(first, [6, 14])
+    np.testing.assert_array_equal(second, [22])
+    np.testing.assert_array_equal(third, [4, 8, 12])
+    assert function.experimental_get_tracing_count() == 2
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
 def test_a_beam_holding_every_hypothesis_is_exact_search(translator, alpha):
     """With one target token at most, a beam of (U + 1)^2 >= U (U + 1) candidates (U = tokens
