@@ -163,12 +163,15 @@ def test_each_decoding_setting_is_traced_once_for_any_batch_size_and_width(atten
     sizes); `reduce_retracing` alone traced three times (first shapes, then each dim relaxed)."""
     translator = keras_s2s.Translator.from_run_directory(attention_run)
     batches = [["1+1", "22+3"], ["12+34", "7+8", "99+1"], ["5"], ["1234+567", "1"]]
-    for beam_size in (1, 3):
-        outputs = [translator.translate(b, beam_size=beam_size) for b in batches]
-        assert [len(o) for o in outputs] == [len(b) for b in batches]
-    counts = {key[1]: f.experimental_get_tracing_count() for key, f in translator._functions.items()
-              if key[0] == "ids"}  # fmt: skip
-    assert counts == {1: 1, 3: 1}
+    controls = keras_s2s.DecodingControls(no_repeat_ngram_size=2)
+    for batch in batches:
+        for beam_size in (1, 3):
+            assert len(translator.translate(batch, beam_size=beam_size)) == len(batch)
+        assert len(translator.translate(batch, controls=controls)) == len(batch)
+        assert len(translator.sample(batch, num_samples=2, seed=len(batch))) == len(batch)
+    counts = [f.experimental_get_tracing_count() for key, f in translator._functions.items()
+              if isinstance(key, tuple)]  # fmt: skip
+    assert counts == [1, 1, 1, 1]  # greedy, beam 3, greedy under controls, sampling
 
 
 def test_a_function_needing_a_static_dimension_is_traced_as_the_calls_come():
