@@ -116,21 +116,18 @@ class _AnySizes:
     is a plain `tf.function` call."""
 
     def __init__(self, function):
-        self.function, self._general = function, None
+        self.function, self._tried = function, False
 
     def __call__(self, *args):
-        if self._general is None and tf.executing_eagerly():
+        if not self._tried and tf.executing_eagerly():
+            self._tried = True
             specs = [tf.TensorSpec([None] * a.shape.rank, a.dtype) if tf.is_tensor(a) else a
                      for a in args]  # fmt: skip
             try:
                 self.function.get_concrete_function(*specs)
-                self._general = True
             except ValueError:  # A static dimension is needed (see above).
-                self._general = False
+                pass
         return self.function(*args)
-
-    def experimental_get_tracing_count(self) -> int:
-        return self.function.experimental_get_tracing_count()
 
 
 class Score(NamedTuple):

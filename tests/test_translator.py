@@ -169,8 +169,8 @@ def test_each_decoding_setting_is_traced_once_for_any_batch_size_and_width(atten
             assert len(translator.translate(batch, beam_size=beam_size)) == len(batch)
         assert len(translator.translate(batch, controls=controls)) == len(batch)
         assert len(translator.sample(batch, num_samples=2, seed=len(batch))) == len(batch)
-    counts = [f.experimental_get_tracing_count() for key, f in translator._functions.items()
-              if isinstance(key, tuple)]  # fmt: skip
+    counts = [f.function.experimental_get_tracing_count()
+              for key, f in translator._functions.items() if isinstance(key, tuple)]  # fmt: skip
     assert counts == [1, 1, 1, 1]  # greedy, beam 3, greedy under controls, sampling
 
 
@@ -191,7 +191,7 @@ def test_a_function_needing_a_static_dimension_is_traced_as_the_calls_come():
     np.testing.assert_array_equal(first, [6, 14])
     np.testing.assert_array_equal(second, [22])
     np.testing.assert_array_equal(third, [4, 8, 12])
-    assert function.experimental_get_tracing_count() == 2
+    assert function.function.experimental_get_tracing_count() == 2
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
