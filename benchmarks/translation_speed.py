@@ -7,11 +7,12 @@ RUN is a Transformer run (e.g. `keras-s2s train multi30k_transformer_de_en`). It
 temporary folder as a SavedModel and a TFLite file, and with `keras-s2s export --format ctranslate2`
 twice (float32 and int8 weights), and the first `--limit` sources of the split (test_2016_flickr by
 default: the data the Multi30k table translates) are translated by each system: keras-s2s's Python
-API (`Translator.translate_nbest`, its length-sorted batches of 512; also with `jit_compile=True`,
-XLA, which compiles once per batch shape: its warm-up is one pass over the whole split), the
-SavedModel (`serving_default`, `beam_search`; length-sorted batches of 512), the TFLite file through
-the shipped wrapper (`TFLiteTranslator`, `--threads` threads, greedy only: the artifact decodes
-greedily in the graph; length-sorted batches of 64), the command line (`keras-s2s translate RUN`
+API (`Translator.translate_nbest`, its length-sorted batches of `DECODING_BATCH_SIZE`; also with
+`jit_compile=True`, XLA, which compiles once per batch shape: its warm-up is one pass over the
+whole split), the SavedModel (`serving_default`, `beam_search`; the same length-sorted batches),
+the TFLite file through the shipped wrapper (`TFLiteTranslator`, `--threads` threads, greedy only:
+the artifact decodes greedily in the graph; length-sorted batches of 64), the command line
+(`keras-s2s translate RUN`
 reading the sources from stdin: a new process each time, start-up and tracing included) and
 CTranslate2 through the shipped wrapper (`CTranslate2Translator`, `--threads` intra-op threads;
 TensorFlow uses every core), greedy and beam `--beam` without a length penalty (both rank hypotheses
@@ -43,7 +44,7 @@ from keras_s2s.evaluation.scores import score_translations
 from keras_s2s.export import export
 from keras_s2s.export.ctranslate2_runtime import CTranslate2Translator
 from keras_s2s.export.tflite_runtime import TFLiteTranslator
-from keras_s2s.translator import Translator
+from keras_s2s.translator import DECODING_BATCH_SIZE, Translator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +83,7 @@ def savedmodel_system(path):
         return [t.decode("utf-8") for t in out]
 
     def translate(texts, beam):
-        return in_sorted_chunks(texts, 512, lambda chunk: run(chunk, beam))
+        return in_sorted_chunks(texts, DECODING_BATCH_SIZE, lambda chunk: run(chunk, beam))
 
     return translate
 

@@ -129,7 +129,8 @@ DEFAULTS: dict[str, Any] = {
         "strategy": "default",
     },
     "evaluation": {
-        "batch_size": 512,
+        # Sentences decoded at once (`keras_s2s.translator.DECODING_BATCH_SIZE`).
+        "batch_size": 128,
         # `keras-s2s evaluate` scores greedy decoding, then beam search of this size (1: greedy
         # only) with this GNMT length penalty alpha (0: plain log-probabilities); choose both
         # on the validation split.

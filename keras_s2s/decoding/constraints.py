@@ -29,7 +29,13 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from keras_s2s.decoding.engine import Setup
-from keras_s2s.decoding.strategies import _NEG_INF, BeamSearch, _Beams, length_penalty
+from keras_s2s.decoding.strategies import (
+    _NEG_INF,
+    BeamSearch,
+    _Beams,
+    length_penalty,
+    top_k_wide,
+)
 
 
 class _Constrained(NamedTuple):
@@ -147,7 +153,7 @@ class ConstrainedBeamSearch(BeamSearch):
         beams, phrases = state.beams, self.constraint_ids
         lengths = self._lengths(setup)  # [B, C]
         total = tf.reduce_sum(lengths, axis=-1)  # [B]
-        vocabulary = tf.shape(log_probs)[-1]
+        vocabulary = log_probs.shape[-1] or tf.shape(log_probs)[-1]
         log_probs = tf.reshape(log_probs, [B, K, vocabulary])
         # eos only once every phrase is out.
         all_met = tf.reduce_all(state.met, axis=-1)  # [B, K]
@@ -156,11 +162,11 @@ class ConstrainedBeamSearch(BeamSearch):
             ~all_met[:, :, None] & is_eos_column[None, None, :], _NEG_INF, log_probs
         )
         scores = beams.alive_log_probs[:, :, None] + log_probs  # [B, K, V]
-        flat = tf.reshape(scores, [B, -1])
+        flat = tf.reshape(scores, [B, K * vocabulary])
 
         # Candidates (beam, token): the 2K best overall, each hypothesis's next phrase tokens
         # (the one it is writing, the first of each phrase not out), its best token.
-        _, top_index = tf.math.top_k(flat, 2 * K)
+        _, top_index = top_k_wide(flat, 2 * K)
         writing_next = self._next_token(state.phrase, state.matched)  # [B, K]
         writing_next = tf.where(state.phrase >= 0, writing_next, setup.pad_id)
         firsts = tf.where(state.met, setup.pad_id, tf.expand_dims(phrases[:, :, 0], 1))  # [B, K, C]

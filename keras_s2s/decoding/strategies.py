@@ -34,6 +34,30 @@ def check_num_results(num_results: int, beam_size: int) -> None:
         )
 
 
+_BLOCK = 64
+
+
+def top_k_wide(values, k: int):
+    """`tf.math.top_k(values, k)` over the last axis of a wide `values [B, M]` (a beam's K x V
+    candidates), in two passes: the k blocks of 64 with the largest maxima, then the top k of
+    those k x 64 values. The k largest values lie in those blocks (a value outside them has k
+    blocks of larger maxima above it), so values and indices equal `tf.math.top_k`'s; among
+    equal values the order may differ. One pass over M and a top k of 64k values cost less
+    than a top k over M (`benchmarks/beam_top_k.md`). A narrow or dynamic M takes
+    `tf.math.top_k` itself."""
+    width = values.shape[-1]
+    if width is None or width < _BLOCK * 4 * max(k, 16):
+        return tf.math.top_k(values, k)
+    blocks = -(-width // _BLOCK)
+    padded = tf.pad(values, [[0, 0], [0, blocks * _BLOCK - width]], constant_values=-float("inf"))
+    padded = tf.reshape(padded, [-1, blocks, _BLOCK])
+    _, best_blocks = tf.math.top_k(tf.reduce_max(padded, axis=-1), k)  # [B, k]
+    candidates = tf.reshape(tf.gather(padded, best_blocks, batch_dims=1), [-1, k * _BLOCK])
+    top_values, position = tf.math.top_k(candidates, k)
+    block = tf.gather(best_blocks, position // _BLOCK, batch_dims=1)
+    return top_values, block * _BLOCK + position % _BLOCK
+
+
 def _write_column(output, step, tokens):
     """`output [R, L]` with column `step` set to `tokens [R]` (fixed shapes, no scatter; L is
     static, so the column ids are a constant)."""
@@ -232,10 +256,10 @@ class BeamSearch(DecodingStrategy):
 
     def step(self, setup: Setup, step, log_probs, beams: _Beams):
         B, K = setup.batch_size, self.width
-        vocabulary = tf.shape(log_probs)[-1]
+        vocabulary = log_probs.shape[-1] or tf.shape(log_probs)[-1]
         candidates = beams.alive_log_probs[:, :, None] + tf.reshape(log_probs, [B, K, vocabulary])
         # 2K candidates: even if K of them end with eos, K alive ones remain.
-        top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [B, -1]), 2 * K)
+        top_log_probs, top_index = top_k_wide(tf.reshape(candidates, [B, K * vocabulary]), 2 * K)
         top_beams = top_index // vocabulary
         top_tokens = tf.cast(top_index % vocabulary, tf.int32)
         top_seq = tf.gather(beams.alive_seq, top_beams, batch_dims=1)

@@ -6,6 +6,7 @@ from keras_s2s.checks import score_names
 from keras_s2s.evaluation.scores import score_translations
 from keras_s2s.tokenizers import Tokenizer
 from keras_s2s.training.translating_callback import TranslatingCallback
+from keras_s2s.translator import DECODING_BATCH_SIZE
 
 
 class ExactMatch(TranslatingCallback):
@@ -38,7 +39,7 @@ class ExactMatch(TranslatingCallback):
         max_target_length: int,
         every: int = 1,
         name: str = "exact_match",
-        batch_size: int = 512,
+        batch_size: int = DECODING_BATCH_SIZE,
     ):
         super().__init__(source_tokenizer, target_tokenizer, max_source_length, max_target_length)
         self.sources, self.references = list(sources), list(references)

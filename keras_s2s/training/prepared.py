@@ -105,8 +105,9 @@ class PreparedData:
 
         An epoch's batch count depends only on the example lengths (each bucket ends with one
         partial batch), so one pass counts it; fit then reads one endless iterator instead of
-        tearing one down each epoch, which stalls (tf.data discards a half-read cache). Keras
-        keeps the validation iterator across epochs when given steps, so it repeats too.
+        tearing one down each epoch, which stalls (tf.data discards a half-read cache). The
+        validation split repeats too, `validation_steps` (its batch count) batches an epoch;
+        Keras's `evaluate` starts a new iterator over it each epoch all the same (`reset`).
         """
         strategy = strategy or tf.distribute.get_strategy()
         train = self.dataset("train", training, fixed_lengths, shuffle=True)

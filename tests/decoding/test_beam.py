@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_s2s.decoding import beam_search, greedy_search, length_penalty
+from keras_s2s.decoding import beam_search, greedy_search, length_penalty, strategies
+from keras_s2s.decoding.strategies import top_k_wide
 from keras_s2s.models import Seq2Seq
 
 V, PAD, BOS, EOS = 8, 0, 2, 3
@@ -316,3 +317,34 @@ def test_a_beam_that_keeps_every_hypothesis_finds_the_brute_force_n_best(seed, a
         for hypothesis, score in zip(ids.numpy()[row], scores.numpy()[row], strict=True):
             tokens = tuple(int(t) for t in hypothesis if t != PAD)
             np.testing.assert_allclose(expected[tokens], score, atol=1e-4)
+
+
+@pytest.mark.parametrize("width,k", [(8000 * 4, 8), (5000, 2), (300, 8)])
+def test_top_k_wide_equals_top_k(width, k):
+    # Random values (no ties), banned entries at -1e9, and winners crowded into one block.
+    rng = np.random.default_rng(width)
+    values = rng.normal(size=(5, width)).astype("float32")
+    values[0, rng.choice(width, width // 2, replace=False)] = -1e9
+    values[1, 128 : 128 + k] += 50.0
+    values[2, -3:] += 50.0  # The last, partly padded block.
+    expected = tf.math.top_k(values, k)
+    got = tf.function(top_k_wide, reduce_retracing=True)(tf.constant(values), k)
+    np.testing.assert_array_equal(got[0].numpy(), expected.values.numpy())
+    np.testing.assert_array_equal(got[1].numpy(), expected.indices.numpy())
+
+
+def test_beam_search_over_a_wide_vocabulary_matches_one_top_k(monkeypatch):
+    # V x K = 2400 x 4 takes the two-pass top k; the results equal those of one top k.
+    vocabulary, rng = 2400, np.random.default_rng(0)
+    logits = tf.constant(rng.normal(scale=4.0, size=(vocabulary, vocabulary)).astype("float32"))
+
+    def step_fn(token_ids, state, step):
+        return tf.gather(logits, token_ids), state
+
+    state = {"dummy": tf.zeros([3, 1])}
+    run = lambda: beam_search(step_fn, state, 3, max_length=6, beam_size=4, num_results=4)  # noqa: E731
+    wide = run()
+    monkeypatch.setattr(strategies, "top_k_wide", tf.math.top_k)
+    plain = run()
+    for a, b in zip(wide, plain, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
