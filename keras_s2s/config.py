@@ -130,7 +130,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "evaluation": {
         # Sentences decoded at once (`keras_s2s.translator.DECODING_BATCH_SIZE`).
-        "batch_size": 128,
+        "batch_size": 512,
         # `keras-s2s evaluate` scores greedy decoding, then beam search of this size (1: greedy
         # only) with this GNMT length penalty alpha (0: plain log-probabilities); choose both
         # on the validation split.

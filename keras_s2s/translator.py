@@ -27,11 +27,11 @@ from keras_s2s.run_directory import RunDirectory
 from keras_s2s.tokenizers import Tokenizer
 
 #: Sentences `translate`, `translate_nbest` and `sample` decode at once by default (of similar
-#: lengths). A batch decodes until its longest output ends: one output that runs to the length
-#: limit holds up every row of its batch, so smaller batches lose less; larger ones share each
-#: op's overhead. On Multi30k's validation sources 128 was the fastest greedy and within 7% of
-#: the fastest (256) with beam 4 (`benchmarks/translation_batch_size.md`).
-DECODING_BATCH_SIZE = 128
+#: lengths). Each example leaves the decoding loop once it is done, so a long output holds up
+#: only its own rows, and larger batches share each op's overhead: on Multi30k's validation
+#: sources 512 was the fastest of 64-512, greedy and beam 4
+#: (`benchmarks/translation_batch_size.md`).
+DECODING_BATCH_SIZE = 512
 
 _NO_ATTENTION = "This model reports no attention weights over the source"
 
@@ -372,9 +372,11 @@ class Translator:
         lengths = tf.reduce_sum(
             tf.cast(source_ids != self.source_tokenizer.pad_id, tf.int32), axis=1
         )
+        # Each example leaves the loop once it is done (not under XLA, whose shapes are fixed).
         return decode(
             self.model.decode_step, state, tf.shape(source_ids)[0], max_length, strategy,
-            processors, source_lengths=lengths, collect=collect, **self._decoding_options(),
+            processors, source_lengths=lengths, collect=collect, compact=not self.jit_compile,
+            **self._decoding_options(),
         )  # fmt: skip
 
     def decode_with_attention(self, source_ids):

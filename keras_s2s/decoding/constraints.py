@@ -71,6 +71,9 @@ class ConstrainedBeamSearch(BeamSearch):
         num_results: N <= K best hypotheses per example.
     """
 
+    # Its constraint ids are per example, closed over: the batch stays whole.
+    compacts = False
+
     def __init__(self, beam_size: int, constraint_ids, length_penalty=0.0, num_results=1):
         super().__init__(beam_size, length_penalty, num_results)
         self.constraint_ids = tf.convert_to_tensor(constraint_ids, tf.int32)

@@ -70,6 +70,10 @@ class DecodingStrategy:
     width = 1
     #: Whether `step` returns parent rows by which the model state is reordered.
     reorders = False
+    #: Whether the loop may drop an example's rows once it is done (`decode(compact=True)`):
+    #: a strategy that says so implements `examples_done` and `select`, and its results for an
+    #: example do not depend on the other examples in the batch.
+    compacts = False
 
     def initialize(self, setup: Setup):
         raise NotImplementedError
@@ -84,6 +88,14 @@ class DecodingStrategy:
         raise NotImplementedError
 
     def finalize(self, setup: Setup, state):
+        raise NotImplementedError
+
+    def examples_done(self, setup: Setup, state):
+        """bool `[B]`: the examples whose results can no longer change (for `compacts`)."""
+        raise NotImplementedError
+
+    def select(self, setup: Setup, state, examples):
+        """The loop state of the examples at int32 `examples [b]` only (for `compacts`)."""
         raise NotImplementedError
 
 
@@ -117,6 +129,7 @@ def decode(
     constant_state_keys: tuple[str, ...] = (),
     collect=None,
     source_lengths=None,
+    compact: bool = False,
 ) -> DecodingResult:
     """Decodes at most `max_length` tokens per row with `strategy`, in one `tf.while_loop`.
 
@@ -142,6 +155,13 @@ def decode(
             `ValueError` for one that reorders rows (beam search).
         source_lengths: int32 `[B]`, each source's length in tokens, for processors that
             read them (`LengthRatio`).
+        compact: drop the rows of each example from the loop once the strategy says it is
+            done (`DecodingStrategy.compacts`), so a batch's later steps compute only the
+            examples still going; the results are the same. The batch then shrinks from step
+            to step, which XLA and TFLite do not allow: only in eager mode, `tf.function` and
+            SavedModels. Ignored (the batch stays whole) for a strategy that does not compact
+            (sampling, constrained beam search), with `collect`, or with a processor that
+            holds a tensor per example (one that overrides `for_rows`, e.g. `ForcePrefix`).
 
     Returns:
         A `DecodingResult`.
@@ -162,6 +182,11 @@ def decode(
         raise ValueError(f"{', '.join(names)} read the source lengths: pass `source_lengths`")
     state, constants = split_state(state, constant_state_keys)
     state = tf.nest.map_structure(lambda t: tile_rows(t, width), state)
+    if compact and _compactable(strategy, processors, collect):
+        return _compacting_loop(
+            step_fn, setup, strategy, processors, state, constants, constant_state_keys,
+            source_lengths, needs_history,
+        )  # fmt: skip
     # [R, ...] once, for every step: closed over by `body`, so never part of the loop state.
     constants = tf.nest.map_structure(lambda t: tile_rows(t, width), constants)
     rows = batch_size * width
@@ -219,3 +244,142 @@ def decode(
         return DecodingResult(token_ids, scores, log_probs, None)
     collected = tf.reshape(collected, tf.concat([[batch_size, width], tf.shape(collected)[1:]], 0))
     return DecodingResult(token_ids, scores, log_probs, collected)
+
+
+def _compactable(strategy: DecodingStrategy, processors, collect) -> bool:
+    """Whether `decode(compact=True)` can drop finished examples (see `decode`)."""
+    per_example = [p for p in processors if type(p).for_rows is not LogitsProcessor.for_rows]
+    return strategy.compacts and collect is None and not per_example
+
+
+def _example_rows(examples, width: int):
+    """int32 `[b * width]`: the rows of the examples at `examples [b]`."""
+    return tf.reshape(examples[:, None] * width + tf.range(width)[None, :], [-1])
+
+
+def _compacting_loop(
+    step_fn, setup, strategy, processors, state, constants, constant_state_keys,
+    source_lengths, needs_history,
+):  # fmt: skip
+    """`decode`'s loop with `compact=True`: the loop state holds only the examples still
+    going (`example_ids`, their positions in the batch). After each step the examples the
+    strategy calls done are finalized into `results` (`[B, ...]`, by position) and their rows
+    leave every tensor of the loop: the model state (reordered by parent rows in the same
+    gather), the constant state, the tokens, the strategy's state and the source lengths."""
+    width, batch_size = strategy.width, setup.batch_size
+    # Constant state is tiled once and gathered only when examples leave.
+    constants = tf.nest.map_structure(lambda t: tile_rows(t, width), constants)
+    rows = batch_size * width
+    if source_lengths is None:
+        source_lengths = tf.zeros([rows], tf.int32)
+        lengths_given = False
+    else:
+        lengths_given = True
+    initial_strategy_state = strategy.initialize(setup)
+    # Overwritten for every example (when it is done, or after the last step).
+    results = strategy.finalize(setup, initial_strategy_state)
+
+    def finalize_into(results, setup_now, strategy_state, example_ids, which):
+        """`results` with the examples at positions `which [k]` (of the loop's) finalized."""
+        chosen = strategy.select(setup_now, strategy_state, which)
+        out = strategy.finalize(setup_now._replace(batch_size=tf.size(which)), chosen)
+        at = tf.gather(example_ids, which)[:, None]
+        return tuple(
+            tf.tensor_scatter_nd_update(r, at, o) for r, o in zip(results, out, strict=True)
+        )
+
+    def cond(step, tokens, strategy_state, state, constants, lengths, example_ids, results):
+        del tokens, strategy_state, state, constants, lengths, results
+        return (step < setup.max_length) & (tf.size(example_ids) > 0)
+
+    def body(step, tokens, strategy_state, state, constants, lengths, example_ids, results):
+        setup_now = setup._replace(batch_size=tf.size(example_ids))
+        logits, state = step_fn(tokens, join_state(state, constants), step)
+        state, _ = split_state(state, constant_state_keys, missing_ok=True)
+        logits = tf.cast(logits, tf.float32)
+        history = strategy.history(setup_now, strategy_state) if needs_history else None
+        context = StepContext(step, history, lengths if lengths_given else None)
+        for processor in processors:
+            logits = processor(logits, context)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        tokens, parents, strategy_state = strategy.step(setup_now, step, log_probs, strategy_state)
+        done = strategy.examples_done(setup_now, strategy_state)
+        results = tf.cond(
+            tf.reduce_any(done),
+            lambda: finalize_into(
+                results,
+                setup_now,
+                strategy_state,
+                example_ids,
+                tf.cast(tf.where(done)[:, 0], tf.int32),
+            ),
+            lambda: results,
+        )
+        going = tf.cast(tf.where(~done)[:, 0], tf.int32)
+        kept_rows = _example_rows(going, width)  # new rows of the examples still going
+        if strategy.reorders:  # each new row's parent row, in the same gather
+            parent_rows = tf.gather(parents, going)
+            parent_rows = tf.reshape(going[:, None] * width + parent_rows, [-1])
+        else:
+            parent_rows = kept_rows
+        state = tf.nest.map_structure(lambda t: tf.gather(t, parent_rows), state)
+        any_done = tf.reduce_any(done)
+        constants = tf.cond(
+            any_done,
+            lambda: tf.nest.map_structure(lambda t: tf.gather(t, kept_rows), constants),
+            lambda: constants,
+        )
+        return (
+            step + 1,
+            tf.gather(tokens, kept_rows),
+            strategy.select(setup_now, strategy_state, going),
+            state,
+            constants,
+            tf.gather(lengths, kept_rows),
+            tf.gather(example_ids, going),
+            results,
+        )
+
+    initial = (
+        tf.constant(0),
+        tf.fill([rows], tf.constant(setup.bos_id, tf.int32)),
+        initial_strategy_state,
+        state,
+        constants,
+        tf.cast(source_lengths, tf.int32),
+        tf.range(batch_size),
+        results,
+    )
+
+    # Every dim of the loop state but the results' may change: the batch shrinks, a cache
+    # that starts at 0 grows.
+    def loose(t):
+        if not t.shape.rank:
+            return t.shape
+        return tf.TensorShape([None] + [None if d == 0 else d for d in t.shape[1:]])
+
+    invariants = (
+        tf.TensorShape([]),
+        tf.TensorShape([None]),
+        tf.nest.map_structure(loose, initial[2]),
+        tf.nest.map_structure(loose, initial[3]),
+        tf.nest.map_structure(loose, initial[4]),
+        tf.TensorShape([None]),
+        tf.TensorShape([None]),
+        tf.nest.map_structure(lambda t: t.shape, results),
+    )
+    # The loop starts from values whose static shapes are the invariants: graph optimization
+    # (constant folding) otherwise took the first batch size for every step's.
+    initial = tf.nest.map_structure(
+        lambda t, shape: tf.raw_ops.PlaceholderWithDefault(input=t, shape=shape),
+        initial,
+        invariants,
+    )
+    step, _, strategy_state, _, _, _, example_ids, results = tf.while_loop(
+        cond, body, initial, shape_invariants=invariants, maximum_iterations=setup.max_length
+    )
+    # The examples still going after the last step (none, if every one ended).
+    going = tf.range(tf.size(example_ids))
+    setup_now = setup._replace(batch_size=tf.size(example_ids))
+    results = finalize_into(results, setup_now, strategy_state, example_ids, going)
+    return DecodingResult(*results, None)

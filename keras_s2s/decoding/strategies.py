@@ -103,6 +103,13 @@ class _RowStrategy(DecodingStrategy):
     def done(self, setup: Setup, state: _Rows):
         return tf.reduce_all(state.finished)
 
+    def examples_done(self, setup: Setup, state: _Rows):
+        return tf.reduce_all(tf.reshape(state.finished, [-1, self.width]), axis=1)
+
+    def select(self, setup: Setup, state: _Rows, examples):
+        rows = tf.reshape(examples[:, None] * self.width + tf.range(self.width)[None, :], [-1])
+        return tf.nest.map_structure(lambda t: tf.gather(t, rows), state)
+
     def history(self, setup: Setup, state: _Rows):
         return state.output
 
@@ -115,6 +122,8 @@ class _RowStrategy(DecodingStrategy):
 
 class GreedySearch(_RowStrategy):
     """The most likely token at each step; scores are log-probabilities."""
+
+    compacts = True
 
     def choose(self, step, log_probs):
         return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
@@ -221,6 +230,7 @@ class BeamSearch(DecodingStrategy):
     """
 
     reorders = True
+    compacts = True
 
     def __init__(self, beam_size: int, length_penalty=0.0, num_results: int = 1):
         check_num_results(num_results, beam_size)
@@ -244,12 +254,16 @@ class BeamSearch(DecodingStrategy):
         # With alpha >= 0 an alive hypothesis can at best keep its log-probability and be
         # normalized by the longest length. Once the N-th best finished one beats that bound
         # for every example, the N best are final.
+        return tf.reduce_all(self.examples_done(setup, beams))
+
+    def examples_done(self, setup: Setup, beams: _Beams):
         alpha = tf.cast(self.alpha, tf.float32)
         best_alive = beams.alive_log_probs[:, 0] / length_penalty(setup.max_length, alpha)
         nth = self.num_results - 1
-        return tf.reduce_all(
-            beams.finished_flags[:, nth] & (beams.finished_scores[:, nth] > best_alive)
-        )
+        return beams.finished_flags[:, nth] & (beams.finished_scores[:, nth] > best_alive)
+
+    def select(self, setup: Setup, beams: _Beams, examples):
+        return tf.nest.map_structure(lambda t: tf.gather(t, examples), beams)
 
     def history(self, setup: Setup, beams: _Beams):
         return tf.reshape(beams.alive_seq, [-1, setup.max_length])

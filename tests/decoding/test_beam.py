@@ -348,3 +348,38 @@ def test_beam_search_over_a_wide_vocabulary_matches_one_top_k(monkeypatch):
     plain = run()
     for a, b in zip(wide, plain, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_transformer_decodes_the_same_with_finished_examples_compacted_out(beam_size):
+    # Growing self-attention caches (reordered by parent beam), constant cross-attention keys
+    # and values, and examples of different lengths (random weights: some never end).
+    from keras_s2s.decoding import BeamSearch, GreedySearch, decode
+    from keras_s2s.models import Transformer
+
+    keras.utils.set_random_seed(1)
+    model = Transformer(14, 14, hidden_dim=16, intermediate_dim=32, num_heads=2,
+                        num_encoder_layers=1, num_decoder_layers=1, dropout=0.0)  # fmt: skip
+    source = np.random.default_rng(2).integers(4, 14, size=(6, 5)).astype("int32")
+    source[:, 3:] *= np.array([[0, 0]] * 3 + [[1, 1]] * 3, "int32")  # some sources are shorter
+    strategy = GreedySearch() if beam_size == 1 else BeamSearch(beam_size, 0.6, 2)
+
+    def run(compact):
+        fn = tf.function(
+            lambda ids: decode(
+                model.decode_step,
+                model.encode(ids),
+                tf.shape(ids)[0],
+                10,
+                strategy,
+                constant_state_keys=model.constant_state_keys,
+                compact=compact,
+            )  # fmt: skip
+        )
+        return fn(tf.constant(source))
+
+    whole, compacted = run(False), run(True)
+    np.testing.assert_array_equal(compacted.token_ids.numpy(), whole.token_ids.numpy())
+    np.testing.assert_allclose(compacted.scores.numpy(), whole.scores.numpy(), atol=1e-4)
+    ended = (whole.token_ids.numpy()[:, 0] == EOS).any(axis=-1)
+    assert ended.any()

@@ -212,3 +212,92 @@ def test_greedy_search_is_the_loop_with_greedy_strategy():
     result = run(GreedySearch(), batch=2)
     np.testing.assert_array_equal(ids.numpy(), result.token_ids.numpy()[:, 0])
     np.testing.assert_array_equal(scores.numpy(), result.scores.numpy()[:, 0])
+
+
+def varied_length_step(vocabulary=40, seed=0):
+    """A fake model whose distribution depends on the previous token and, for eos, on how far
+    the step is from the example's own `eos_step` (so examples end at different steps, and
+    one whose `eos_step` is past the last step never does)."""
+    rng = np.random.default_rng(seed)
+    table = tf.constant(rng.normal(scale=2.0, size=(vocabulary, vocabulary)).astype("float32"))
+    is_eos = tf.one_hot(EOS, vocabulary)
+
+    def step_fn(token_ids, state, step):
+        late = tf.cast(step, tf.float32) - state["eos_step"]  # [R]
+        logits = tf.gather(table, token_ids) + 3.0 * late[:, None] * is_eos[None, :]
+        # A growing cache (its dim 1 starts at 0) and a constant memory ride along.
+        cache = tf.concat([state["cache"], tf.cast(token_ids, tf.float32)[:, None, None]], 1)
+        logits += tf.reduce_mean(state["memory"], axis=1)[:, None] * 0.0
+        return logits, {**state, "cache": cache}
+
+    return step_fn
+
+
+def varied_state(batch, seed=1):
+    rng = np.random.default_rng(seed)
+    eos_step = np.linspace(1, 16, batch).astype("float32")
+    rng.shuffle(eos_step)
+    return {
+        "eos_step": tf.constant(eos_step),
+        "cache": tf.zeros([batch, 0, 1]),
+        "memory": tf.constant(rng.normal(size=(batch, 5)).astype("float32")),
+    }
+
+
+@pytest.mark.parametrize(
+    "strategy,processors",
+    [
+        (GreedySearch(), ()),
+        (BeamSearch(4, 0.6, num_results=2), ()),
+        (BeamSearch(3), (NoRepeatNgram(2),)),
+        (GreedySearch(), (LengthRatio(EOS, 0.5, 2.0),)),
+    ],
+    ids=["greedy", "beam-nbest-alpha", "beam-no-repeat", "greedy-length-ratio"],
+)
+def test_compacting_the_batch_gives_the_same_results(strategy, processors):
+    batch, max_length = 9, 12
+    step_fn, state = varied_length_step(), varied_state(batch)
+    lengths = tf.constant(np.arange(1, batch + 1), tf.int32)
+
+    def run_loop(compact):
+        fn = tf.function(
+            lambda: decode(
+                step_fn,
+                state,
+                batch,
+                max_length,
+                strategy,
+                processors,
+                constant_state_keys=("memory",),
+                source_lengths=lengths,
+                compact=compact,
+            )  # fmt: skip
+        )
+        return fn()
+
+    whole, compacted = run_loop(False), run_loop(True)
+    np.testing.assert_array_equal(compacted.token_ids.numpy(), whole.token_ids.numpy())
+    np.testing.assert_allclose(compacted.scores.numpy(), whole.scores.numpy(), atol=1e-5)
+    np.testing.assert_allclose(compacted.log_probs.numpy(), whole.log_probs.numpy(), atol=1e-5)
+    # The examples ended at different steps (so rows left the loop at different times), and
+    # one at least ran to the last step.
+    ends = (whole.token_ids.numpy()[:, 0] == EOS).argmax(axis=-1)
+    ran_out = ~(whole.token_ids.numpy()[:, 0] == EOS).any(axis=-1)
+    assert len(set(ends[~ran_out])) >= 3 and ran_out.any()
+
+
+def test_compact_keeps_the_batch_whole_where_it_cannot_drop_rows():
+    # Sampling draws from the whole batch's random numbers; a prefix is held per example.
+    from keras_s2s.decoding.engine import _compactable
+    from keras_s2s.decoding.processors import ForcePrefix
+
+    assert _compactable(GreedySearch(), [BanTokens((PAD,))], None)
+    assert not _compactable(Sampling(seed=1), [], None)
+    assert not _compactable(GreedySearch(), [ForcePrefix(tf.constant([[4]]), PAD)], None)
+    assert not _compactable(GreedySearch(), [], lambda state: state["x"])
+    batch, step_fn, state = 5, varied_length_step(), varied_state(5)
+    sampled = [
+        decode(step_fn, state, batch, 8, Sampling(seed=3), compact=compact).token_ids.numpy()
+        for compact in (False, True)
+    ]
+    np.testing.assert_array_equal(*sampled)
