@@ -304,8 +304,9 @@ def _compacting_loop(
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         tokens, parents, strategy_state = strategy.step(setup_now, step, log_probs, strategy_state)
         done = strategy.examples_done(setup_now, strategy_state)
+        any_done = tf.reduce_any(done)
         results = tf.cond(
-            tf.reduce_any(done),
+            any_done,
             lambda: finalize_into(
                 results,
                 setup_now,
@@ -317,18 +318,16 @@ def _compacting_loop(
         )
         going = tf.cast(tf.where(~done)[:, 0], tf.int32)
         kept_rows = _example_rows(going, width)  # new rows of the examples still going
+
+        def kept(nest, rows=kept_rows):
+            return tf.nest.map_structure(lambda t: tf.gather(t, rows), nest)
+
         if strategy.reorders:  # each new row's parent row, in the same gather
             parent_rows = tf.gather(parents, going)
-            parent_rows = tf.reshape(going[:, None] * width + parent_rows, [-1])
-        else:
-            parent_rows = kept_rows
-        state = tf.nest.map_structure(lambda t: tf.gather(t, parent_rows), state)
-        any_done = tf.reduce_any(done)
-        constants = tf.cond(
-            any_done,
-            lambda: tf.nest.map_structure(lambda t: tf.gather(t, kept_rows), constants),
-            lambda: constants,
-        )
+            state = kept(state, tf.reshape(going[:, None] * width + parent_rows, [-1]))
+        else:  # rows move only when an example leaves
+            state = tf.cond(any_done, lambda: kept(state), lambda: state)
+        constants = tf.cond(any_done, lambda: kept(constants), lambda: constants)
         return (
             step + 1,
             tf.gather(tokens, kept_rows),
