@@ -33,7 +33,6 @@ from keras_s2s.decoding.strategies import (
     _NEG_INF,
     BeamSearch,
     _Beams,
-    length_penalty,
     top_k_wide,
 )
 
@@ -94,16 +93,10 @@ class ConstrainedBeamSearch(BeamSearch):
     def history(self, setup: Setup, state: _Constrained):
         return super().history(setup, state.beams)
 
-    def done(self, setup: Setup, state: _Constrained):
+    def examples_done(self, setup: Setup, state: _Constrained):
         # Alive hypotheses are not sorted by score here (banks): bound by the best of them.
-        beams = state.beams
-        alpha = tf.cast(self.alpha, tf.float32)
-        best_alive = tf.reduce_max(beams.alive_log_probs, axis=1)
-        best_alive /= length_penalty(setup.max_length, alpha)
-        nth = self.num_results - 1
-        return tf.reduce_all(
-            beams.finished_flags[:, nth] & (beams.finished_scores[:, nth] > best_alive)
-        )
+        best_alive = tf.reduce_max(state.beams.alive_log_probs, axis=1)
+        return self._beaten(setup, state.beams, best_alive)
 
     def finalize(self, setup: Setup, state: _Constrained):
         # An example with no finished hypothesis falls back on its alive ones: those that

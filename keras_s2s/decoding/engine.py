@@ -61,7 +61,8 @@ class DecodingStrategy:
     - `step(setup, step, log_probs [R, V], state)` -> `(tokens [R], parents, state)`:
       `parents` is None, or, for a strategy with `reorders = True`, the int32 `[B, width]`
       parent row (within its example) of each new row;
-    - `done(setup, state)` -> a bool scalar: the loop stops early once it is True;
+    - `done(setup, state)` -> a bool scalar: the loop stops early once it is True (by
+      default, once every example's `examples_done` is);
     - `history(setup, state)` -> int32 `[R, L]`: each row's tokens so far (for processors);
     - `finalize(setup, state)` -> `(token_ids [B, N, L], scores [B, N], log_probs [B, N])`.
     """
@@ -82,7 +83,7 @@ class DecodingStrategy:
         raise NotImplementedError
 
     def done(self, setup: Setup, state):
-        raise NotImplementedError
+        return tf.reduce_all(self.examples_done(setup, state))
 
     def history(self, setup: Setup, state):
         raise NotImplementedError
@@ -91,12 +92,19 @@ class DecodingStrategy:
         raise NotImplementedError
 
     def examples_done(self, setup: Setup, state):
-        """bool `[B]`: the examples whose results can no longer change (for `compacts`)."""
+        """bool `[B]`: the examples whose results can no longer change (for `compacts`, and
+        the default `done`)."""
         raise NotImplementedError
 
     def select(self, setup: Setup, state, examples):
         """The loop state of the examples at int32 `examples [b]` only (for `compacts`)."""
         raise NotImplementedError
+
+
+def example_rows(examples, width: int):
+    """int32 `[b * width]`: the rows of the examples at int32 `examples [b]` (each example's
+    `width` rows in a row)."""
+    return tf.reshape(examples[:, None] * width + tf.range(width)[None, :], [-1])
 
 
 def tile_rows(tensor, width: int):
@@ -114,6 +122,41 @@ def gather_rows(nest, parents, batch_size, width: int):
         return tf.reshape(picked, tf.shape(t))
 
     return tf.nest.map_structure(gather, nest)
+
+
+def _loose_shape(t) -> tf.TensorShape:
+    """A loop variable's shape invariant: the batch dim may change (known only at run time,
+    or shrinking as examples leave) and a dim that starts at 0 may grow (a growing cache);
+    every other dim is fixed."""
+    if not t.shape.rank:
+        return t.shape
+    return tf.TensorShape([None] + [None if d == 0 else d for d in t.shape[1:]])
+
+
+class _Loop(NamedTuple):
+    """What one step of either loop of `decode` needs besides its loop state."""
+
+    step_fn: StepFn
+    strategy: DecodingStrategy
+    processors: list
+    needs_history: bool
+    constant_state_keys: tuple[str, ...]
+
+    def step(self, setup, step, tokens, strategy_state, state, constants, source_lengths):
+        """One decoding step: the model's logits, the processors, the strategy's choice.
+        Returns `(tokens, parents, strategy_state, state)`, `state` as the step function
+        returned it (not yet reordered)."""
+        logits, state = self.step_fn(tokens, join_state(state, constants), step)
+        state, _ = split_state(state, self.constant_state_keys, missing_ok=True)
+        logits = tf.cast(logits, tf.float32)
+        strategy = self.strategy
+        history = strategy.history(setup, strategy_state) if self.needs_history else None
+        context = StepContext(step, history, source_lengths)
+        for processor in self.processors:
+            logits = processor(logits, context)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        tokens, parents, strategy_state = strategy.step(setup, step, log_probs, strategy_state)
+        return tokens, parents, strategy_state, state
 
 
 def decode(
@@ -182,13 +225,12 @@ def decode(
         raise ValueError(f"{', '.join(names)} read the source lengths: pass `source_lengths`")
     state, constants = split_state(state, constant_state_keys)
     state = tf.nest.map_structure(lambda t: tile_rows(t, width), state)
-    if compact and _compactable(strategy, processors, collect):
-        return _compacting_loop(
-            step_fn, setup, strategy, processors, state, constants, constant_state_keys,
-            source_lengths, needs_history,
-        )  # fmt: skip
-    # [R, ...] once, for every step: closed over by `body`, so never part of the loop state.
+    # [R, ...] once, for every step: closed over by `body`, so never part of the loop state
+    # (except in the compacting loop, where rows leave it).
     constants = tf.nest.map_structure(lambda t: tile_rows(t, width), constants)
+    loop = _Loop(step_fn, strategy, processors, needs_history, constant_state_keys)
+    if compact and _compactable(strategy, processors, collect):
+        return _compacting_loop(loop, setup, state, constants, source_lengths)
     rows = batch_size * width
     columns = tf.range(max_length)
     if collect is not None:
@@ -202,15 +244,9 @@ def decode(
         return (step < max_length) & ~strategy.done(setup, strategy_state)
 
     def body(step, tokens, strategy_state, collected, state):
-        logits, state = step_fn(tokens, join_state(state, constants), step)
-        state, _ = split_state(state, constant_state_keys, missing_ok=True)
-        logits = tf.cast(logits, tf.float32)
-        history = strategy.history(setup, strategy_state) if needs_history else None
-        context = StepContext(step, history, source_lengths)
-        for processor in processors:
-            logits = processor(logits, context)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        tokens, parents, strategy_state = strategy.step(setup, step, log_probs, strategy_state)
+        tokens, parents, strategy_state, state = loop.step(
+            setup, step, tokens, strategy_state, state, constants, source_lengths
+        )
         if collect is not None:
             value = tf.expand_dims(collect(join_state(state, constants)), 1)
             at_step = tf.reshape(columns == step, [1, max_length] + [1] * (value.shape.rank - 2))
@@ -226,16 +262,7 @@ def decode(
         collected,
         state,
     )
-    # The batch dim may only be known at run time; a state dim that starts at 0 may grow (a
-    # growing cache); every other dim is fixed.
-    invariants = tf.nest.map_structure(
-        lambda t: (
-            tf.TensorShape([None] + [None if d == 0 else d for d in t.shape[1:]])
-            if t.shape.rank
-            else t.shape
-        ),
-        initial,
-    )
+    invariants = tf.nest.map_structure(_loose_shape, initial)
     _, _, strategy_state, collected, _ = tf.while_loop(
         cond, body, initial, shape_invariants=invariants, maximum_iterations=max_length
     )
@@ -252,23 +279,14 @@ def _compactable(strategy: DecodingStrategy, processors, collect) -> bool:
     return strategy.compacts and collect is None and not per_example
 
 
-def _example_rows(examples, width: int):
-    """int32 `[b * width]`: the rows of the examples at `examples [b]`."""
-    return tf.reshape(examples[:, None] * width + tf.range(width)[None, :], [-1])
-
-
-def _compacting_loop(
-    step_fn, setup, strategy, processors, state, constants, constant_state_keys,
-    source_lengths, needs_history,
-):  # fmt: skip
+def _compacting_loop(loop: _Loop, setup: Setup, state, constants, source_lengths):
     """`decode`'s loop with `compact=True`: the loop state holds only the examples still
     going (`example_ids`, their positions in the batch). After each step the examples the
     strategy calls done are finalized into `results` (`[B, ...]`, by position) and their rows
     leave every tensor of the loop: the model state (reordered by parent rows in the same
     gather), the constant state, the tokens, the strategy's state and the source lengths."""
+    strategy = loop.strategy
     width, batch_size = strategy.width, setup.batch_size
-    # Constant state is tiled once and gathered only when examples leave.
-    constants = tf.nest.map_structure(lambda t: tile_rows(t, width), constants)
     rows = batch_size * width
     if source_lengths is None:
         source_lengths = tf.zeros([rows], tf.int32)
@@ -294,15 +312,10 @@ def _compacting_loop(
 
     def body(step, tokens, strategy_state, state, constants, lengths, example_ids, results):
         setup_now = setup._replace(batch_size=tf.size(example_ids))
-        logits, state = step_fn(tokens, join_state(state, constants), step)
-        state, _ = split_state(state, constant_state_keys, missing_ok=True)
-        logits = tf.cast(logits, tf.float32)
-        history = strategy.history(setup_now, strategy_state) if needs_history else None
-        context = StepContext(step, history, lengths if lengths_given else None)
-        for processor in processors:
-            logits = processor(logits, context)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        tokens, parents, strategy_state = strategy.step(setup_now, step, log_probs, strategy_state)
+        tokens, parents, strategy_state, state = loop.step(
+            setup_now, step, tokens, strategy_state, state, constants,
+            lengths if lengths_given else None,
+        )  # fmt: skip
         done = strategy.examples_done(setup_now, strategy_state)
         any_done = tf.reduce_any(done)
         results = tf.cond(
@@ -317,7 +330,7 @@ def _compacting_loop(
             lambda: results,
         )
         going = tf.cast(tf.where(~done)[:, 0], tf.int32)
-        kept_rows = _example_rows(going, width)  # new rows of the examples still going
+        kept_rows = example_rows(going, width)  # new rows of the examples still going
 
         def kept(nest, rows=kept_rows):
             return tf.nest.map_structure(lambda t: tf.gather(t, rows), nest)
@@ -349,22 +362,9 @@ def _compacting_loop(
         tf.range(batch_size),
         results,
     )
-
-    # Every dim of the loop state but the results' may change: the batch shrinks, a cache
-    # that starts at 0 grows.
-    def loose(t):
-        if not t.shape.rank:
-            return t.shape
-        return tf.TensorShape([None] + [None if d == 0 else d for d in t.shape[1:]])
-
+    # Every dim of the loop state but the results' may change (`_loose_shape`).
     invariants = (
-        tf.TensorShape([]),
-        tf.TensorShape([None]),
-        tf.nest.map_structure(loose, initial[2]),
-        tf.nest.map_structure(loose, initial[3]),
-        tf.nest.map_structure(loose, initial[4]),
-        tf.TensorShape([None]),
-        tf.TensorShape([None]),
+        *tf.nest.map_structure(_loose_shape, initial[:-1]),
         tf.nest.map_structure(lambda t: t.shape, results),
     )
     # The loop starts from values whose static shapes are the invariants: graph optimization

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from keras_s2s.decoding.engine import DecodingStrategy, Setup
+from keras_s2s.decoding.engine import DecodingStrategy, Setup, example_rows
 from keras_s2s.decoding.processors import BANNED
 
 _NEG_INF = -1e9
@@ -100,14 +100,11 @@ class _RowStrategy(DecodingStrategy):
             ),
         )
 
-    def done(self, setup: Setup, state: _Rows):
-        return tf.reduce_all(state.finished)
-
     def examples_done(self, setup: Setup, state: _Rows):
         return tf.reduce_all(tf.reshape(state.finished, [-1, self.width]), axis=1)
 
     def select(self, setup: Setup, state: _Rows, examples):
-        rows = tf.reshape(examples[:, None] * self.width + tf.range(self.width)[None, :], [-1])
+        rows = example_rows(examples, self.width)
         return tf.nest.map_structure(lambda t: tf.gather(t, rows), state)
 
     def history(self, setup: Setup, state: _Rows):
@@ -250,17 +247,18 @@ class BeamSearch(DecodingStrategy):
             finished_flags=tf.zeros([B, K], tf.bool),
         )
 
-    def done(self, setup: Setup, beams: _Beams):
-        # With alpha >= 0 an alive hypothesis can at best keep its log-probability and be
-        # normalized by the longest length. Once the N-th best finished one beats that bound
-        # for every example, the N best are final.
-        return tf.reduce_all(self.examples_done(setup, beams))
-
     def examples_done(self, setup: Setup, beams: _Beams):
+        return self._beaten(setup, beams, beams.alive_log_probs[:, 0])  # sorted: best first
+
+    def _beaten(self, setup: Setup, beams: _Beams, best_alive):
+        """bool `[B]`: whether each example's N-th best finished hypothesis beats its best
+        alive log-probability `best_alive [B]`. With alpha >= 0 an alive hypothesis can at best
+        keep its log-probability and be normalized by the longest length; once the N-th best
+        finished one beats that bound, the example's N best are final."""
         alpha = tf.cast(self.alpha, tf.float32)
-        best_alive = beams.alive_log_probs[:, 0] / length_penalty(setup.max_length, alpha)
+        bound = best_alive / length_penalty(setup.max_length, alpha)
         nth = self.num_results - 1
-        return beams.finished_flags[:, nth] & (beams.finished_scores[:, nth] > best_alive)
+        return beams.finished_flags[:, nth] & (beams.finished_scores[:, nth] > bound)
 
     def select(self, setup: Setup, beams: _Beams, examples):
         return tf.nest.map_structure(lambda t: tf.gather(t, examples), beams)
