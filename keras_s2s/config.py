@@ -89,8 +89,9 @@ DEFAULTS: dict[str, Any] = {
         "global_clipnorm": 5.0,
         # Gradient accumulation: one update per N batches, with their gradients' mean (Keras
         # optimizers' `gradient_accumulation_steps`): N batches of B tokens update as one batch
-        # of N x B when the batches hold equal token counts. 1: an update per batch. The
-        # learning rate schedule counts updates (`warmup_steps` are updates).
+        # of N x B when the batches hold equal token counts, under every strategy
+        # (`AccumulatingAdam`). 1: an update per batch. The learning rate schedule counts
+        # updates (`warmup_steps` are updates).
         "accumulation_steps": 1,
         # Weight averaging during training: the momentum m of an exponential moving average of
         # the weights (Keras optimizers' `use_ema`: average <- m * average + (1 - m) * weights

@@ -8,6 +8,7 @@ load the data pipeline's dependencies (tensorflow-datasets, tensorflow-text, sac
 import importlib
 
 _NAMES = {
+    "AccumulatingAdam": "keras_s2s.training.optimizers",
     "AttentionImages": "keras_s2s.training.attention_images",
     "CheckpointAverage": "keras_s2s.training.averaging",
     "EMAWeights": "keras_s2s.training.ema",

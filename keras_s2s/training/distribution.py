@@ -73,21 +73,6 @@ def _multi_worker_strategy():
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def check_accumulation(strategy: tf.distribute.Strategy, accumulation_steps: int) -> None:
-    """`ConfigError` if `training.accumulation_steps` > 1 under a strategy that cannot run it:
-    Keras's gradient accumulation all-reduces the gradients inside a conditional update
-    (`tf.cond`), which TensorFlow's mirrored and multi-worker strategies refuse (`merge_call`
-    inside control flow); the default and one-device strategies run it."""
-    synchronizing = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if accumulation_steps > 1 and isinstance(strategy, synchronizing):
-        raise ConfigError(
-            f"training.accumulation_steps = {accumulation_steps} needs the default or "
-            f"one_device strategy, not {type(strategy).__name__}: Keras's gradient "
-            "accumulation all-reduces inside a conditional update, which mirrored and "
-            "multi-worker strategies do not support; use larger batches there instead"
-        )
-
-
 def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """Whether this process writes the run directory: always, except under a multi-worker
     strategy, where only the chief does (task "chief", or worker 0 when there is no chief)."""

@@ -32,7 +32,6 @@ from keras_s2s.training.callbacks import (
     ema_callbacks,
 )
 from keras_s2s.training.distribution import (
-    check_accumulation,
     is_chief,
     make_strategy,
     worker_name,
@@ -89,7 +88,6 @@ def train(
     initial = _initial_run(init_from, checked.config) if init_from is not None else None
     # Before any TensorFlow op: collective ops are configured at program start.
     strategy = strategy or make_strategy(config["training"]["strategy"])
-    check_accumulation(strategy, checked.config["training"]["accumulation_steps"])
     # One backup directory per worker (BackupAndRestore), in the run directory.
     backup_dir = Path(output_dir) / BACKUP_DIR / worker_name(strategy)
     if not is_chief(strategy):

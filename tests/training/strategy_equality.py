@@ -1,7 +1,8 @@
 """Trains one small model for a few steps under the default strategy and under `mirrored` on
 two logical CPU devices, on the same token-bucketed global batches; prints a JSON line with
 the largest differences of the losses and weights. Run in its own process (logical devices
-must be configured before TensorFlow runs an op): `python strategy_equality.py FAMILY...`.
+must be configured before TensorFlow runs an op): `python strategy_equality.py FAMILY...`,
+where `FAMILY:N` trains with `training.accumulation_steps = N`.
 """
 
 import json
@@ -73,31 +74,36 @@ class _StepLosses(keras.callbacks.Callback):
         self.losses.append(float(logs["loss"]))  # The running mean over the epoch's steps.
 
 
-def train(strategy, family, vocabulary_size, dataset, initial):
+def train(strategy, family, vocabulary_size, dataset, initial, accumulation):
     with strategy.scope():
         model = FAMILIES[family](vocabulary_size)
         model(next(iter(dataset))[0])
         model.set_weights(initial)
-        compile_model(model, {"learning_rate": 1e-3, "global_clipnorm": 0.0, "adam_epsilon": 1e-4})
+        settings = {"learning_rate": 1e-3, "global_clipnorm": 0.0, "adam_epsilon": 1e-4}
+        compile_model(model, {**settings, "accumulation_steps": accumulation})
     losses = _StepLosses()
     model.fit(
         distribute_batches(strategy, dataset.repeat()),
         epochs=1, steps_per_epoch=STEPS, callbacks=[losses], verbose=0,
     )  # fmt: skip
-    return np.array(losses.losses), model.get_weights()
+    return np.array(losses.losses), model.get_weights(), int(model.optimizer.iterations.numpy())
 
 
-def main(family, mirrored):
+def main(name, mirrored):
+    family, _, accumulation = name.partition(":")
+    accumulation = int(accumulation or 1)
     vocabulary_size, dataset = batches()
     keras.utils.set_random_seed(0)
     initial = FAMILIES[family](vocabulary_size)
     features, _ = next(iter(dataset))
     initial(features)
     initial = initial.get_weights()
-    default_losses, default_weights = train(
-        make_strategy("default"), family, vocabulary_size, dataset, initial
+    default_losses, default_weights, _ = train(
+        make_strategy("default"), family, vocabulary_size, dataset, initial, accumulation
     )
-    mirrored_losses, mirrored_weights = train(mirrored, family, vocabulary_size, dataset, initial)
+    mirrored_losses, mirrored_weights, mirrored_updates = train(
+        mirrored, family, vocabulary_size, dataset, initial, accumulation
+    )
     halves = []
     for _, labels in dataset:
         real = np.asarray(labels) != 0
@@ -106,7 +112,8 @@ def main(family, mirrored):
     print(
         json.dumps(
             {
-                "family": family,
+                "family": name,
+                "updates": mirrored_updates,
                 "replicas": mirrored.num_replicas_in_sync,
                 # No GPU here: "auto" is the default strategy (logical CPU devices only).
                 "auto": type(make_strategy("auto")).__name__,

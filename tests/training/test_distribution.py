@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 # The Luong Seq2Seq in the slow run only (its mirrored path is the Transformer's: the same
 # masked loss, batches and trainer; the default run's budget).
 @pytest.mark.parametrize(
-    "families", [["transformer"], pytest.param(["luong"], marks=pytest.mark.slow)]
+    "families", [["transformer", "transformer:2"], pytest.param(["luong"], marks=pytest.mark.slow)]
 )
 def test_mirrored_trains_as_the_default_strategy_on_the_same_global_batches(families):
     """Two logical CPU devices (their own process: they must exist before TensorFlow runs an
@@ -26,7 +26,9 @@ def test_mirrored_trains_as_the_default_strategy_on_the_same_global_batches(fami
     batches of 11 rows (one half gets an all-padding row) whose halves hold different numbers
     of real tokens: the losses and weights equal the default strategy's. Clipping is off (Keras
     clips per replica). Without the masked loss's global token count, the weights differed by
-    3e-3 here."""
+    3e-3 here. `transformer:2` does the same with `training.accumulation_steps = 2` (3
+    updates of two batches each, `AccumulatingAdam`'s cross-replica update; Keras's own
+    accumulation fails under `mirrored`)."""
     result = subprocess.run(
         [sys.executable, str(HERE / "strategy_equality.py"), *families],
         capture_output=True,
@@ -39,6 +41,7 @@ def test_mirrored_trains_as_the_default_strategy_on_the_same_global_batches(fami
     assert [r["family"] for r in runs] == families
     for run in runs:
         assert run["replicas"] == 2 and run["auto"] == "_DefaultDistributionStrategy"
+        assert run["updates"] == (3 if run["family"].endswith(":2") else 6)
         halves = run["rows_and_real_tokens_per_half"]
         assert any(rows % 2 for rows, _, _ in halves)
         assert sum(first != second for _, first, second in halves) >= len(halves) // 2, halves
@@ -89,11 +92,14 @@ def _free_ports(count):
 def test_two_worker_processes_train_identical_weights_and_only_the_chief_writes(tmp_path):
     """Two real `keras-s2s train --strategy multi_worker` processes on 127.0.0.1 (TF_CONFIG),
     bounded in time and both killed on failure: they end with identical weights, and only the
-    chief (worker 0) writes the run directory."""
+    chief (worker 0) writes the run directory. With `training.accumulation_steps = 2`
+    (`AccumulatingAdam`'s cross-replica update over a collective all-reduce; Keras's own
+    accumulation fails under multi-worker strategies)."""
     addition_pipeline(
         tmp_path, 60, 3,
         sections='[model]\ntype = "seq2seq"\nembedding_dim = 8\nhidden_dim = 16\n'
         "[training]\nepochs = 2\nbatch_tokens = 256\nglobal_clipnorm = 0.0\n"
+        "accumulation_steps = 2\n"
         'score_split = "validation"\nmonitor = "validation_exact_match"\n',
     )  # fmt: skip
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]

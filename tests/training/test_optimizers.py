@@ -15,6 +15,7 @@ from keras_s2s.errors import ConfigError
 from keras_s2s.models import Seq2Seq
 from keras_s2s.run_directory import RunDirectory
 from keras_s2s.training import (
+    AccumulatingAdam,
     InverseSquareRootSchedule,
     MaskedSparseCategoricalCrossentropy,
     compile_model,
@@ -254,13 +255,14 @@ def test_accumulated_batches_update_as_one_batch_of_all_their_tokens(strategy):
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
 
 
-def test_accumulation_under_a_mirrored_strategy_is_refused_before_anything_is_written(tmp_path):
-    """TensorFlow's mirrored strategies cannot run Keras's accumulation (an all-reduce inside a
-    `tf.cond`): a config error naming the key, nothing written."""
-    config = apply_overrides(
-        load_pipeline("addition_seq2seq"),
-        {"training.accumulation_steps": 2, "training.strategy": "mirrored"},
-    )
-    with pytest.raises(ConfigError, match="accumulation_steps = 2 needs the default or one_dev"):
-        train(config, tmp_path / "run")
-    assert not (tmp_path / "run").exists()
+def test_accumulating_adam_is_strict_and_serializable():
+    """`make_optimizer` gives an `AccumulatingAdam` only with accumulation; it refuses what it
+    cannot accumulate with, and a saved run's config gives it back."""
+    optimizer = make_optimizer({"accumulation_steps": 3})
+    assert type(optimizer) is AccumulatingAdam and type(make_optimizer({})) is keras.optimizers.Adam
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(again) is AccumulatingAdam and again.gradient_accumulation_steps == 3
+    with pytest.raises(ValueError, match="needs gradient_accumulation_steps"):
+        AccumulatingAdam(1e-3)
+    with pytest.raises(ValueError, match="weight_decay"):
+        AccumulatingAdam(1e-3, gradient_accumulation_steps=2, weight_decay=0.1)
