@@ -86,10 +86,12 @@ FAMILIES = {
 # can afford.
 TINY = {"model.embedding_dim": 8, "model.hidden_dim": 16, "training.epochs": 2}
 FAMILIES |= {
-    # The Peeky decoder over a deep residual stack of plain RNN cells, trained under
-    # mixed_bfloat16: the run reloads in it, and exports compute in float32.
-    "tiny-peeky-rnn-deep-bfloat16": {
+    # The Peeky decoder over a deep residual stack of plain RNN cells reading the source
+    # reversed, trained under mixed_bfloat16: the run reloads in it, and exports compute in
+    # float32.
+    "tiny-peeky-rnn-deep-reverse-bfloat16": {
         "model.decoder": "peeky",
+        "model.reverse_source": True,
         "model.cell": "rnn",
         "model.num_layers": 2,
         "model.residual": True,
@@ -143,6 +145,8 @@ CONTROLS = {"min_length_ratio": 0.5, "max_length_ratio": 2.0, "n": 2, "banned_wo
 # only when slow tests are selected (`pytest -m slow`), for the default run's budget; their
 # tiny versions (`TINY`) run in the default run.
 SLOW_FAMILIES = (
+    # The plain decoder: the path of the Peeky one without the context at every step.
+    "plain-reverse",
     # Luong attention is exported in the default run by `tiny-luong-concat-fixed-width`.
     "luong-dot",
     "luong-scaled-rnn",
@@ -151,8 +155,9 @@ SLOW_FAMILIES = (
     "luong-dot-fixed-width",
     "peeky-gru-bidirectional",
 )
-LINKED_FAMILY = "plain-reverse"
-# Exported with float16 and int8 TFLite variants too: the smallest family, and an attention one.
+LINKED_FAMILY = "tiny-peeky-rnn-deep-reverse-bfloat16"
+# Exported with float16 and int8 TFLite variants too: an attention family, and in the slow run
+# one without attention.
 QUANTIZED_FAMILIES = ("plain-reverse", "tiny-luong-concat-fixed-width")
 # Loaded with the session-based loader of TF Serving (`saved_model_cli run`) too (one family:
 # two processes of its own each, for the default run's budget; the loader is model-independent).
@@ -363,7 +368,7 @@ def test_a_mixed_precision_run_reloads_in_its_policy_and_exports_in_float32(expo
     float32 model the tests below check) compute in float32, which TFLite's builtins need."""
     keras_side, _ = exported
     policies = {family: side["trained_policy"] for family, side in keras_side.items()}
-    assert policies.pop("tiny-peeky-rnn-deep-bfloat16") == "mixed_bfloat16"
+    assert policies.pop(LINKED_FAMILY) == "mixed_bfloat16"
     assert set(policies.values()) == {"float32"}
 
 
@@ -672,9 +677,16 @@ def test_ops_outside_builtins_are_an_export_error(tmp_path):
     assert isinstance(raised.value.__cause__, ConverterError)
 
 
-@pytest.mark.parametrize("family", QUANTIZED_FAMILIES)
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f
+        for f in QUANTIZED_FAMILIES
+    ],
+)
 def test_quantized_tflite_variants_run(exported, family):
-    """float16 and dynamic-range int8 files of a family without attention and of one with:
+    """float16 and dynamic-range int8 files of a family with attention and (slow run) of one
+    without:
     smaller, builtin only, they run at two batch sizes with valid token ids; float16 gives
     float32's translation almost always."""
     keras_side, loaded = exported
@@ -748,7 +760,7 @@ def test_export_command(exported, tmp_path, capsys, monkeypatch):
 
 def test_the_signatures_option_is_checked_and_nothing_is_left_on_failure(exported, tmp_path):
     keras_side, _ = exported
-    run_dir = keras_side["plain-reverse"]["run_dir"]  # no attention
+    run_dir = keras_side[LINKED_FAMILY]["run_dir"]  # no attention
     out = tmp_path / "out"
     for signatures, message in [
         (("beam_search",), "must include serving_default"),
