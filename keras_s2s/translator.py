@@ -332,10 +332,25 @@ class Translator:
         its prefix (`keras_s2s.decoding.ForcePrefix`); with `constraint_ids` `[B, C, P]` (see
         `encode_constraints`), each output contains its phrases
         (`keras_s2s.decoding.ConstrainedBeamSearch`, with K = `beam_size`)."""
+        return self._search(
+            tf.convert_to_tensor(source_ids, tf.int32), beam_size, num_results, length_penalty,
+            controls, prefix_ids, constraint_ids,
+        )  # fmt: skip
+
+    def _search(
+        self, sources, beam_size, num_results, length_penalty, controls, prefix_ids,
+        constraint_ids,
+    ):  # fmt: skip
+        """`decode_ids` on source ids `[B, S]`, or, on strings `[B]`, one traced call from the
+        strings to `(strings [B, N], scores [B, N])`: tokenizing, decoding and detokenizing
+        traced together, so a short sentence pays for one call from Python, not three (not
+        under XLA, which compiles no string ops: `translate_nbest` then makes the three)."""
         controls = controls or DecodingControls()
         processors = self._processors_of(controls)
+        texts = sources.dtype == tf.string
 
-        def run(source_ids, alpha, prefix_ids, constraint_ids):
+        def run(sources, alpha, prefix_ids, constraint_ids):
+            source_ids = self._encode_sources(sources)[0] if texts else sources
             if constraint_ids is not None:
                 strategy = ConstrainedBeamSearch(beam_size, constraint_ids, alpha, num_results)
             elif beam_size == 1:
@@ -343,15 +358,16 @@ class Translator:
             else:
                 strategy = BeamSearch(beam_size, alpha, num_results)
             result = self.decode(source_ids, strategy, processors, prefix_ids)
-            return result.token_ids, result.scores
+            ids = result.token_ids
+            return (self._detokenize_nbest(ids) if texts else ids), result.scores
 
         key = (
-            "ids", beam_size, num_results, controls, prefix_ids is not None,
-            constraint_ids is not None,
+            "texts" if texts else "ids", beam_size, num_results, controls,
+            prefix_ids is not None, constraint_ids is not None,
         )  # fmt: skip
         fn = self._function(key, run)
         return fn(
-            tf.convert_to_tensor(source_ids, tf.int32),
+            sources,
             tf.convert_to_tensor(length_penalty, tf.float32),
             _optional_ids(prefix_ids),
             _optional_ids(constraint_ids),
@@ -553,6 +569,11 @@ class Translator:
 
         def decode_batch(strings, number, prefix_ids, constraint_ids=None):
             del number
+            if not self.jit_compile:  # one traced call from strings to strings
+                return self._search(
+                    strings, beam_size, num_results, length_penalty, controls, prefix_ids,
+                    constraint_ids,
+                )  # fmt: skip
             ids, scores = self.decode_ids(
                 self.encode_sources(strings), beam_size, num_results, length_penalty, controls,
                 prefix_ids, constraint_ids,
