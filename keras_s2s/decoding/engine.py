@@ -317,40 +317,36 @@ def _compacting_loop(loop: _Loop, setup: Setup, state, constants, source_lengths
             lengths if lengths_given else None,
         )  # fmt: skip
         done = strategy.examples_done(setup_now, strategy_state)
-        any_done = tf.reduce_any(done)
-        results = tf.cond(
-            any_done,
-            lambda: finalize_into(
-                results,
-                setup_now,
-                strategy_state,
-                example_ids,
-                tf.cast(tf.where(done)[:, 0], tf.int32),
-            ),
-            lambda: results,
-        )
         going = tf.cast(tf.where(~done)[:, 0], tf.int32)
-        kept_rows = example_rows(going, width)  # new rows of the examples still going
+        if strategy.reorders:  # each new row's parent row, in the same gather (every step)
+            parent_rows = tf.reshape(going[:, None] * width + tf.gather(parents, going), [-1])
+            state = tf.nest.map_structure(lambda t: tf.gather(t, parent_rows), state)
+        # The rest changes only when an example is done: its results are written, and its rows
+        # leave (the model state's too, for a strategy that does not reorder rows).
+        moving = (results, tokens, strategy_state, constants, lengths, example_ids)
+        moving += () if strategy.reorders else (state,)
 
-        def kept(nest, rows=kept_rows):
-            return tf.nest.map_structure(lambda t: tf.gather(t, rows), nest)
+        def leave():
+            results, tokens, strategy_state, constants, lengths, example_ids, *model_state = moving
+            finished = tf.cast(tf.where(done)[:, 0], tf.int32)
+            rows = example_rows(going, width)  # the new rows of the examples still going
+            return (
+                finalize_into(results, setup_now, strategy_state, example_ids, finished),
+                tf.gather(tokens, rows),
+                strategy.select(setup_now, strategy_state, going),
+                tf.nest.map_structure(lambda t: tf.gather(t, rows), constants),
+                tf.gather(lengths, rows),
+                tf.gather(example_ids, going),
+                *(tf.nest.map_structure(lambda t: tf.gather(t, rows), s) for s in model_state),
+            )
 
-        if strategy.reorders:  # each new row's parent row, in the same gather
-            parent_rows = tf.gather(parents, going)
-            state = kept(state, tf.reshape(going[:, None] * width + parent_rows, [-1]))
-        else:  # rows move only when an example leaves
-            state = tf.cond(any_done, lambda: kept(state), lambda: state)
-        constants = tf.cond(any_done, lambda: kept(constants), lambda: constants)
+        moved = tf.cond(tf.reduce_any(done), leave, lambda: moving)
+        results, tokens, strategy_state, constants, lengths, example_ids = moved[:6]
+        if not strategy.reorders:
+            state = moved[6]
         return (
-            step + 1,
-            tf.gather(tokens, kept_rows),
-            strategy.select(setup_now, strategy_state, going),
-            state,
-            constants,
-            tf.gather(lengths, kept_rows),
-            tf.gather(example_ids, going),
-            results,
-        )
+            step + 1, tokens, strategy_state, state, constants, lengths, example_ids, results,
+        )  # fmt: skip
 
     initial = (
         tf.constant(0),
